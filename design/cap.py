@@ -1,0 +1,91 @@
+"""The manipulation-proof slope cap, (16)-(18) and (38)-(40), and its exact integral between grid points.
+
+Units: r is the daily variance, sigma = sqrt(r) daily vol, M the margin ratio; alpha is price impact per
+unit of ADV traded (price normalised to 1), c_eff = c_X^eff the forced liquidation (ADV units) per unit of
+margin ratio, kappa the trader's inventory penalty of (11).
+
+Corollary 1 gives, for a rule fed by an input whose sensitivity to the last sampled price is c_RV,
+g'(r) <= (2 alpha + kappa) / (alpha^2 c_eff c_RV)  (16). The bound on c_RV depends on how the input r is
+built from sampled prices (Lemma 1, Section 4.2.2), through the largest last return |R| compatible with r:
+
+* ``variance`` (the paper's (17), (39)): r = RV with dr/dP = 2R (Lemma 1) and |R| <= sqrt(r), so
+  c_RV <= 2 sqrt(r) and g'(r) <= (2 alpha + kappa) / (2 alpha^2 c_eff sqrt(r)).  Factor 1.
+* ``realized_variance`` with window m: r = (1/m) sum of the last m squared daily returns, so dr/dP = 2R/m
+  and |R| <= sqrt(m r) (all of the window's variance in the last return); c_RV <= 2 sqrt(m r)/m =
+  2 sqrt(r/m), and the cap is sqrt(m) times (17).  Factor sqrt(m).
+* ``ewma`` with lambda: r_t = lambda r_{t-1} + (1 - lambda) R^2, so dr/dP = 2 (1 - lambda) R and, since
+  r_{t-1} >= 0, R^2 <= r / (1 - lambda); c_RV <= 2 sqrt((1 - lambda) r), and the cap is (17) divided by
+  sqrt(1 - lambda).  Factor 1 / sqrt(1 - lambda).
+
+In volatility units (18), (40): d g(sigma^2)/d sigma <= K = factor * (2 alpha + kappa) / (alpha^2 c_eff), a
+constant. Between grid points the cap integrates exactly: u_i = K (sigma_{i+1} - sigma_i)
+= integral of the r-cap from r_i to r_{i+1}. (With kappa = 0 and factor 1, K = 2 / (alpha c_eff) as in (40).)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+CAP_KINDS = ("manipulation_proof", "none")
+CAP_INPUTS = ("variance", "realized_variance", "ewma")
+
+
+@dataclass(frozen=True)
+class CapSpec:
+    """The cap's inputs: market state z (alpha, c_eff, inventory penalty kappa) and the risk input's construction."""
+
+    kind: str = "manipulation_proof"
+    input: str = "variance"
+    alpha: float = 0.2
+    c_eff: float = 4.5
+    inventory_penalty: float = 0.0
+    window: int = 1
+    lam: float = 0.94
+
+    @property
+    def input_factor(self) -> float:
+        """Multiplier of the paper's (17) for this risk input (derived in the module docstring)."""
+        if self.input == "variance":
+            return 1.0
+        if self.input == "realized_variance":
+            return float(np.sqrt(self.window))
+        if self.input == "ewma":
+            return float(1.0 / np.sqrt(1.0 - self.lam))
+        raise ValueError(f"unknown cap input {self.input!r}")
+
+    @property
+    def slope_vol(self) -> float:
+        """K: the cap on dM/dsigma (margin ratio per unit of daily vol), (18)/(40) times the input factor; inf if none."""
+        if self.kind == "none":
+            return float("inf")
+        a, c, kap = self.alpha, self.c_eff, self.inventory_penalty
+        return self.input_factor * (2.0 * a + kap) / (a * a * c)
+
+    def formula(self) -> str:
+        """The cap as text, with its numbers, for reports."""
+        if self.kind == "none":
+            return "no slope cap (monotonicity only)"
+        return (
+            f"dM/dsigma <= K = {self.input_factor:.6g} * (2*alpha + kappa)/(alpha^2 * c_eff) = {self.slope_vol:.6g}"
+            f" (alpha = {self.alpha:g}, c_eff = {self.c_eff:g}, kappa = {self.inventory_penalty:g}, input = {self.input})"
+        )
+
+
+def cap_slope_vol(cap: CapSpec) -> float:
+    """Cap on dM/dsigma (daily vol units), constant in sigma: (18), (40)."""
+    return cap.slope_vol
+
+
+def cap_slope_r(cap: CapSpec, r) -> np.ndarray:
+    """Cap on dM/dr at variance r: K / (2 sqrt(r)), i.e. (17)/(39) times the input factor."""
+    return cap.slope_vol / (2.0 * np.sqrt(np.asarray(r, dtype=float)))
+
+
+def cap_increments(cap: CapSpec, vol: np.ndarray) -> np.ndarray:
+    """Exact integral of the cap between neighbouring grid points: u_i = K (sigma_{i+1} - sigma_i) (n - 1 values)."""
+    dv = np.diff(np.asarray(vol, dtype=float))
+    if cap.kind == "none":
+        return np.full(dv.shape, np.inf)
+    return cap.slope_vol * dv

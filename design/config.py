@@ -1,0 +1,339 @@
+"""The configuration file (TOML): the public contract of ``margin-design solve``. Keys are kept stable.
+
+    [grid]       vol_min, vol_max (daily vol, decimals), points (int >= 3), spacing = "vol" | "variance"
+    [states]     density = "uniform" | "lognormal" | "table"; median_vol (daily vol), dispersion (log-sd); file (CSV: vol, weight)
+    [shock]      model = "normal" | "student_t" | "empirical"; df; file (CSV: y); bandwidth (units of Y); horizon_days
+    [objective]  kind = "cost" | "target"; loss = "shortfall" | "squared_shortfall"; carry (kappa_M);
+                 prev_margin (margin ratio M_-); liquidation_weight; liquidation_cost = "quadratic" | "linear";
+                 participation_weight; participation_beta; participation_cost = "linear" | "quadratic";
+                 for "target": file (CSV: vol, target, weight[, curvature])
+    [market]     alpha (price impact per ADV traded), c_eff (c_X^eff, ADV per unit margin ratio), inventory_penalty (kappa)
+    [cap]        kind = "manipulation_proof" | "none"; input = "variance" | "realized_variance" | "ewma"; window; lambda
+
+Every violation raises :class:`~margin_design.errors.ConfigError` (or InputError for files) with one
+sentence naming the key and the value. Relative file paths are resolved against the config file's folder.
+In target mode the CSV defines the states and their weights, so [grid], [states] and [shock] must be absent.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import math
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from margin_design.design.cap import CAP_INPUTS, CAP_KINDS, CapSpec
+from margin_design.design.grid import DENSITIES, SPACINGS, make_grid, state_weights
+from margin_design.design.objective import COST_FORMS, LOSSES, CostSpec, TargetSpec
+from margin_design.design.problem import Problem
+from margin_design.design.shocks import SHOCK_MODELS, ShockSpec
+from margin_design.errors import ConfigError, InputError
+
+_NUM = "number"
+_INT = "integer"
+_STR = "string"
+
+# section -> key -> (type, default or REQUIRED)
+REQUIRED = object()
+SCHEMA: dict[str, dict[str, tuple[str, Any]]] = {
+    "grid": {"vol_min": (_NUM, REQUIRED), "vol_max": (_NUM, REQUIRED), "points": (_INT, REQUIRED), "spacing": (_STR, "vol")},
+    "states": {"density": (_STR, "uniform"), "median_vol": (_NUM, None), "dispersion": (_NUM, None), "file": (_STR, None)},
+    "shock": {"model": (_STR, "normal"), "df": (_NUM, None), "file": (_STR, None), "bandwidth": (_NUM, None), "horizon_days": (_NUM, 1.0)},
+    "objective": {
+        "kind": (_STR, "cost"),
+        "loss": (_STR, "shortfall"),
+        "carry": (_NUM, None),
+        "prev_margin": (_NUM, 0.0),
+        "liquidation_weight": (_NUM, 0.0),
+        "liquidation_cost": (_STR, "quadratic"),
+        "participation_weight": (_NUM, 0.0),
+        "participation_beta": (_NUM, 0.0),
+        "participation_cost": (_STR, "linear"),
+        "file": (_STR, None),
+    },
+    "market": {"alpha": (_NUM, REQUIRED), "c_eff": (_NUM, REQUIRED), "inventory_penalty": (_NUM, 0.0)},
+    "cap": {"kind": (_STR, "manipulation_proof"), "input": (_STR, "variance"), "window": (_INT, None), "lambda": (_NUM, None)},
+}
+CHOICES = {
+    ("grid", "spacing"): SPACINGS,
+    ("states", "density"): DENSITIES,
+    ("shock", "model"): SHOCK_MODELS,
+    ("objective", "kind"): ("cost", "target"),
+    ("objective", "loss"): LOSSES,
+    ("objective", "liquidation_cost"): COST_FORMS,
+    ("objective", "participation_cost"): ("linear", "quadratic"),
+    ("cap", "kind"): CAP_KINDS,
+    ("cap", "input"): CAP_INPUTS,
+}
+TARGET_KEYS = {"kind", "file"}
+
+
+def load_config(path: str | Path) -> tuple[dict, Path]:
+    """Read and validate a config file; return (normalised config with defaults filled in, its folder)."""
+    path = Path(path)
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"config file {str(path)!r} cannot be read: {exc.strerror or exc}.") from None
+    try:
+        raw = tomllib.loads(text.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {exc}.") from None
+    return validate(raw), path.parent
+
+
+def validate(raw: dict) -> dict:
+    """Check sections, keys, types, names and ranges; fill defaults. Returns a new nested dict."""
+    for section in raw:
+        if section not in SCHEMA:
+            raise ConfigError(f"unknown section [{section}]; expected one of {', '.join('[' + s + ']' for s in SCHEMA)}.")
+        if not isinstance(raw[section], dict):
+            raise ConfigError(f"{section} = {raw[section]!r} must be a table [{section}].")
+    kind = raw.get("objective", {}).get("kind", "cost")
+    _check_type("objective", "kind", kind, _STR)
+    if kind not in ("cost", "target"):
+        raise ConfigError(f"objective.kind = {kind!r} is not one of cost, target.")
+    if kind == "target":
+        for section in ("grid", "states", "shock"):
+            if section in raw:
+                raise ConfigError(f"section [{section}] must be absent with objective.kind = 'target' (the target file defines the states).")
+    cfg: dict[str, dict] = {}
+    for section, keys in SCHEMA.items():
+        given = raw.get(section, {})
+        for key in given:
+            if key not in keys:
+                raise ConfigError(f"unknown key {section}.{key} = {given[key]!r}; expected one of {', '.join(keys)}.")
+        if kind == "target" and section in ("grid", "states", "shock"):
+            continue
+        out = {}
+        for key, (typ, default) in keys.items():
+            if key in given:
+                _check_type(section, key, given[key], typ)
+                out[key] = float(given[key]) if typ == _NUM else given[key]
+                choices = CHOICES.get((section, key))
+                if choices and out[key] not in choices:
+                    raise ConfigError(f"{section}.{key} = {out[key]!r} is not one of {', '.join(choices)}.")
+            elif default is REQUIRED:
+                raise ConfigError(f"missing required key {section}.{key}.")
+            else:
+                out[key] = default
+        cfg[section] = out
+    if kind == "target":
+        extra = sorted(k for k in raw.get("objective", {}) if k not in TARGET_KEYS)
+        if extra:
+            raise ConfigError(f"objective.{extra[0]} does not apply with objective.kind = 'target' (only file).")
+    _check_ranges(cfg)
+    return cfg
+
+
+def _check_type(section: str, key: str, value: Any, typ: str) -> None:
+    ok = {
+        _NUM: isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
+        _INT: isinstance(value, int) and not isinstance(value, bool),
+        _STR: isinstance(value, str),
+    }[typ]
+    if not ok:
+        raise ConfigError(f"{section}.{key} = {value!r} must be a finite {typ}.")
+
+
+def _need(cfg: dict, section: str, key: str, why: str) -> Any:
+    value = cfg[section][key]
+    if value is None:
+        raise ConfigError(f"missing required key {section}.{key} ({why}).")
+    return value
+
+
+def _check_ranges(cfg: dict) -> None:
+    o = cfg["objective"]
+    if o["kind"] == "cost":
+        g = cfg["grid"]
+        if not g["vol_min"] > 0:
+            raise ConfigError(f"grid.vol_min = {g['vol_min']!r} must be positive (daily volatility, decimal).")
+        if not g["vol_max"] > g["vol_min"]:
+            raise ConfigError(f"grid.vol_max = {g['vol_max']!r} must be greater than grid.vol_min = {g['vol_min']!r}.")
+        if g["points"] < 3:
+            raise ConfigError(f"grid.points = {g['points']!r} must be an integer >= 3.")
+        s = cfg["states"]
+        if s["density"] == "lognormal":
+            med = _need(cfg, "states", "median_vol", "density = 'lognormal'")
+            disp = _need(cfg, "states", "dispersion", "density = 'lognormal'")
+            if not med > 0:
+                raise ConfigError(f"states.median_vol = {med!r} must be positive (daily volatility, decimal).")
+            if not disp > 0:
+                raise ConfigError(f"states.dispersion = {disp!r} must be positive (log-sd of volatility).")
+        if s["density"] == "table":
+            _need(cfg, "states", "file", "density = 'table'")
+        k = cfg["shock"]
+        if not k["horizon_days"] > 0:
+            raise ConfigError(f"shock.horizon_days = {k['horizon_days']!r} must be positive (days).")
+        if k["model"] == "student_t":
+            df = _need(cfg, "shock", "df", "model = 'student_t'")
+            if not df > 2:
+                raise ConfigError(f"shock.df = {df!r} must be greater than 2 (the shock is scaled to unit variance).")
+        if k["model"] == "empirical":
+            _need(cfg, "shock", "file", "model = 'empirical'")
+            if k["bandwidth"] is not None and not k["bandwidth"] > 0:
+                raise ConfigError(f"shock.bandwidth = {k['bandwidth']!r} must be positive (units of Y).")
+        carry = _need(cfg, "objective", "carry", "kind = 'cost'")
+        if not 0 <= carry < 1:
+            raise ConfigError(f"objective.carry = {carry!r} must be in [0, 1).")
+        for key in ("liquidation_weight", "participation_weight", "participation_beta"):
+            if o[key] < 0:
+                raise ConfigError(f"objective.{key} = {o[key]!r} must be non-negative.")
+        if o["prev_margin"] < 0:
+            raise ConfigError(f"objective.prev_margin = {o['prev_margin']!r} must be non-negative (margin ratio).")
+    else:
+        _need(cfg, "objective", "file", "kind = 'target'")
+    m = cfg["market"]
+    for key in ("alpha", "c_eff"):
+        if not m[key] > 0:
+            raise ConfigError(f"market.{key} = {m[key]!r} must be positive.")
+    if m["inventory_penalty"] < 0:
+        raise ConfigError(f"market.inventory_penalty = {m['inventory_penalty']!r} must be non-negative.")
+    c = cfg["cap"]
+    if c["window"] is not None:
+        if c["input"] != "realized_variance":
+            raise ConfigError(f"cap.window = {c['window']!r} applies only to cap.input = 'realized_variance', not {c['input']!r}.")
+        if c["window"] < 1:
+            raise ConfigError(f"cap.window = {c['window']!r} must be an integer >= 1 (days).")
+    elif c["input"] == "realized_variance":
+        raise ConfigError("missing required key cap.window (input = 'realized_variance').")
+    if c["lambda"] is not None:
+        if c["input"] != "ewma":
+            raise ConfigError(f"cap.lambda = {c['lambda']!r} applies only to cap.input = 'ewma', not {c['input']!r}.")
+        if not 0 < c["lambda"] < 1:
+            raise ConfigError(f"cap.lambda = {c['lambda']!r} must be in (0, 1).")
+    elif c["input"] == "ewma":
+        raise ConfigError("missing required key cap.lambda (input = 'ewma').")
+
+
+# ---------------------------------------------------------------------- files
+
+
+def read_csv_columns(path: Path, role: str, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
+    """Read numeric columns from a CSV with a header row. ``role`` names the config key for messages."""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise InputError(f"{role} = {str(path)!r} cannot be read: {reason}.") from None
+    rows = [r for r in rows if any(cell.strip() for cell in r)]
+    if not rows:
+        raise InputError(f"{role} = {str(path)!r} is empty.")
+    header = [h.strip() for h in rows[0]]
+    for col in required:
+        if col not in header:
+            raise InputError(f"{role} = {str(path)!r} has no column {col!r} (columns: {', '.join(header)}).")
+    if len(rows) < 2:
+        raise InputError(f"{role} = {str(path)!r} has a header but no data rows.")
+    out = {}
+    for col in required + tuple(c for c in optional if c in header):
+        j = header.index(col)
+        vals = []
+        for i, row in enumerate(rows[1:], start=2):
+            cell = row[j].strip() if j < len(row) else ""
+            try:
+                v = float(cell)
+            except ValueError:
+                raise InputError(f"{role} = {str(path)!r} line {i} column {col} = {cell!r} is not a number.") from None
+            if not math.isfinite(v):
+                raise InputError(f"{role} = {str(path)!r} line {i} column {col} = {cell!r} is not finite.")
+            vals.append(v)
+        out[col] = np.asarray(vals, dtype=float)
+    return out
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def silverman_bandwidth(y: np.ndarray) -> float:
+    """Silverman's rule of thumb 0.9 min(sd, IQR/1.34) S^(-1/5), the default kernel bandwidth (units of Y)."""
+    sd = float(np.std(y, ddof=1))
+    q75, q25 = np.percentile(y, [75, 25])
+    spread = min(sd, (q75 - q25) / 1.34) if q75 > q25 else sd
+    return 0.9 * spread * y.size ** (-0.2)
+
+
+# ---------------------------------------------------------------------- problem
+
+
+def load_problem(path: str | Path) -> Problem:
+    """Read, validate and build the design problem described by a config file."""
+    cfg, folder = load_config(path)
+    return problem_from_dict(cfg, folder, validated=True)
+
+
+def problem_from_dict(cfg: dict, folder: str | Path = ".", *, validated: bool = False) -> Problem:
+    """Build a :class:`Problem` from a config dict (validated here unless ``validated``)."""
+    if not validated:
+        cfg = validate(cfg)
+    folder = Path(folder)
+    files: dict[str, tuple[str, str]] = {}
+    m, c, o = cfg["market"], cfg["cap"], cfg["objective"]
+    cap = CapSpec(
+        kind=c["kind"],
+        input=c["input"],
+        alpha=m["alpha"],
+        c_eff=m["c_eff"],
+        inventory_penalty=m["inventory_penalty"],
+        window=c["window"] or 1,
+        lam=c["lambda"] if c["lambda"] is not None else 0.94,
+    )
+    if o["kind"] == "target":
+        p = folder / o["file"]
+        cols = read_csv_columns(p, "objective.file", ("vol", "target", "weight"), ("curvature",))
+        files["objective.file"] = (str(o["file"]), _sha256(p))
+        vol, w = cols["vol"], cols["weight"]
+        h = cols.get("curvature", np.ones_like(vol))
+        if vol.size < 3:
+            raise InputError(f"objective.file = {o['file']!r} has {vol.size} rows; at least 3 states are needed.")
+        if np.any(vol <= 0) or np.any(np.diff(vol) <= 0):
+            raise InputError(f"objective.file = {o['file']!r} column vol must be positive and strictly increasing.")
+        if np.any(w <= 0):
+            raise InputError(f"objective.file = {o['file']!r} column weight has {w[w <= 0][0]!r}; weights must be positive.")
+        objective = TargetSpec(target=cols["target"], curvature=h)
+        weights = w / w.sum()
+    else:
+        g, s, k = cfg["grid"], cfg["states"], cfg["shock"]
+        grid = make_grid(g["vol_min"], g["vol_max"], g["points"], g["spacing"])
+        vol = grid.vol
+        if s["density"] == "table":
+            p = folder / s["file"]
+            cols = read_csv_columns(p, "states.file", ("vol", "weight"))
+            files["states.file"] = (str(s["file"]), _sha256(p))
+            if np.any(cols["weight"] < 0):
+                raise InputError(f"states.file = {s['file']!r} column weight has a negative mass {cols['weight'].min()!r}.")
+            weights = state_weights(grid, "table", table_vol=cols["vol"], table_weight=cols["weight"])
+        else:
+            weights = state_weights(grid, s["density"], median_vol=s["median_vol"], dispersion=s["dispersion"])
+        sample = bandwidth = None
+        if k["model"] == "empirical":
+            p = folder / k["file"]
+            sample = read_csv_columns(p, "shock.file", ("y",))["y"]
+            files["shock.file"] = (str(k["file"]), _sha256(p))
+            if sample.size < 10:
+                raise InputError(f"shock.file = {k['file']!r} has {sample.size} observations; at least 10 are needed.")
+            bandwidth = k["bandwidth"] if k["bandwidth"] is not None else silverman_bandwidth(sample)
+            cfg["shock"]["bandwidth_used"] = bandwidth
+        shock = ShockSpec(model=k["model"], horizon_days=k["horizon_days"], df=k["df"], sample=sample, bandwidth=bandwidth)
+        objective = CostSpec(
+            shock=shock,
+            loss=o["loss"],
+            carry=o["carry"],
+            prev_margin=o["prev_margin"],
+            liquidation_weight=o["liquidation_weight"],
+            liquidation_cost=o["liquidation_cost"],
+            participation_weight=o["participation_weight"],
+            participation_beta=o["participation_beta"],
+            participation_cost=o["participation_cost"],
+            c_eff=m["c_eff"],
+        )
+    problem = Problem(vol=np.asarray(vol, float), weights=np.asarray(weights, float), objective=objective, cap=cap, config=cfg, source_files=files)
+    problem.check_convexity()
+    return problem

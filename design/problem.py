@@ -1,0 +1,181 @@
+"""The discretised design problem (41): states, weights, objective and cap increments, as immutable data.
+
+    minimise  J(g) = sum_i w_i Psi(r_i, g_i)   subject to  0 <= g_{i+1} - g_i <= u_i.
+
+Units: ``r`` daily variance, ``vol`` daily volatility, margins as margin ratios, ``w`` probability masses.
+This module also holds the pointwise first-best (34) and the convexity check; it imports no solver.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import jax.numpy as jnp
+import numpy as np
+
+from margin_design.design import objective as obj
+from margin_design.design.cap import CapSpec, cap_increments
+from margin_design.errors import ConfigError, NonConvexError
+
+# A second derivative below -CONVEXITY_TOL * (typical curvature) on the check grid is non-convex.
+CONVEXITY_TOL = 1e-9
+BISECTION_STEPS = 200
+
+
+@dataclass(frozen=True, eq=False)
+class Problem:
+    """One instance of (41): immutable inputs only. Derived quantities are cached properties."""
+
+    vol: np.ndarray = field(repr=False)       # daily vol of each state (decimal)
+    weights: np.ndarray = field(repr=False)   # probability masses w_i, sum 1
+    objective: obj.CostSpec | obj.TargetSpec
+    cap: CapSpec
+    config: dict = field(default_factory=dict, repr=False)          # the validated configuration (for reports)
+    source_files: dict = field(default_factory=dict, repr=False)    # {role: (path, sha256)} of input files
+
+    # ----------------------------------------------------------------- basic data
+    @property
+    def r(self) -> np.ndarray:
+        return self.vol**2
+
+    @property
+    def n(self) -> int:
+        return int(self.vol.size)
+
+    @cached_property
+    def u(self) -> np.ndarray:
+        """Cap increments u_i (n - 1 values; inf where uncapped)."""
+        return cap_increments(self.cap, self.vol)
+
+    @cached_property
+    def static(self) -> tuple:
+        return self.objective.static
+
+    @cached_property
+    def params(self) -> dict:
+        return self.objective.params()
+
+    @cached_property
+    def _jr(self):
+        return jnp.asarray(self.r)
+
+    @cached_property
+    def _jw(self):
+        return jnp.asarray(self.weights)
+
+    @cached_property
+    def kink(self) -> tuple[float, float]:
+        """(K, M_-): Psi = Psi_smooth + K (M - M_-)_+ ."""
+        return float(obj.kink_weight(self.static, self.params)), float(obj.kink_location(self.static, self.params))
+
+    # ----------------------------------------------------------------- objective in numpy terms
+    def value(self, x) -> float:
+        """J(x) = sum_i w_i Psi(r_i, x_i)."""
+        return float(obj.weighted_value(self.static, self.params, self._jr, self._jw, jnp.asarray(x)))
+
+    def terms(self, x) -> dict:
+        """sum_i w_i * term_i(x_i) for each term of Psi."""
+        t = obj.weighted_terms(self.static, self.params, self._jr, self._jw, jnp.asarray(x))
+        return {k: float(v) for k, v in t.items()}
+
+    def smooth_derivatives(self, x) -> tuple[np.ndarray, np.ndarray]:
+        """(w_i dPsi_smooth/dM, w_i d2Psi_smooth/dM2) at x."""
+        d1, d2 = obj.smooth_derivatives(self.static, self.params, self._jr, jnp.asarray(x))
+        return self.weights * np.asarray(d1), self.weights * np.asarray(d2)
+
+    def gradient_bounds(self, x) -> tuple[np.ndarray, np.ndarray]:
+        """(w_i dPsi/dM from the left, from the right) at x: the subdifferential of each f_i = w_i Psi_i."""
+        lo, hi = obj.one_sided_derivatives(self.static, self.params, self._jr, jnp.asarray(x))
+        return self.weights * np.asarray(lo), self.weights * np.asarray(hi)
+
+    def state_derivatives(self, x) -> tuple[np.ndarray, np.ndarray]:
+        """(dPsi/dM from the left, from the right) per state, unweighted."""
+        lo, hi = obj.one_sided_derivatives(self.static, self.params, self._jr, jnp.asarray(x))
+        return np.asarray(lo), np.asarray(hi)
+
+    # ----------------------------------------------------------------- first best (34)
+    @cached_property
+    def first_best(self) -> np.ndarray:
+        """M^fb(r) = argmin_{M >= 0} Psi(r, M) per state (34); the smallest minimiser where Psi is flat.
+
+        Solved by bisection on the right derivative, which is non-decreasing in M by convexity: M^fb is
+        the smallest M >= 0 with dPsi/dM(M+) >= 0. BISECTION_STEPS halvings reach the float64 floor.
+        """
+        if self.objective.kind == "target":
+            return np.maximum(np.asarray(self.objective.target, float), 0.0)
+        n = self.n
+        lo = np.zeros(n)
+        hi = np.full(n, max(self.kink[1], 0.0) + 1e-3) + 10.0 * np.sqrt(
+            float(self.objective.shock.horizon_days) * self.r
+        )
+        at_zero = self.state_derivatives(lo)[1] >= 0.0
+        for _ in range(60):
+            bad = self.state_derivatives(hi)[1] <= 0.0  # strict: a tail probability that underflows to 0 is no bracket
+            if not bad.any():
+                break
+            hi = np.where(bad, 2.0 * hi, hi)
+        else:
+            raise ConfigError(
+                f"objective.carry = {self.objective.carry!r} with these cost weights leaves the first-best margin unbounded "
+                "(no marginal cost ever outweighs coverage); use carry > 0 or a liquidation or participation cost."
+            )
+        for _ in range(BISECTION_STEPS):
+            mid = 0.5 * (lo + hi)
+            up = self.state_derivatives(mid)[1] >= 0.0
+            hi = np.where(up, mid, hi)
+            lo = np.where(up, lo, mid)
+            if np.all(hi - lo <= 4e-16 * np.maximum(hi, 1e-300)):
+                break
+        return np.where(at_zero, 0.0, hi)
+
+    # ----------------------------------------------------------------- convexity
+    def check_convexity(self, points: int = 64) -> None:
+        """Raise NonConvexError unless d2Psi/dM2 >= 0 on the grid of states x a range of margins.
+
+        The smooth part's second derivative comes from JAX; kinks from linear forms are convex by
+        construction (K >= 0 is enforced by validation, and re-checked here).
+        """
+        if self.objective.kind == "target":
+            h = np.asarray(self.objective.curvature, float)
+            if np.any(h < 0):
+                i = int(np.argmax(h < 0))
+                raise NonConvexError(
+                    f"objective.file has curvature h = {h[i]!r} < 0 at vol = {self.vol[i]!r}: the objective is not convex in M."
+                )
+            return
+        K = self.kink[0]
+        if K < 0:
+            raise NonConvexError(f"the kink weight of the linear cost forms is {K!r} < 0: the objective is not convex in M.")
+        top = float(np.max(self.first_best)) * 2.0 + self.kink[1] + 1e-3
+        grid_m = np.linspace(0.0, top, points)
+        for m in grid_m:
+            _, d2 = obj.smooth_derivatives(self.static, self.params, self._jr, jnp.full(self.n, m))
+            d2 = np.asarray(d2)
+            scale = 1.0 + float(np.max(np.abs(d2)))
+            if np.any(d2 < -CONVEXITY_TOL * scale):
+                i = int(np.argmin(d2))
+                raise NonConvexError(
+                    f"d2Psi/dM2 = {d2[i]:.3g} < 0 at vol = {self.vol[i]!r}, M = {m:.4g}: the objective is not convex in M."
+                )
+
+    # ----------------------------------------------------------------- identity
+    def fingerprint(self) -> str:
+        """SHA-256 of the numeric inputs (grid, weights, objective parameters, cap): identical problems, identical hash."""
+        h = hashlib.sha256()
+        for a in (self.vol, self.weights, self.u):
+            h.update(np.ascontiguousarray(a, dtype=np.float64).tobytes())
+        h.update(repr(self.static).encode())
+        h.update(repr(self.cap).encode())
+        for leaf in _leaves(self.params):
+            h.update(np.ascontiguousarray(np.asarray(leaf, dtype=np.float64)).tobytes())
+        return h.hexdigest()
+
+
+def _leaves(tree):
+    if isinstance(tree, dict):
+        for k in sorted(tree):
+            yield from _leaves(tree[k])
+    else:
+        yield tree

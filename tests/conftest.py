@@ -1,0 +1,57 @@
+"""Shared fixtures and named tolerances."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+import pytest
+
+jax.config.update("jax_enable_x64", True)
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+
+
+@pytest.fixture
+def write_config(tmp_path):
+    """Write a config text into tmp_path/config.toml and return its path."""
+
+    def _write(text: str, name: str = "config.toml") -> Path:
+        p = tmp_path / name
+        p.write_text(text)
+        return p
+
+    return _write
+
+
+BASE_CONFIG = """
+[grid]
+vol_min = 0.005
+vol_max = 0.03
+points = 40
+spacing = "vol"
+
+[states]
+density = "lognormal"
+median_vol = 0.01
+dispersion = 0.5
+
+[shock]
+model = "normal"
+horizon_days = 2
+
+[objective]
+kind = "cost"
+loss = "shortfall"
+carry = 0.01
+prev_margin = 0.05
+
+[market]
+alpha = 0.2
+c_eff = 4.5
+
+[cap]
+kind = "manipulation_proof"
+input = "variance"
+"""
