@@ -1,0 +1,5 @@
+import sys
+
+from margin_design.cli import main
+
+sys.exit(main())

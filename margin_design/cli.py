@@ -1,0 +1,60 @@
+"""Command line: a thin adapter over the library. User errors print one sentence and exit with status 2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from margin_design.errors import MarginDesignError
+
+
+def _cmd_solve(args) -> int:
+    from margin_design.design import load_problem
+    from margin_design.reports.schedule_files import write_schedule_files
+    from margin_design.solvers import solve
+
+    problem = load_problem(args.config)
+    result = solve(problem, method=args.method)
+    print(result.summary())
+    if args.out:
+        paths = write_schedule_files(result, Path(args.out))
+        print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="margin-design",
+        description="Manipulation-proof margin schedules (Nicolai 2026, Section 6): solve, calibrate, report.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("solve", help="solve the capped design problem of a config file")
+    p.add_argument("config", help="TOML configuration file")
+    p.add_argument("--out", help="folder for schedule.json and schedule.csv")
+    p.add_argument("--method", choices=("exact", "cvxpy"), default="cvxpy", help="solver path (default: %(default)s)")
+    p.set_defaults(func=_cmd_solve)
+    try:
+        from margin_design import cli_calibrate
+    except ImportError:
+        pass
+    else:
+        cli_calibrate.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed its one-line usage error (status 2)
+        return int(exc.code or 0)
+    try:
+        return int(args.func(args) or 0)
+    except MarginDesignError as exc:
+        print(f"margin-design: error: {exc}", file=sys.stderr)
+        return exc.exit_status
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""Solvers for the constrained design problem (41): minimise sum_i w_i Psi(r_i, g_i) s.t. 0 <= g_{i+1} - g_i <= u_i.
+
+``solve(problem, method=...)`` returns a frozen, certified :class:`Schedule`.
+* ``"cvxpy"``: the reference path (Newton steps as Clarabel QPs); up to about 10,000 states.
+* ``"exact"``: Newton steps by the exact chain dynamic programme (long grids, batches).
+"""
+
+from __future__ import annotations
+
+from margin_design.errors import ConfigError
+from margin_design.solvers.result import Schedule
+
+METHODS = ("cvxpy", "exact")
+
+
+def solve(problem, method: str = "cvxpy") -> Schedule:
+    """Minimise (41) for ``problem`` and certify the answer."""
+    if method == "cvxpy":
+        from margin_design.solvers.cvxpy_path import solve_cvxpy
+
+        return solve_cvxpy(problem)
+    if method == "exact":
+        from margin_design.solvers.exact import solve_exact
+
+        return solve_exact(problem)
+    raise ConfigError(f"method = {method!r} is not one of {', '.join(METHODS)}.")
+
+
+__all__ = ["METHODS", "Schedule", "solve"]

@@ -1,0 +1,134 @@
+"""Newton's method for (41) with an exact-or-reference quadratic step, then block polish and certificate.
+
+Psi is separable, so diag(w Psi'') is the exact Hessian of J. At each iterate x the step solves the
+constrained quadratic model
+
+    min_y  sum_i g_i (y_i - x_i) + h_i/2 (y_i - x_i)^2 + sum_i K w_i (y_i - M_-)_+     s.t. 0 <= diff(y) <= u
+
+(g, h: smooth part's weighted derivatives; the kinked linear-cost part is kept exact), i.e. a weighted
+chain QP with targets t = x - g/h. A backtracking line search on the JAX objective keeps J monotone;
+convex combinations of feasible points stay feasible. The step solver is pluggable: cvxpy/Clarabel (the
+reference path) or the exact chain programme. Afterwards each block is solved exactly and certified
+(:mod:`~margin_design.solvers.polish`, :mod:`~margin_design.solvers.certificate`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+
+from margin_design.errors import SolverError
+from margin_design.solvers.certificate import certify
+from margin_design.solvers.polish import refine_active_set
+from margin_design.solvers.result import Schedule
+from margin_design.solvers.segments import segments_from_codes
+
+# Curvature floor, relative to the largest weighted curvature: keeps flat states' Newton targets finite.
+CURVATURE_FLOOR = 1e-12
+ARMIJO = 1e-4
+MAX_NEWTON = 60
+MAX_RESTARTS = 3
+# Stop when the step is below STEP_TOL * (1 + max|x|) or the model predicts a negligible decrease.
+STEP_TOL = 1e-12
+DECREASE_TOL = 1e-15
+
+# step(h, t, kink_w, kink_at) -> (y, codes)
+QPStep = Callable[[np.ndarray, np.ndarray, np.ndarray, float], tuple[np.ndarray, np.ndarray]]
+
+
+def _model(problem, x, y, g, h, kw, m0) -> float:
+    dx = y - x
+    val = float(np.dot(g, dx) + 0.5 * np.dot(h, dx * dx))
+    if kw is not None:
+        val += float(np.dot(kw, np.maximum(y - m0, 0.0) - np.maximum(x - m0, 0.0)))
+    return val
+
+
+def newton_iterations(problem, step: QPStep, x0: np.ndarray | None = None, *, max_iter: int = MAX_NEWTON, step_tol: float = STEP_TOL):
+    """Run damped Newton from ``x0`` (or from the quadratic model at the first-best). Returns (x, codes, iterations)."""
+    K, m0 = problem.kink
+    kw = problem.weights * K if K > 0 else None
+    if x0 is None:
+        fb = problem.first_best
+        _, h = problem.smooth_derivatives(fb)
+        h = np.maximum(h, CURVATURE_FLOOR * max(float(h.max()), np.finfo(float).tiny))
+        x, codes = step(h, fb, kw, m0)
+    else:
+        x = np.asarray(x0, float)
+        codes = None
+    F = problem.value(x)
+    it = 0
+    for it in range(1, max_iter + 1):
+        g, h = problem.smooth_derivatives(x)
+        h = np.maximum(h, CURVATURE_FLOOR * max(float(h.max()), np.finfo(float).tiny))
+        y, codes = step(h, x - g / h, kw, m0)
+        pred = _model(problem, x, y, g, h, kw, m0)
+        dx = y - x
+        if np.max(np.abs(dx)) <= step_tol * (1.0 + np.max(np.abs(x))) or pred >= -DECREASE_TOL * max(abs(F), 1e-300):
+            break
+        a = 1.0
+        while True:
+            xn = x + a * dx
+            Fn = problem.value(xn)
+            if Fn <= F + ARMIJO * a * pred or a < 1e-12:
+                break
+            a *= 0.5
+        if Fn > F:  # no decrease possible at machine precision
+            break
+        x, F = xn, Fn
+    return x, codes, it
+
+
+def solve_with_steps(problem, step: QPStep, *, method: str, backend: str, versions: dict) -> Schedule:
+    """Newton + polish + certificate; restarts Newton from the polished point if the certificate fails."""
+    t0 = time.perf_counter()
+
+    def cert_fn(x, codes):
+        glo, ghi = problem.gradient_bounds(x)
+        _, h = problem.smooth_derivatives(x)
+        return certify(x, problem.u, codes, glo, ghi, problem.value(x), curvature=h)
+
+    x, codes, iters = newton_iterations(problem, step)
+    total_iters = iters
+    for _ in range(MAX_RESTARTS):
+        x, codes, cert, G, _ = refine_active_set(problem, codes, x, cert_fn)
+        if cert.ok:
+            break
+        x, codes, iters = newton_iterations(problem, step, x)
+        total_iters += iters
+    else:
+        raise SolverError(
+            f"the {method} path could not certify the schedule (relative gap {cert.relative_gap:.2e}, "
+            f"complementarity {cert.complementarity:.2e}); try --method {'exact' if method == 'cvxpy' else 'cvxpy'}."
+        )
+    seconds = time.perf_counter() - t0
+    return build_schedule(problem, x, codes, cert, G, method=method, backend=backend, versions=versions, iterations=total_iters, seconds=seconds)
+
+
+def build_schedule(problem, x, codes, cert, G, *, method, backend, versions, iterations, seconds) -> Schedule:
+    """Assemble the frozen result: objective (total, per term, first-best), segments, certificate, solver record."""
+    fb = problem.first_best
+    glo, ghi = problem.gradient_bounds(x)
+    terms = problem.terms(x)
+    fb_terms = problem.terms(fb)
+    objective = {
+        "value": float(sum(terms.values())),
+        "first_best_value": float(sum(fb_terms.values())),
+        "price_of_manipulation_proofness": float(sum(terms.values()) - sum(fb_terms.values())),
+        "terms": terms,
+        "first_best_terms": fb_terms,
+    }
+    segs = segments_from_codes(codes, problem.vol, x, fb, problem.cap.slope_vol, glo, ghi)
+    solver = {"method": method, "backend": backend, "versions": versions, "iterations": int(iterations), "seconds": round(float(seconds), 3)}
+    return Schedule(
+        problem=problem,
+        schedule=np.asarray(x, float),
+        codes=np.asarray(codes, np.int8),
+        multipliers=np.asarray(G, float),
+        segments=tuple(segs),
+        objective=objective,
+        certificate=cert,
+        solver=solver,
+    )
