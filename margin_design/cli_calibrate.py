@@ -1,0 +1,578 @@
+"""``margin-design calibrate``: the calibration layer on the command line (a thin adapter over the library).
+
+Sub-commands: ``tables``, ``cap``, ``gain``, ``threshold``, ``elasticity``, ``accounts``, ``data``.
+:func:`register` adds them to the project's top-level parser; every sub-command sets ``func``, a
+callable ``func(args) -> int``. User errors are raised as :class:`~margin_design.errors.MarginDesignError`
+(the top-level command prints the sentence and exits 2); :func:`main` is a stand-alone entry point that
+does the same.
+
+Units on flags: ``--margin-jump`` and ``max_relative_margin_increase`` are decimals (0.2 = a 20% jump),
+``--vol-rise`` and ``vol_points_needed`` are annualised-volatility points (10 = from 10% to 20%); every
+other rate or ratio (``--participation``, ``--margin``, ``--margin-from``, ``--margin-to``, ``--vol``) is a
+decimal; ``--vol`` is a daily volatility; distortions are in bp of notional.
+
+``--json [FILE]`` writes machine-readable output to FILE (atomically; the text is still printed) or, with
+no FILE, prints only the JSON to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any, Callable
+
+from margin_design.errors import ConfigError, InputError, MarginDesignError
+from margin_design.fileio import atomic_write_text
+
+__all__ = ["register", "main"]
+
+_BENCH_ELASTICITY = 0.225
+_BENCH_PARTICIPATION = 0.01
+_BENCH_DISTORTION_BPS = 20.0
+
+
+# ----------------------------------------------------------------------------------------------
+# Helpers
+# ----------------------------------------------------------------------------------------------
+
+
+def _positive(flag: str, value: float | None, what: str = "positive") -> None:
+    if value is not None and not (value > 0 and value < float("inf")):
+        raise InputError(f"{flag} must be {what}, got {value:g}.")
+
+
+def _nonnegative(flag: str, value: float | None) -> None:
+    if value is not None and not (value >= 0 and value < float("inf")):
+        raise InputError(f"{flag} must be non-negative, got {value:g}.")
+
+
+def _fraction(flag: str, value: float | None, what: str) -> None:
+    if value is not None and not (0 < value <= 1):
+        raise InputError(f"{flag} must be {what} in (0, 1], got {value:g}.")
+
+
+def _check_market_flags(args: argparse.Namespace) -> None:
+    _positive("--elasticity", getattr(args, "elasticity", None), "positive (epsilon_XM = -dlog X/dlog M)")
+    _positive("--turnover", getattr(args, "turnover", None), "positive (tau = XP/ADV)")
+    _fraction("--participation", getattr(args, "participation", None), "a fraction of ADV")
+    _fraction("--margin", getattr(args, "margin", None), "a margin ratio")
+    _positive("--impact-k", getattr(args, "impact_k", None), "positive (bp)")
+    _positive("--distortion-bps", getattr(args, "distortion_bps", None), "positive (bp)")
+    _nonnegative("--inventory-penalty", getattr(args, "inventory_penalty", None))
+    _positive("--vol", getattr(args, "vol", None), "a positive daily volatility (decimal)")
+
+
+def _emit_json(args: argparse.Namespace, payload: dict, text: str) -> int:
+    """Print text and/or JSON according to ``--json [FILE]``."""
+    data = json.dumps(payload, indent=2, allow_nan=False) + "\n"
+    target = getattr(args, "json", None)
+    if target == "-":
+        sys.stdout.write(data)
+        return 0
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    if target is not None:
+        atomic_write_text(target, data)
+    return 0
+
+
+def _add_json(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--json",
+        nargs="?",
+        const="-",
+        default=None,
+        metavar="FILE",
+        help="write machine-readable JSON to FILE; without FILE print only the JSON to stdout",
+    )
+
+
+def _add_impact(p: argparse.ArgumentParser, default_note: str = "200") -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--impact-k", type=float, default=None, metavar="K", help=f"impact constant k in delta_bps = k sqrt(f), bp (default {default_note}), eq. (65)")
+    g.add_argument(
+        "--distortion-bps",
+        type=float,
+        default=None,
+        metavar="BP",
+        help="sampled-price distortion delta_bps(f) in bp (default k sqrt(f): 20 bp at the benchmark f = 1%%)",
+    )
+
+
+def _add_cap_market(p: argparse.ArgumentParser, required: bool) -> None:
+    kw: dict[str, Any] = {"required": True} if required else {}
+    p.add_argument("--elasticity", type=float, metavar="EPS", help="position-margin elasticity epsilon_XM = -dlog X/dlog M (> 0)", **({} if not required else kw))
+    p.add_argument("--turnover", type=float, metavar="TAU", help="turnover ratio tau = XP/ADV (constrained sector in days of ADV)", **kw)
+    p.add_argument("--participation", type=float, metavar="F", help="trigger size f as a decimal fraction of ADV, in (0, 1]", **kw)
+    p.add_argument("--margin", type=float, metavar="M", help="margin ratio m (decimal, 0.05 = 5%%)", **kw)
+    _add_impact(p)
+    p.add_argument("--inventory-penalty", type=float, default=0.0, metavar="KAPPA", help="inventory penalty kappa >= 0 of (11), (16) (default 0)")
+
+
+def _fmt(x: Any, digits: int = 4) -> str:
+    if x is None:
+        return "n/a"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    v = float(x)
+    if v == float("inf"):
+        return "inf"
+    return format(v, f".{digits}g")
+
+
+# ----------------------------------------------------------------------------------------------
+# tables
+# ----------------------------------------------------------------------------------------------
+
+
+def _cmd_tables(args: argparse.Namespace) -> int:
+    from margin_design.calibration.tables import paper_tables, render_tables
+
+    _positive("--impact-k", args.impact_k, "positive (bp)")
+    t = paper_tables(args.impact_k)
+    return _emit_json(args, t, render_tables(t))
+
+
+# ----------------------------------------------------------------------------------------------
+# cap
+# ----------------------------------------------------------------------------------------------
+
+
+def _cmd_cap(args: argparse.Namespace) -> int:
+    from margin_design.calibration.cap import calibrate_market
+    from margin_design.calibration.tables import text_table
+
+    _check_market_flags(args)
+    cal = calibrate_market(
+        args.elasticity,
+        args.turnover,
+        args.participation,
+        args.margin,
+        impact_k=args.impact_k,
+        distortion=args.distortion_bps,
+        inventory_penalty=args.inventory_penalty,
+    )
+    payload = cal.to_dict(vol=args.vol)
+    cap = payload["cap"]
+    vol_note = "n/a (give --vol)" if args.vol is None else f"at daily vol {args.vol:g}"
+    rows = [
+        ["alpha = delta/f (75)", _fmt(payload["alpha"]), "price change (decimal) per unit of ADV traded"],
+        ["c_eff = epsilon tau / m (76)", _fmt(payload["c_eff"]), "ADV units per unit margin ratio"],
+        ["alpha * c_eff (77)", _fmt(payload["alpha_c_eff"]), "per unit margin ratio"],
+        [f"cap dm/dr (17), (74), {vol_note}", _fmt(cap["dm_dr"]), "margin ratio per unit daily variance"],
+        ["cap dm/dsigma (18), (78)", _fmt(cap["dm_dvol"]), "margin ratio per unit daily vol"],
+        ["cap dm/dsigma_ann (79)", _fmt(cap["dm_dvol_annual"]), "margin ratio per unit annualised vol"],
+        ["cap (1/m) dm/dsigma_ann (80)", _fmt(cap["relative_dvol_annual"]), "relative margin change per unit annualised vol"],
+    ]
+    text = text_table(
+        ["quantity", "value", "unit"],
+        rows,
+        left=(0, 2),
+        title="Manipulation-proof slope cap (Nicolai 2026, (16)-(18), (74)-(81))\n" + cal.describe() + "\n",
+    )
+    if args.append_market is not None:
+        _append_market(Path(args.append_market), cal.market_toml())
+        text += f"\n\nAppended a [market] block to {args.append_market}."
+    return _emit_json(args, payload, text)
+
+
+def _append_market(path: Path, block: str) -> None:
+    if not path.is_file():
+        raise InputError(f"--append-market names {str(path)!r}, which is not an existing config file.")
+    text = path.read_text(encoding="utf-8")
+    try:
+        parsed = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path.name} is not valid TOML ({exc}).") from None
+    if "market" in parsed:
+        raise ConfigError(f"{path.name} already has a [market] block; remove it before appending a new one.")
+    sep = "" if text.endswith("\n\n") or not text else ("\n" if text.endswith("\n") else "\n\n")
+    atomic_write_text(path, text + sep + block)
+
+
+# ----------------------------------------------------------------------------------------------
+# gain
+# ----------------------------------------------------------------------------------------------
+
+
+def _cmd_gain(args: argparse.Namespace) -> int:
+    from margin_design.calibration.gain import assess_margin_move
+    from margin_design.calibration.tables import text_table
+
+    _check_market_flags(args)
+    _fraction("--margin-from", args.margin_from, "a margin ratio")
+    _fraction("--margin-to", args.margin_to, "a margin ratio")
+    if not args.margin_to > args.margin_from:
+        raise InputError(f"--margin-to must exceed --margin-from (a margin increase), got {args.margin_to:g} <= {args.margin_from:g}.")
+    _nonnegative("--execution-cost", args.execution_cost)
+    _nonnegative("--funding-spread", args.funding_spread)
+    res = assess_margin_move(
+        args.elasticity,
+        args.turnover,
+        args.participation,
+        args.margin_from,
+        args.margin_to,
+        impact_k=args.impact_k,
+        distortion=args.distortion_bps,
+        inventory_penalty=args.inventory_penalty,
+        execution_cost=args.execution_cost,
+        funding_spread=args.funding_spread,
+    )
+    payload = res.to_dict()
+    jump = args.margin_to / args.margin_from - 1.0
+    rows = [
+        ["Delta M / M", _fmt(jump), "decimal"],
+        ["G = epsilon (Delta M/M) tau / f (67)", _fmt(payload["G"]), "units liquidated per unit triggered"],
+        ["delta_bps(f) (65)", _fmt(payload["distortion_bps"]), "bp of notional"],
+        ["alpha = delta/f (75)", _fmt(res.alpha), "price change per unit of ADV traded"],
+        ["profit bound pi_bps (64), (58)", _fmt(payload["profit_bps"]), "bp of trigger notional"],
+        ["ROI bound pi_bps/(100 m1) (64)", _fmt(payload["roi_pct"]), "percent of post-update margin"],
+        ["A = alpha (G - 2) - kappa (58)", _fmt(res.A), "price per unit ADV^2"],
+        ["B = 2 tau_exec + rho m0 (58)", _fmt(res.B), "price per unit ADV"],
+        ["q_min = B / A (58)", _fmt(payload["q_min"]) if payload["q_min"] is not None else "none (A <= 0)", "ADV units (participation)"],
+        ["profitable (alpha (G-2) > kappa, f > q_min)", _fmt(payload["profitable"]), "Lemma 5, Theorem 1, Lemma 15"],
+    ]
+    title = (
+        f"Trigger-and-reverse diagnostics for m0 = {args.margin_from:g} -> m1 = {args.margin_to:g} "
+        f"(epsilon {args.elasticity:g}, tau {args.turnover:g}, f {args.participation:g})\n"
+    )
+    return _emit_json(args, payload, text_table(["quantity", "value", "unit"], rows, title=title, left=(0, 2)))
+
+
+# ----------------------------------------------------------------------------------------------
+# threshold (Table 5 rows)
+# ----------------------------------------------------------------------------------------------
+
+
+def _cmd_threshold(args: argparse.Namespace) -> int:
+    from margin_design.calibration.cap import max_relative_margin_increase, relative_cap_coefficient, vol_points_needed
+    from margin_design.calibration.tables import text_table
+
+    _check_market_flags(args)
+    if args.margin_jump is None and args.vol_rise is None:
+        raise InputError("give --margin-jump (decimal, 0.2 = +20%) or --vol-rise (annualised-vol points), or both.")
+    _nonnegative("--margin-jump", args.margin_jump)
+    _nonnegative("--vol-rise", args.vol_rise)
+    distortion = args.distortion_bps
+    kw = dict(
+        elasticity=args.elasticity,
+        turnover=args.turnover,
+        participation=args.participation,
+        distortion=distortion,
+        impact_k=args.impact_k,
+        inventory_penalty=args.inventory_penalty,
+    )
+    coef = float(relative_cap_coefficient(**kw))
+    payload: dict = {}
+    rows = [["relative cap coefficient (81): Delta m/m per unit annualised vol (decimal)", _fmt(coef)]]
+    if args.margin_jump is not None:
+        payload["vol_points_needed"] = float(vol_points_needed(args.margin_jump, **kw))
+        rows.append([f"annualised-vol points needed for a {args.margin_jump:g} margin jump (83)-(84)", _fmt(payload["vol_points_needed"])])
+    if args.vol_rise is not None:
+        payload["max_relative_margin_increase"] = float(max_relative_margin_increase(args.vol_rise, **kw))
+        rows.append([f"max Delta m/m (decimal) for +{args.vol_rise:g} annualised-vol points (81)", _fmt(payload["max_relative_margin_increase"])])
+    title = f"Implementability thresholds (Table 5): epsilon {args.elasticity:g}, tau {args.turnover:g}, f {args.participation:g}\n"
+    return _emit_json(args, payload, text_table(["quantity", "value"], rows, title=title))
+
+
+# ----------------------------------------------------------------------------------------------
+# elasticity
+# ----------------------------------------------------------------------------------------------
+
+
+def _cmd_elasticity(args: argparse.Namespace) -> int:
+    from margin_design.calibration.elasticity import estimate_elasticity, read_elasticity_csv
+    from margin_design.calibration.tables import text_table
+
+    _check_market_flags(args)
+    if args.lags < 0:
+        raise InputError(f"--lags must be a non-negative integer, got {args.lags}.")
+    if args.hac_lags is not None and args.hac_lags < 0:
+        raise InputError(f"--hac-lags must be a non-negative integer, got {args.hac_lags}.")
+    if not 0 < args.confidence < 1:
+        raise InputError(f"--confidence must be in (0, 1), got {args.confidence:g}.")
+    margin, position, dates, pos_col = read_elasticity_csv(args.file)
+    est = estimate_elasticity(margin, position, distributed_lags=args.lags, confidence=args.confidence, hac_lags=args.hac_lags)
+    caps = est.cap_at_interval(
+        args.turnover, args.participation, args.margin, impact_k=args.impact_k, distortion=args.distortion_bps, inventory_penalty=args.inventory_penalty
+    )
+    payload = est.to_dict()
+    payload["position_column"] = pos_col
+    payload["window"] = None if dates is None else [dates[0], dates[-1]]
+    payload["cap_at"] = caps
+    payload["cap_inputs"] = {
+        "turnover": args.turnover,
+        "participation": args.participation,
+        "margin": args.margin,
+        "impact_k": args.impact_k,
+        "distortion_bps": args.distortion_bps,
+        "inventory_penalty": args.inventory_penalty,
+    }
+    rows = []
+    for key, label in (("ci_low", "interval low"), ("estimate", "estimate"), ("ci_high", "interval high")):
+        c = caps[key]
+        eps = {"ci_low": est.ci_low, "estimate": est.epsilon, "ci_high": est.ci_high}[key]
+        if c is None:
+            rows.append([label, _fmt(eps), "unbounded (epsilon <= 0)", "", ""])
+        else:
+            rows.append([label, _fmt(eps), _fmt(c["c_eff"]), _fmt(c["cap"]["dm_dvol_annual"]), _fmt(c["cap"]["relative_dvol_annual"])])
+    text = (
+        f"Elasticity from {Path(args.file).name} ({pos_col} on margin"
+        + ("" if dates is None else f", {dates[0]} to {dates[-1]}")
+        + f"): {est.summary()}\n\n"
+        + text_table(
+            ["epsilon at", "epsilon_XM", "c_eff (76)", "cap dm/dsigma_ann (79)", "cap (1/m) dm/dsigma_ann (80)"],
+            rows,
+            title=f"What the interval implies for the cap (tau {args.turnover:g}, f {args.participation:g}, m {args.margin:g}); "
+            "the cap falls as epsilon rises, so the interval's upper end gives the tighter cap",
+        )
+    )
+    return _emit_json(args, payload, text)
+
+
+# ----------------------------------------------------------------------------------------------
+# accounts
+# ----------------------------------------------------------------------------------------------
+
+
+def _cmd_accounts(args: argparse.Namespace) -> int:
+    from margin_design.calibration.accounts import calibrate_accounts, read_accounts_csv
+    from margin_design.calibration.tables import text_table
+
+    _fraction("--margin", args.margin, "a margin ratio")
+    _nonnegative("--margin-headroom", args.margin_headroom)
+    _positive("--adv", args.adv, "positive (currency per day)")
+    e, x, w = read_accounts_csv(args.file, adv=args.adv)
+    res = calibrate_accounts(e, x, args.margin, w, margin_headroom=args.margin_headroom)
+    unit = "ADV units" if args.adv is not None else "units of the equity column"
+    rows = [
+        ["accounts", str(res.n_accounts), ""],
+        ["total mass", _fmt(res.total_mass), "sum of 'mass' (1 per account by default)"],
+        ["binding mass m_t^(0) (App. B.3)", _fmt(res.binding_mass), "fraction of total mass with x_bar >= E/M"],
+        ["binding equity", _fmt(res.binding_equity), f"{unit}, per unit of total mass"],
+        ["exposure X(M) (7)", _fmt(res.exposure), f"{unit}, per unit of total mass"],
+        ["c_eff (63)", _fmt(res.c_eff), f"{unit} per unit margin ratio, per unit of total mass"],
+        ["c_eff x total mass", _fmt(res.c_eff_total), f"{unit} per unit margin ratio, summed over accounts"],
+        [f"Lemma 11 bound (55), delta_M = {res.margin_headroom:g}", _fmt(res.lemma11_bound), f"{unit} per unit margin ratio, per unit of total mass"],
+    ]
+    title = f"c_X^eff from accounts in {Path(args.file).name} at next margin M = {args.margin:g}\n"
+    return _emit_json(args, res.to_dict(), text_table(["quantity", "value", "unit"], rows, title=title, left=(0, 2)))
+
+
+# ----------------------------------------------------------------------------------------------
+# data
+# ----------------------------------------------------------------------------------------------
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    from margin_design.calibration.data import (
+        ObjectiveSettings,
+        calibrate_from_prices,
+        load_dataset,
+        read_price_csv,
+        select_window,
+        write_design_config,
+    )
+
+    _check_market_flags(args)
+    _positive("--trigger-notional", args.trigger_notional, "positive (currency)")
+    _positive("--sector-notional", args.sector_notional, "positive (currency)")
+    if args.window < 1:
+        raise InputError(f"--window must be a positive integer number of days, got {args.window}.")
+    if not 0 < args.lam < 1:
+        raise InputError(f"--lambda must be in (0, 1), got {args.lam:g}.")
+    if args.horizon_days < 1:
+        raise InputError(f"--horizon-days must be a positive integer, got {args.horizon_days}.")
+    if args.points < 3:
+        raise InputError(f"--points must be an integer >= 3, got {args.points}.")
+    if args.adv_window < 1:
+        raise InputError(f"--adv-window must be a positive integer number of days, got {args.adv_window}.")
+    series = load_dataset(args.dataset) if args.csv is None else read_price_csv(args.csv)
+    series = select_window(series, args.start, args.end)
+    objective = ObjectiveSettings(
+        loss=args.loss,
+        carry=args.carry,
+        prev_margin=args.prev_margin,
+        liquidation_weight=args.liquidation_weight,
+        liquidation_cost=args.liquidation_cost,
+        participation_weight=args.participation_weight,
+        participation_beta=args.participation_beta,
+        participation_cost=args.participation_cost,
+    )
+    cal = calibrate_from_prices(
+        series,
+        risk_input=args.risk_input,
+        window=args.window,
+        lam=args.lam,
+        horizon_days=args.horizon_days,
+        position=args.position,
+        points=args.points,
+        vol_quantiles=tuple(args.vol_quantiles),
+        spacing=args.spacing,
+        elasticity=args.elasticity,
+        turnover=args.turnover,
+        participation=args.participation,
+        margin=args.margin,
+        impact_k=args.impact_k,
+        distortion=args.distortion_bps,
+        inventory_penalty=args.inventory_penalty,
+        trigger_notional=args.trigger_notional,
+        sector_notional=args.sector_notional,
+        adv_window=args.adv_window,
+        objective=objective,
+    )
+    paths = write_design_config(cal, args.out)
+    payload = cal.to_dict()
+    payload["files"] = {k: str(v) for k, v in paths.items()}
+    tail = cal.tail
+    text = "\n".join(
+        [
+            f"Wrote {paths['config']} (with {paths['states'].name} and {paths['shock'].name}).",
+            f"  data: {cal.start} to {cal.end}, {cal.n_prices} closes; risk input {cal.risk_input}"
+            + (f" (window {cal.window})" if cal.risk_input == "realized_variance" else f" (lambda {cal.lam:g})"),
+            f"  grid: daily vol {cal.vol_min:g} to {cal.vol_max:g}, {cal.grid.size} points",
+            f"  shock: {cal.loss_stats['n']} standardised {cal.horizon_days}-day losses; 99% quantile empirical {tail['empirical']:.3f}, "
+            f"normal {tail['normal']:.3f}, Student-t fit {tail['student_t_fit']:.3f} (df {tail['student_t_fit_params']['df']:.2f})",
+            f"  market: alpha {float(cal.market.alpha):.4g}, c_eff {float(cal.market.c_eff):.4g}",
+        ]
+    )
+    return _emit_json(args, payload, text)
+
+
+# ----------------------------------------------------------------------------------------------
+# Parser
+# ----------------------------------------------------------------------------------------------
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``calibrate`` sub-command (with its seven sub-commands) to ``subparsers``; returns its parser."""
+    p = subparsers.add_parser(
+        "calibrate",
+        help="calibrate the cap and the manipulation diagnostics; reproduce the paper's tables; estimate design inputs from data",
+        description=__doc__.split("\n\n")[0],
+    )
+    sub = p.add_subparsers(dest="calibrate_command", metavar="{tables,cap,gain,threshold,elasticity,accounts,data}")
+
+    def _usage(args: argparse.Namespace, _p: argparse.ArgumentParser = p) -> int:
+        _p.print_help(sys.stderr)
+        return 2
+
+    p.set_defaults(func=_usage)
+
+    t = sub.add_parser("tables", help="reproduce Tables 1, 3, 4, 5, eq. (45) and the D.6 calibration from the formulas")
+    t.add_argument("--impact-k", type=float, default=200.0, metavar="K", help="impact constant k in delta_bps = k sqrt(f), bp (default 200)")
+    _add_json(t)
+    t.set_defaults(func=_cmd_tables)
+
+    c = sub.add_parser("cap", help="alpha, c_eff, alpha*c_eff and the cap in every unit system")
+    _add_cap_market(c, required=True)
+    c.add_argument("--vol", type=float, default=None, metavar="SIGMA", help="daily volatility (decimal) at which to evaluate dm/dr")
+    c.add_argument("--append-market", default=None, metavar="CONFIG", help="append the [market] block to this design config")
+    _add_json(c)
+    c.set_defaults(func=_cmd_cap)
+
+    g = sub.add_parser("gain", help="G, profit and ROI bounds and q_min for a proposed margin move")
+    g.add_argument("--elasticity", type=float, required=True, metavar="EPS", help="position-margin elasticity epsilon_XM (> 0)")
+    g.add_argument("--turnover", type=float, required=True, metavar="TAU", help="turnover ratio tau = XP/ADV")
+    g.add_argument("--participation", type=float, required=True, metavar="F", help="trigger size f, decimal fraction of ADV in (0, 1]")
+    g.add_argument("--margin-from", type=float, required=True, metavar="M0", help="margin ratio before the update (decimal)")
+    g.add_argument("--margin-to", type=float, required=True, metavar="M1", help="margin ratio after the update (decimal)")
+    _add_impact(g)
+    g.add_argument("--inventory-penalty", type=float, default=0.0, metavar="KAPPA", help="inventory penalty kappa >= 0 (default 0)")
+    g.add_argument("--execution-cost", type=float, default=0.0, metavar="TAU_EXEC", help="proportional execution cost per unit traded, decimal of notional (58)")
+    g.add_argument("--funding-spread", type=float, default=0.0, metavar="RHO", help="funding spread per period on posted margin, decimal (58)")
+    _add_json(g)
+    g.set_defaults(func=_cmd_gain)
+
+    th = sub.add_parser("threshold", help="Table 5 rows: vol points needed for a margin jump, or the max jump for a vol rise")
+    th.add_argument("--turnover", type=float, required=True, metavar="TAU", help="turnover ratio tau = XP/ADV")
+    th.add_argument("--margin-jump", type=float, default=None, metavar="J", help="relative margin jump, decimal (0.2 = +20%%)")
+    th.add_argument("--vol-rise", type=float, default=None, metavar="V", help="rise in annualised volatility, in points (10 = from 10%% to 20%%)")
+    th.add_argument("--elasticity", type=float, default=_BENCH_ELASTICITY, metavar="EPS", help="epsilon_XM (default 0.225)")
+    th.add_argument("--participation", type=float, default=_BENCH_PARTICIPATION, metavar="F", help="trigger size f, decimal of ADV (default 0.01)")
+    _add_impact(th, default_note="200, i.e. 20 bp at f = 1%%")
+    th.add_argument("--inventory-penalty", type=float, default=0.0, metavar="KAPPA", help="inventory penalty kappa >= 0 (default 0)")
+    _add_json(th)
+    th.set_defaults(func=_cmd_threshold)
+
+    e = sub.add_parser("elasticity", help="estimate epsilon_XM from a CSV of margin and position (or open_interest)")
+    e.add_argument("file", metavar="FILE.csv", help="CSV with columns margin, position or open_interest, and optionally date")
+    e.add_argument("--lags", type=int, default=0, help="distributed lags of the margin change (default 0); epsilon is the cumulative response")
+    e.add_argument("--hac-lags", type=int, default=None, help="Newey-West lag (default floor(4 (n/100)^(2/9)))")
+    e.add_argument("--confidence", type=float, default=0.95, help="confidence level of the interval (default 0.95)")
+    e.add_argument("--turnover", type=float, default=1.0, metavar="TAU", help="tau for the implied cap (default 1)")
+    e.add_argument("--participation", type=float, default=_BENCH_PARTICIPATION, metavar="F", help="f for the implied cap (default 0.01)")
+    e.add_argument("--margin", type=float, default=0.05, metavar="M", help="margin ratio m for the implied cap (default 0.05)")
+    _add_impact(e)
+    e.add_argument("--inventory-penalty", type=float, default=0.0, metavar="KAPPA", help="inventory penalty kappa >= 0 (default 0)")
+    _add_json(e)
+    e.set_defaults(func=_cmd_elasticity)
+
+    a = sub.add_parser("accounts", help="c_X^eff (63) and Lemma 11's bound from account-level equity and targets")
+    a.add_argument("file", metavar="FILE.csv", help="CSV with columns equity, target and optionally mass")
+    a.add_argument("--margin", type=float, required=True, metavar="M", help="the next posted margin ratio M (decimal)")
+    a.add_argument("--margin-headroom", type=float, default=0.0, metavar="DELTA_M", help="delta_M of Lemma 11 (decimal margin ratio, default 0)")
+    a.add_argument("--adv", type=float, default=None, help="ADV in the currency of the equity column, to express c_eff in ADV units")
+    _add_json(a)
+    a.set_defaults(func=_cmd_accounts)
+
+    d = sub.add_parser("data", help="estimate design inputs from price data and write a design config")
+    src = d.add_mutually_exclusive_group(required=True)
+    src.add_argument("--dataset", choices=["sp500"], help="bundled data: sp500 (arch.data.sp500, 1999-2018)")
+    src.add_argument("--csv", metavar="FILE", help="CSV with columns date (YYYY-MM-DD), close and optionally volume")
+    d.add_argument("--out", required=True, metavar="CONFIG.toml", help="design config to write (plus CONFIG.states.csv and CONFIG.shock.csv)")
+    d.add_argument("--start", default=None, help="first date (YYYY-MM-DD) of the data window")
+    d.add_argument("--end", default=None, help="last date (YYYY-MM-DD) of the data window")
+    d.add_argument("--risk-input", choices=["realized_variance", "ewma"], default="realized_variance", help="risk input r_t (default realized_variance)")
+    d.add_argument("--window", type=int, default=20, help="realised-variance window in days (default 20)")
+    d.add_argument("--lambda", dest="lam", type=float, default=0.94, help="EWMA decay lambda (default 0.94, RiskMetrics)")
+    d.add_argument("--horizon-days", type=int, default=2, help="margin period of risk in days (default 2)")
+    d.add_argument("--position", choices=["long", "short", "both"], default="long", help="whose close-out loss is standardised (default long)")
+    d.add_argument("--points", type=int, default=51, help="grid points (default 51)")
+    d.add_argument("--vol-quantiles", type=float, nargs=2, default=[0.01, 0.99], metavar=("LOW", "HIGH"), help="grid range as quantiles of daily vol (default 0.01 0.99)")
+    d.add_argument("--spacing", choices=["vol", "variance"], default="vol", help="grid spacing (default vol)")
+    d.add_argument("--elasticity", type=float, default=_BENCH_ELASTICITY, metavar="EPS", help="epsilon_XM (default 0.225)")
+    tg = d.add_mutually_exclusive_group()
+    tg.add_argument("--turnover", type=float, default=None, metavar="TAU", help="tau = XP/ADV (default 1)")
+    tg.add_argument("--sector-notional", type=float, default=None, metavar="X", help="constrained-sector position notional (currency); tau = X/ADV")
+    fg = d.add_mutually_exclusive_group()
+    fg.add_argument("--participation", type=float, default=None, metavar="F", help="trigger size f, decimal of ADV (default 0.01)")
+    fg.add_argument("--trigger-notional", type=float, default=None, metavar="Q", help="trigger notional (currency); f = Q/ADV")
+    d.add_argument("--margin", type=float, default=0.05, metavar="M", help="margin ratio m for c_eff = epsilon tau / m (default 0.05)")
+    _add_impact(d)
+    d.add_argument("--inventory-penalty", type=float, default=0.0, metavar="KAPPA", help="inventory penalty kappa >= 0 (default 0)")
+    d.add_argument("--adv-window", type=int, default=20, help="days averaged for ADV, ending at the window's last date (default 20)")
+    d.add_argument("--loss", choices=["shortfall", "squared_shortfall"], default="shortfall", help="coverage loss (default shortfall)")
+    d.add_argument("--carry", type=float, default=0.01, help="carry cost kappa_M in [0, 1) (default 0.01)")
+    d.add_argument("--prev-margin", type=float, default=None, help="margin in place before the reset, decimal (default --margin)")
+    d.add_argument("--liquidation-weight", type=float, default=0.0, help="lambda_L (default 0)")
+    d.add_argument("--liquidation-cost", choices=["quadratic", "linear"], default="quadratic", help="C(.) (default quadratic)")
+    d.add_argument("--participation-weight", type=float, default=0.0, help="lambda_P (default 0)")
+    d.add_argument("--participation-beta", type=float, default=0.0, help="beta: share of cleared activity lost per unit margin increase (default 0)")
+    d.add_argument("--participation-cost", choices=["linear", "quadratic"], default="linear", help="H(.) (default linear)")
+    _add_json(d)
+    d.set_defaults(func=_cmd_data)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry point: ``main(["calibrate", "cap", ...])``; user errors print one sentence and return 2."""
+    parser = argparse.ArgumentParser(prog="margin-design")
+    subs = parser.add_subparsers(dest="command", metavar="{calibrate}")
+    register(subs)
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
+    if func is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(func(args))
+    except MarginDesignError as exc:
+        print(f"margin-design: error: {exc}", file=sys.stderr)
+        return getattr(exc, "exit_status", 2)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
