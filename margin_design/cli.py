@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 
 from margin_design.errors import MarginDesignError
+
+# Each module adds its subcommand(s) with register(subparsers): calibrate, report, sweep, audit.
+SUBCOMMAND_MODULES = ("cli_calibrate",)
 
 
 def _cmd_solve(args) -> int:
@@ -34,12 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="folder for schedule.json and schedule.csv")
     p.add_argument("--method", choices=("exact", "cvxpy"), default="cvxpy", help="solver path (default: %(default)s)")
     p.set_defaults(func=_cmd_solve)
-    try:
-        from margin_design import cli_calibrate
-    except ImportError:
-        pass
-    else:
-        cli_calibrate.register(sub)
+    for module in SUBCOMMAND_MODULES:
+        importlib.import_module(f"margin_design.{module}").register(sub)
     return parser
 
 

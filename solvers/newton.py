@@ -120,7 +120,7 @@ def build_schedule(problem, x, codes, cert, G, *, method, backend, versions, ite
         "terms": terms,
         "first_best_terms": fb_terms,
     }
-    segs = segments_from_codes(codes, problem.vol, x, fb, problem.cap.slope_vol, glo, ghi)
+    segs = segments_from_codes(codes, problem.vol, x, fb, problem.cap.slope_vol, glo, ghi, problem.weights)
     solver = {"method": method, "backend": backend, "versions": versions, "iterations": int(iterations), "seconds": round(float(seconds), 3)}
     return Schedule(
         problem=problem,

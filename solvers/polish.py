@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from margin_design.solvers.certificate import residual_scale
-from margin_design.solvers.chain import FREE, POOLED, SATURATED
+from margin_design.solvers.chain import FREE, POOLED, SATURATED, chain_qp_block_offsets, chain_qp_codes_to_blocks
 
 MAX_LEVEL_ITER = 200
 MAX_REFINE_ROUNDS = 60
@@ -25,17 +25,11 @@ MAX_REFINE_ROUNDS = 60
 
 def block_layout(codes: np.ndarray, u: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(starts, block_id, offsets) for link ``codes``: block start indices, each point's block, s_j."""
-    codes = np.asarray(codes)
-    n = codes.size + 1
-    new_block = np.concatenate([[True], codes == FREE])
-    starts = np.flatnonzero(new_block)
-    block_id = np.cumsum(new_block) - 1
-    step = np.where(codes == SATURATED, u, 0.0)
-    step = np.where(codes == FREE, 0.0, step)
-    csum = np.concatenate([[0.0], np.cumsum(step)])
-    offsets = csum - csum[starts][block_id]
-    assert offsets.size == n
-    return starts, block_id, offsets
+    starts = chain_qp_codes_to_blocks(codes)
+    block_id = np.zeros(np.asarray(codes).size + 1, np.int64)
+    block_id[starts[1:]] = 1
+    block_id = np.cumsum(block_id)
+    return starts, block_id, chain_qp_block_offsets(u, codes)
 
 
 def solve_block_levels(problem, codes: np.ndarray, x_guess: np.ndarray) -> np.ndarray:
@@ -59,14 +53,16 @@ def solve_block_levels(problem, codes: np.ndarray, x_guess: np.ndarray) -> np.nd
     for _ in range(200):
         _, fh_lo, _ = sums(lo)
         _, fh_hi, _ = sums(hi)
-        bad_lo = fh_lo >= 0
-        bad_hi = fh_hi < 0
+        bad_lo = (fh_lo >= 0) & ~done  # blocks already at a root (e.g. zero-weight states) need no bracket
+        bad_hi = (fh_hi < 0) & ~done
         if not (bad_lo.any() or bad_hi.any()):
             break
         span = hi - lo
         lo = np.where(bad_lo, lo - 2.0 * span, lo)
         hi = np.where(bad_hi, hi + 2.0 * span, hi)
     L = np.clip(L, lo, hi)
+    converged = done.copy()
+    eps = np.finfo(float).eps
     for _ in range(MAX_LEVEL_ITER):
         flo, fhi, H = sums(L)
         done = (flo <= 0.0) & (fhi >= 0.0)
@@ -76,10 +72,12 @@ def solve_block_levels(problem, codes: np.ndarray, x_guess: np.ndarray) -> np.nd
         newton = L - fhi / np.where(H > 0, H, np.inf)
         inside = (newton > lo) & (newton < hi) & (H > 0)
         cand = np.where(inside, newton, 0.5 * (lo + hi))
-        tiny_step = np.abs(cand - L) <= 2.0 * np.finfo(float).eps * np.maximum(np.abs(L), 1e-300)
-        narrow = (hi - lo) <= 4.0 * np.finfo(float).eps * np.maximum(np.abs(hi), 1e-300)
-        L = np.where(done, L, cand)
-        if np.all(done | tiny_step | narrow):
+        # a Newton step at the rounding level of L, or a bracket that cannot shrink further: converged
+        tiny_step = inside & (np.abs(cand - L) <= 4.0 * eps * np.maximum(np.abs(L), 1e-300))
+        narrow = (hi - lo) <= 4.0 * eps * np.maximum(np.abs(hi), 1e-300)
+        L = np.where(converged | done, L, cand)
+        converged |= done | tiny_step | narrow
+        if converged.all():
             break
     return _snap_to_kink(problem, L, starts, bid, s, sums)
 

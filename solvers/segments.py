@@ -21,8 +21,12 @@ from margin_design.solvers.chain import FREE, POOLED, SATURATED
 KIND_NAMES = {FREE: "tracking", SATURATED: "saturated", POOLED: "pooling"}
 
 
-def segments_from_codes(codes, vol, x, first_best, slope_vol, glo, ghi) -> list[dict]:
-    """List of segment dicts (JSON-ready) in grid order."""
+def segments_from_codes(codes, vol, x, first_best, slope_vol, glo, ghi, weights=None) -> list[dict]:
+    """List of segment dicts (JSON-ready) in grid order.
+
+    States of zero probability mass (``weights == 0``) do not enter the objective, so any feasible margin
+    is optimal there; they are left out of the tracking distance.
+    """
     codes = np.asarray(codes)
     n = codes.size + 1
     if codes.size == 0:
@@ -33,6 +37,8 @@ def segments_from_codes(codes, vol, x, first_best, slope_vol, glo, ghi) -> list[
     free_left = np.concatenate([[True], codes == FREE])   # link to the left of point j is free (or none)
     free_right = np.concatenate([codes == FREE, [True]])
     singleton = free_left & free_right
+    if weights is not None:
+        singleton &= np.asarray(weights) > 0
     out = []
     for a, b in zip(run_starts, run_ends):
         kind = KIND_NAMES[int(codes[a])]
