@@ -160,15 +160,6 @@ def smooth_derivatives(static: tuple, params: dict, r, M):
 
 
 @partial(jax.jit, static_argnums=0)
-def one_sided_derivatives(static: tuple, params: dict, r, M):
-    """(dPsi/dM from the left, dPsi/dM from the right) per state: equal except at the kink M = M_-."""
-    d1, _ = smooth_derivatives(static, params, r, M)
-    k = kink_weight(static, params)
-    m0 = kink_location(static, params)
-    return d1 + k * (M > m0), d1 + k * (M >= m0)
-
-
-@partial(jax.jit, static_argnums=0)
 def weighted_value(static: tuple, params: dict, r, w, M):
     """J = sum_i w_i Psi(r_i, M_i): the discretised objective (33)."""
     return jnp.sum(w * psi(static, params, r, M))

@@ -14,14 +14,15 @@ from functools import cached_property
 
 import jax.numpy as jnp
 import numpy as np
+from scipy.special import ndtri
 
 from margin_design.design import objective as obj
 from margin_design.design.cap import CapSpec, cap_increments
+from margin_design.design.roots import monotone_roots
 from margin_design.errors import ConfigError, NonConvexError
 
 # A second derivative below -CONVEXITY_TOL * (typical curvature) on the check grid is non-convex.
 CONVEXITY_TOL = 1e-9
-BISECTION_STEPS = 200
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,57 +82,72 @@ class Problem:
         return {k: float(v) for k, v in t.items()}
 
     def smooth_derivatives(self, x) -> tuple[np.ndarray, np.ndarray]:
-        """(w_i dPsi_smooth/dM, w_i d2Psi_smooth/dM2) at x."""
-        d1, d2 = obj.smooth_derivatives(self.static, self.params, self._jr, jnp.asarray(x))
-        return self.weights * np.asarray(d1), self.weights * np.asarray(d2)
+        """(w_i dPsi_smooth/dM, w_i d2Psi_smooth/dM2) at x: one fused JAX evaluation."""
+        d1, d2 = self._unweighted_smooth(x)
+        return self.weights * d1, self.weights * d2
 
-    def gradient_bounds(self, x) -> tuple[np.ndarray, np.ndarray]:
-        """(w_i dPsi/dM from the left, from the right) at x: the subdifferential of each f_i = w_i Psi_i."""
-        lo, hi = obj.one_sided_derivatives(self.static, self.params, self._jr, jnp.asarray(x))
-        return self.weights * np.asarray(lo), self.weights * np.asarray(hi)
+    def _unweighted_smooth(self, x) -> tuple[np.ndarray, np.ndarray]:
+        d1, d2 = obj.smooth_derivatives(self.static, self.params, self._jr, jnp.asarray(x))
+        return np.asarray(d1), np.asarray(d2)
+
+    def _kink_jumps(self, x) -> tuple[np.ndarray, np.ndarray]:
+        """(K 1{x > M_-}, K 1{x >= M_-}): the kinked part's left and right derivatives per state."""
+        K, m0 = self.kink
+        x = np.asarray(x, float)
+        if K <= 0:
+            z = np.zeros_like(x)
+            return z, z
+        return K * (x > m0), K * (x >= m0)
+
+    def gradient_bounds(self, x, smooth: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(w_i dPsi/dM from the left, from the right) at x: the subdifferential of each f_i = w_i Psi_i.
+
+        ``smooth`` may pass the weighted smooth derivative already computed at x.
+        """
+        g = self.smooth_derivatives(x)[0] if smooth is None else smooth
+        jl, jr = self._kink_jumps(x)
+        return g + self.weights * jl, g + self.weights * jr
 
     def state_derivatives(self, x) -> tuple[np.ndarray, np.ndarray]:
         """(dPsi/dM from the left, from the right) per state, unweighted."""
-        lo, hi = obj.one_sided_derivatives(self.static, self.params, self._jr, jnp.asarray(x))
-        return np.asarray(lo), np.asarray(hi)
+        d1, _ = self._unweighted_smooth(x)
+        jl, jr = self._kink_jumps(x)
+        return d1 + jl, d1 + jr
 
     # ----------------------------------------------------------------- first best (34)
     @cached_property
     def first_best(self) -> np.ndarray:
         """M^fb(r) = argmin_{M >= 0} Psi(r, M) per state (34); the smallest minimiser where Psi is flat.
 
-        Solved by bisection on the right derivative, which is non-decreasing in M by convexity: M^fb is
-        the smallest M >= 0 with dPsi/dM(M+) >= 0. BISECTION_STEPS halvings reach the float64 floor.
+        Psi is convex, so M^fb solves 0 in [dPsi/dM(M-), dPsi/dM(M+)] with M >= 0, which
+        :func:`~margin_design.design.roots.monotone_roots` solves per state by safeguarded Newton from the
+        normal quantile guess sqrt(h r) z_{1 - carry}. A state whose derivative never turns positive has
+        an unbounded first-best, which is a configuration error.
         """
         if self.objective.kind == "target":
             return np.maximum(np.asarray(self.objective.target, float), 0.0)
-        n = self.n
-        lo = np.zeros(n)
-        hi = np.full(n, max(self.kink[1], 0.0) + 1e-3) + 10.0 * np.sqrt(
-            float(self.objective.shock.horizon_days) * self.r
-        )
-        at_zero = self.state_derivatives(lo)[1] >= 0.0
-        for _ in range(60):
-            bad = self.state_derivatives(hi)[1] <= 0.0  # strict: a tail probability that underflows to 0 is no bracket
-            if not bad.any():
-                break
-            hi = np.where(bad, 2.0 * hi, hi)
-        else:
+        s = np.sqrt(float(self.objective.shock.horizon_days) * self.r)
+        carry = float(self.objective.carry)
+        guess = s * (ndtri(1.0 - carry) if 0.0 < carry < 0.5 else 2.0)
+
+        def evaluate(m):
+            d1, d2 = self._unweighted_smooth(m)
+            jl, jr = self._kink_jumps(m)
+            return d1 + jl, d1 + jr, d2
+
+        K, m0 = self.kink
+        snap = np.full(self.n, m0 if K > 0 else np.nan)
+        m, ok = monotone_roots(evaluate, np.maximum(guess, 0.0), lower=0.0, step0=np.maximum(s, 1e-12), snap=snap)
+        far = m > 1e6 * np.maximum(s, 1e-12) + max(self.kink[1], 0.0)
+        if not ok.all() or far.any() or not np.all(np.isfinite(m)):
             raise ConfigError(
                 f"objective.carry = {self.objective.carry!r} with these cost weights leaves the first-best margin unbounded "
                 "(no marginal cost ever outweighs coverage); use carry > 0 or a liquidation or participation cost."
             )
-        for _ in range(BISECTION_STEPS):
-            mid = 0.5 * (lo + hi)
-            up = self.state_derivatives(mid)[1] >= 0.0
-            hi = np.where(up, mid, hi)
-            lo = np.where(up, lo, mid)
-            if np.all(hi - lo <= 4e-16 * np.maximum(hi, 1e-300)):
-                break
-        return np.where(at_zero, 0.0, hi)
+        return m
 
     # ----------------------------------------------------------------- convexity
-    def check_convexity(self, points: int = 64) -> None:
+    def check_convexity(self, points: int = 16) -> None:
         """Raise NonConvexError unless d2Psi/dM2 >= 0 on the grid of states x a range of margins.
 
         The smooth part's second derivative comes from JAX; kinks from linear forms are convex by

@@ -158,10 +158,12 @@ def certify(x, u, codes, glo, ghi, objective: float, curvature=None) -> tuple[Ce
     )
     comp = float(np.max(np.concatenate([viol / np.maximum(scale[:-1], tiny), sub_violation / np.maximum(scale, tiny)])))
     balance = float(abs(G[-1]) / max(scale[-1], tiny))
-    mu = np.maximum(Gk, 0.0)
     nu = np.maximum(-Gk, 0.0)
-    slack = np.where(np.isfinite(u), u - d, np.where(mu > 0, np.inf, 0.0))
-    eta = float(np.sum(nu * np.maximum(d, 0.0)) + np.sum(np.where(mu > 0, mu * np.maximum(slack, 0.0), 0.0)))
+    # On uncapped links (u = inf) a positive G_k cannot be a cap multiplier: it is a sign violation, counted
+    # in the complementarity residual above (rounding noise passes its tolerance), not an infinite gap.
+    capped = np.isfinite(u)
+    mu = np.where(capped, np.maximum(Gk, 0.0), 0.0)
+    eta = float(np.sum(nu * np.maximum(d, 0.0)) + np.sum(mu * np.maximum(np.where(capped, u - d, 0.0), 0.0)))
     first_order_scale = float(scale[-1]) * float(np.max(np.abs(x)))
     denom = max(abs(float(objective)), first_order_scale, tiny)
     rel = eta / denom if eta > 0 else 0.0

@@ -38,7 +38,7 @@ DECREASE_TOL = 1e-15
 QPStep = Callable[[np.ndarray, np.ndarray, np.ndarray, float], tuple[np.ndarray, np.ndarray]]
 
 
-def _model(problem, x, y, g, h, kw, m0) -> float:
+def _model(x, y, g, h, kw, m0) -> float:
     dx = y - x
     val = float(np.dot(g, dx) + 0.5 * np.dot(h, dx * dx))
     if kw is not None:
@@ -46,32 +46,67 @@ def _model(problem, x, y, g, h, kw, m0) -> float:
     return val
 
 
-def newton_iterations(problem, step: QPStep, x0: np.ndarray | None = None, *, max_iter: int = MAX_NEWTON, step_tol: float = STEP_TOL):
-    """Run damped Newton from ``x0`` (or from the quadratic model at the first-best). Returns (x, codes, iterations)."""
+def _huber(z, delta):
+    """Smoothing of z_+ with width delta: 0 (z <= 0), z^2/(2 delta) (0 < z < delta), z - delta/2 (z >= delta)."""
+    zc = np.clip(z, 0.0, delta)
+    return zc * zc / (2.0 * delta) + np.maximum(z - delta, 0.0)
+
+
+def newton_iterations(
+    problem,
+    step: QPStep,
+    x0: np.ndarray | None = None,
+    *,
+    max_iter: int = MAX_NEWTON,
+    step_tol: float = STEP_TOL,
+    kink_delta: float | None = None,
+):
+    """Damped Newton from ``x0`` (or from the quadratic model at the first-best). Returns (x, codes, iterations).
+
+    ``kink_delta=None``: the kink K w (x - M_-)_+ goes to the step solver exactly (cvxpy ``pos``).
+    ``kink_delta > 0``: for step solvers that take pure quadratics (the exact chain programme), the kink is
+    replaced by its Huber smoothing of width ``kink_delta`` and Newton minimises the smoothed objective; the
+    exact answer then comes from the block polish and the certificate, which treat the kink exactly.
+    """
     K, m0 = problem.kink
     kw = problem.weights * K if K > 0 else None
+    smooth = kw is not None and kink_delta is not None
+
+    def value(x):
+        if not smooth:
+            return problem.value(x)
+        z = x - m0
+        return problem.value(x) + float(np.dot(kw, _huber(z, kink_delta) - np.maximum(z, 0.0)))
+
+    def derivatives(x):
+        g, h = problem.smooth_derivatives(x)
+        if smooth:
+            z = x - m0
+            g = g + kw * np.clip(z / kink_delta, 0.0, 1.0)
+            h = h + kw * ((z > 0) & (z < kink_delta)) / kink_delta
+        return g, np.maximum(h, CURVATURE_FLOOR * max(float(h.max()), np.finfo(float).tiny))
+
+    step_kw = None if smooth else kw
     if x0 is None:
         fb = problem.first_best
-        _, h = problem.smooth_derivatives(fb)
-        h = np.maximum(h, CURVATURE_FLOOR * max(float(h.max()), np.finfo(float).tiny))
-        x, codes = step(h, fb, kw, m0)
+        _, h = derivatives(fb)
+        x, codes = step(h, fb, step_kw, m0)
     else:
         x = np.asarray(x0, float)
         codes = None
-    F = problem.value(x)
+    F = value(x)
     it = 0
     for it in range(1, max_iter + 1):
-        g, h = problem.smooth_derivatives(x)
-        h = np.maximum(h, CURVATURE_FLOOR * max(float(h.max()), np.finfo(float).tiny))
-        y, codes = step(h, x - g / h, kw, m0)
-        pred = _model(problem, x, y, g, h, kw, m0)
+        g, h = derivatives(x)
+        y, codes = step(h, x - g / h, step_kw, m0)
+        pred = _model(x, y, g, h, step_kw, m0)
         dx = y - x
         if np.max(np.abs(dx)) <= step_tol * (1.0 + np.max(np.abs(x))) or pred >= -DECREASE_TOL * max(abs(F), 1e-300):
             break
         a = 1.0
         while True:
             xn = x + a * dx
-            Fn = problem.value(xn)
+            Fn = value(xn)
             if Fn <= F + ARMIJO * a * pred or a < 1e-12:
                 break
             a *= 0.5
@@ -81,22 +116,34 @@ def newton_iterations(problem, step: QPStep, x0: np.ndarray | None = None, *, ma
     return x, codes, it
 
 
-def solve_with_steps(problem, step: QPStep, *, method: str, backend: str, versions: dict) -> Schedule:
-    """Newton + polish + certificate; restarts Newton from the polished point if the certificate fails."""
+def solve_with_steps(problem, step: QPStep, *, method: str, backend: str, versions: dict, kink_deltas=None) -> Schedule:
+    """Newton + polish + certificate; restarts Newton from the polished point if the certificate fails.
+
+    ``kink_deltas``: a decreasing sequence of Huber widths for step solvers that need pure quadratics
+    (continuation: each Newton run starts from the previous answer); None passes the kink to the step.
+    """
     t0 = time.perf_counter()
 
     def cert_fn(x, codes):
-        glo, ghi = problem.gradient_bounds(x)
-        _, h = problem.smooth_derivatives(x)
+        g, h = problem.smooth_derivatives(x)
+        glo, ghi = problem.gradient_bounds(x, g)
         return certify(x, problem.u, codes, glo, ghi, problem.value(x), curvature=h)
 
-    x, codes, iters = newton_iterations(problem, step)
-    total_iters = iters
+    def run_newton(x0):
+        if problem.kink[0] > 0 and kink_deltas is not None:
+            total = 0
+            for delta in kink_deltas:
+                x0, codes, iters = newton_iterations(problem, step, x0, kink_delta=delta)
+                total += iters
+            return x0, codes, total
+        return newton_iterations(problem, step, x0)
+
+    x, codes, total_iters = run_newton(None)
     for _ in range(MAX_RESTARTS):
         x, codes, cert, G, _ = refine_active_set(problem, codes, x, cert_fn)
         if cert.ok:
             break
-        x, codes, iters = newton_iterations(problem, step, x)
+        x, codes, iters = run_newton(x)
         total_iters += iters
     else:
         raise SolverError(
@@ -110,7 +157,7 @@ def solve_with_steps(problem, step: QPStep, *, method: str, backend: str, versio
 def build_schedule(problem, x, codes, cert, G, *, method, backend, versions, iterations, seconds) -> Schedule:
     """Assemble the frozen result: objective (total, per term, first-best), segments, certificate, solver record."""
     fb = problem.first_best
-    glo, ghi = problem.gradient_bounds(x)
+    glo, ghi = problem.gradient_bounds(x)  # for the segments' (43) residuals
     terms = problem.terms(x)
     fb_terms = problem.terms(fb)
     objective = {

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from margin_design.design.roots import monotone_roots
 from margin_design.solvers.certificate import residual_scale
 from margin_design.solvers.chain import FREE, POOLED, SATURATED, chain_qp_block_offsets, chain_qp_codes_to_blocks
 
-MAX_LEVEL_ITER = 200
 MAX_REFINE_ROUNDS = 60
 
 
@@ -40,68 +40,26 @@ def solve_block_levels(problem, codes: np.ndarray, x_guess: np.ndarray) -> np.nd
 
     def sums(level):
         x = level[bid] + s
-        glo, ghi = problem.gradient_bounds(x)
-        _, h = problem.smooth_derivatives(x)
+        g, h = problem.smooth_derivatives(x)
+        glo, ghi = problem.gradient_bounds(x, g)
         return np.add.reduceat(glo, starts), np.add.reduceat(ghi, starts), np.add.reduceat(h, starts)
 
-    flo, fhi, H = sums(L)
-    done = (flo <= 0.0) & (fhi >= 0.0)
-    # bracket: lo with F+(lo) < 0, hi with F+(hi) >= 0
-    width = np.maximum(1e-4, 1e-2 * np.abs(L))
-    lo = np.where(fhi < 0, L, L - width)
-    hi = np.where(fhi >= 0, L, L + width)
-    for _ in range(200):
-        _, fh_lo, _ = sums(lo)
-        _, fh_hi, _ = sums(hi)
-        bad_lo = (fh_lo >= 0) & ~done  # blocks already at a root (e.g. zero-weight states) need no bracket
-        bad_hi = (fh_hi < 0) & ~done
-        if not (bad_lo.any() or bad_hi.any()):
-            break
-        span = hi - lo
-        lo = np.where(bad_lo, lo - 2.0 * span, lo)
-        hi = np.where(bad_hi, hi + 2.0 * span, hi)
-    L = np.clip(L, lo, hi)
-    converged = done.copy()
-    eps = np.finfo(float).eps
-    for _ in range(MAX_LEVEL_ITER):
-        flo, fhi, H = sums(L)
-        done = (flo <= 0.0) & (fhi >= 0.0)
-        up = fhi >= 0.0
-        hi = np.where(up & ~done, np.minimum(hi, L), hi)
-        lo = np.where(~up & ~done, np.maximum(lo, L), lo)
-        newton = L - fhi / np.where(H > 0, H, np.inf)
-        inside = (newton > lo) & (newton < hi) & (H > 0)
-        cand = np.where(inside, newton, 0.5 * (lo + hi))
-        # a Newton step at the rounding level of L, or a bracket that cannot shrink further: converged
-        tiny_step = inside & (np.abs(cand - L) <= 4.0 * eps * np.maximum(np.abs(L), 1e-300))
-        narrow = (hi - lo) <= 4.0 * eps * np.maximum(np.abs(hi), 1e-300)
-        L = np.where(converged | done, L, cand)
-        converged |= done | tiny_step | narrow
-        if converged.all():
-            break
-    return _snap_to_kink(problem, L, starts, bid, s, sums)
+    step0 = np.maximum(1e-9 * np.abs(L), 1e-15)  # Newton's answer is already close: explore in small steps
+    L, _ = monotone_roots(sums, L, step0=step0, snap=_kink_levels(problem, L, starts, bid, s))
+    return L[bid] + s
 
 
-def _snap_to_kink(problem, L, starts, bid, s, sums):
-    """Put blocks whose root is the kink M_- of a linear cost form exactly there.
-
-    When 0 lies strictly inside the jump of the block's subdifferential, the root is a level at which
-    some point of the block sits exactly at M_-; floating-point bisection only gets within an ulp, on the
-    wrong side of which the one-sided derivative is off by the whole jump.
-    """
+def _kink_levels(problem, L, starts, bid, s):
+    """Per block, the level at which its point nearest to the kink M_- sits exactly on it (NaN if no kink)."""
     K, m0 = problem.kink
     if K <= 0 or not np.isfinite(m0):
-        return L[bid] + s
+        return None
     dist = np.abs(L[bid] + s - m0)
     best = np.minimum.reduceat(dist, starts)
-    pick = np.full(L.size, -1)
+    pick = np.empty(L.size, np.int64)
     hit = np.flatnonzero(dist == best[bid])
     pick[bid[hit[::-1]]] = hit[::-1]  # first point attaining the minimum in each block
-    cand = m0 - s[pick]
-    flo, fhi, _ = sums(cand)
-    ok = (flo <= 0.0) & (fhi >= 0.0) & (best <= 1e-9 * max(1.0, abs(m0)))
-    L = np.where(ok, cand, L)
-    return L[bid] + s
+    return m0 - s[pick]
 
 
 def refine_active_set(problem, codes, x_guess, certify_fn):
@@ -119,8 +77,9 @@ def refine_active_set(problem, codes, x_guess, certify_fn):
         if cert.ok:
             return x, codes, cert, G, rounds
         d = np.diff(x)
-        glo, ghi = problem.gradient_bounds(x)
-        scale = residual_scale(x, glo, ghi, problem.smooth_derivatives(x)[1])[:-1]
+        g, h = problem.smooth_derivatives(x)
+        glo, ghi = problem.gradient_bounds(x, g)
+        scale = residual_scale(x, glo, ghi, h)[:-1]
         tol = 1e-9 * np.maximum(scale, np.finfo(float).tiny)
         new = codes.copy()
         new[(codes == FREE) & (d < 0)] = POOLED
