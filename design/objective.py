@@ -160,6 +160,13 @@ def smooth_derivatives(static: tuple, params: dict, r, M):
 
 
 @partial(jax.jit, static_argnums=0)
+def value_and_derivatives(static: tuple, params: dict, r, w, M):
+    """(J, dPsi_smooth/dM, d2Psi_smooth/dM2) in one XLA computation: Newton needs all three at each iterate."""
+    d1, d2 = smooth_derivatives(static, params, r, M)
+    return jnp.sum(w * psi(static, params, r, M)), d1, d2
+
+
+@partial(jax.jit, static_argnums=0)
 def weighted_value(static: tuple, params: dict, r, w, M):
     """J = sum_i w_i Psi(r_i, M_i): the discretised objective (33)."""
     return jnp.sum(w * psi(static, params, r, M))

@@ -81,6 +81,11 @@ class Problem:
         t = obj.weighted_terms(self.static, self.params, self._jr, self._jw, jnp.asarray(x))
         return {k: float(v) for k, v in t.items()}
 
+    def value_and_derivatives(self, x) -> tuple[float, np.ndarray, np.ndarray]:
+        """(J(x), w_i dPsi_smooth/dM, w_i d2Psi_smooth/dM2) from one fused JAX evaluation."""
+        v, d1, d2 = obj.value_and_derivatives(self.static, self.params, self._jr, self._jw, jnp.asarray(x))
+        return float(v), self.weights * np.asarray(d1), self.weights * np.asarray(d2)
+
     def smooth_derivatives(self, x) -> tuple[np.ndarray, np.ndarray]:
         """(w_i dPsi_smooth/dM, w_i d2Psi_smooth/dM2) at x: one fused JAX evaluation."""
         d1, d2 = self._unweighted_smooth(x)
@@ -147,7 +152,7 @@ class Problem:
         return m
 
     # ----------------------------------------------------------------- convexity
-    def check_convexity(self, points: int = 16) -> None:
+    def check_convexity(self, points: int = 12) -> None:
         """Raise NonConvexError unless d2Psi/dM2 >= 0 on the grid of states x a range of margins.
 
         The smooth part's second derivative comes from JAX; kinks from linear forms are convex by

@@ -61,11 +61,13 @@ def monotone_roots(
         both = lo_known & np.isfinite(hi)
         explore = np.where(up, L - step, L + step)
         explore = np.where(lo_known & (explore <= lo), 0.5 * (L + lo), explore)
-        cand = np.where(inside, newton, np.where(both, 0.5 * (lo + hi), explore))
+        mid = np.where(both, 0.5 * (np.where(both, lo, 0.0) + np.where(both, hi, 0.0)), 0.0)
+        cand = np.where(inside, newton, np.where(both, mid, explore))
         step = np.where(inside | both, step, 2.0 * step)
-        tiny = inside & (np.abs(cand - L) <= 4.0 * EPS * np.maximum(np.abs(L), 1e-300))
+        # a Newton correction at the rounding level of L: converged (the bracket may already sit on L itself)
+        tiny = (H > 0) & (np.abs(newton - L) <= 4.0 * EPS * np.maximum(np.abs(L), 1e-300))
         narrow = both & ((hi - lo) <= 4.0 * EPS * np.maximum(np.abs(hi), 1e-300))
-        L = np.where(converged, L, cand)
+        L = np.where(converged | tiny, L, cand)
         converged |= tiny | narrow
         if converged.all():
             break

@@ -72,47 +72,53 @@ def newton_iterations(
     kw = problem.weights * K if K > 0 else None
     smooth = kw is not None and kink_delta is not None
 
-    def value(x):
-        if not smooth:
-            return problem.value(x)
+    def huber_shift(x):
         z = x - m0
-        return problem.value(x) + float(np.dot(kw, _huber(z, kink_delta) - np.maximum(z, 0.0)))
+        return float(np.dot(kw, _huber(z, kink_delta) - np.maximum(z, 0.0)))
 
-    def derivatives(x):
-        g, h = problem.smooth_derivatives(x)
+    def value(x):
+        return problem.value(x) + (huber_shift(x) if smooth else 0.0)
+
+    def evaluate(x):
+        """(F, g, h) of the (smoothed) objective at x, from one fused JAX call."""
+        F, g, h = problem.value_and_derivatives(x)
         if smooth:
             z = x - m0
+            F += huber_shift(x)
             g = g + kw * np.clip(z / kink_delta, 0.0, 1.0)
             h = h + kw * ((z > 0) & (z < kink_delta)) / kink_delta
-        return g, np.maximum(h, CURVATURE_FLOOR * max(float(h.max()), np.finfo(float).tiny))
+        return F, g, np.maximum(h, CURVATURE_FLOOR * max(float(h.max()), np.finfo(float).tiny))
 
     step_kw = None if smooth else kw
     if x0 is None:
         fb = problem.first_best
-        _, h = derivatives(fb)
+        _, _, h = evaluate(fb)
         x, codes = step(h, fb, step_kw, m0)
     else:
         x = np.asarray(x0, float)
         codes = None
-    F = value(x)
+    F, g, h = evaluate(x)
     it = 0
     for it in range(1, max_iter + 1):
-        g, h = derivatives(x)
         y, codes = step(h, x - g / h, step_kw, m0)
         pred = _model(x, y, g, h, step_kw, m0)
         dx = y - x
         if np.max(np.abs(dx)) <= step_tol * (1.0 + np.max(np.abs(x))) or pred >= -DECREASE_TOL * max(abs(F), 1e-300):
             break
+        # full step first, with the derivatives the next iteration needs; shorter steps by value only
+        xn = y
+        Fn, gn, hn = evaluate(xn)
         a = 1.0
-        while True:
+        while Fn > F + ARMIJO * a * pred and a >= 1e-12:
+            a *= 0.5
             xn = x + a * dx
             Fn = value(xn)
-            if Fn <= F + ARMIJO * a * pred or a < 1e-12:
-                break
-            a *= 0.5
+            gn = None
         if Fn > F:  # no decrease possible at machine precision
             break
-        x, F = xn, Fn
+        if gn is None:
+            Fn, gn, hn = evaluate(xn)
+        x, F, g, h = xn, Fn, gn, hn
     return x, codes, it
 
 
