@@ -1,0 +1,216 @@
+"""Report figures (matplotlib, PNG and PDF), deterministic: same input, byte-identical files.
+
+* ``schedule``: the rule against the first-best across annualised vol, segments shaded and labelled,
+  knots marked (and the rounded or step rule when published that way).
+* ``slope``: the slope of the rule (dm/dsigma_ann) against the cap K / sqrt(252) of (74).
+* ``multipliers``: the shadow prices G_k across states (> 0: the cap binds; < 0: monotonicity binds).
+* ``objective``: expected cost per term, first-best against capped (the price of manipulation-proofness).
+
+Determinism: figures are drawn on :class:`matplotlib.figure.Figure` objects (no pyplot, no global backend
+switch) inside ``rc_context(RC)`` with a fixed font (DejaVu Sans, shipped with matplotlib), sizes and dpi,
+TrueType embedding in PDF, and the time-stamp / software metadata removed.
+"""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter, PercentFormatter
+
+from margin_design.reports.rule_data import SQRT_252
+
+FIGURE_NAMES = ("schedule", "slope", "multipliers", "objective")
+DPI = 150
+SIZE = (7.0, 4.6)   # inches
+RC = {
+    "font.family": "DejaVu Sans",
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "legend.fontsize": 8,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "figure.dpi": DPI,
+    "savefig.dpi": DPI,
+    "pdf.fonttype": 42,
+    "ps.fonttype": 42,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "path.simplify": False,
+}
+PNG_METADATA = {"Software": None}
+PDF_METADATA = {"Creator": None, "Producer": None, "CreationDate": None, "ModDate": None}
+REGIME_COLORS = {"tracking": "#d9f0d3", "saturated": "#fddbc7", "pooling": "#d1e5f0"}
+LINE = {"rule": "#1b4f9c", "first_best": "#555555", "cap": "#b2182b", "published": "#e08214", "knots": "#1b4f9c"}
+
+
+def _pct_axis(ax, which: str = "both", decimals: int = 0) -> None:
+    fmt = PercentFormatter(xmax=1.0, decimals=decimals)
+    if which in ("x", "both"):
+        ax.xaxis.set_major_formatter(fmt)
+    if which in ("y", "both"):
+        ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=1))
+
+
+def _shade_segments(ax, report, label: bool = True) -> list:
+    data = report.data
+    span = data.vol_annual[-1] - data.vol_annual[0]
+    ymax = ax.get_ylim()[1]
+    seen = {}
+    for s in data.segments:
+        a, b = SQRT_252 * s["vol_start"], SQRT_252 * s["vol_end"]
+        ax.axvspan(a, b, color=REGIME_COLORS[s["kind"]], lw=0, zorder=0)
+        seen[s["kind"]] = True
+        if label and (b - a) > 0.06 * span:
+            ax.text(0.5 * (a + b), ymax, s["kind"], ha="center", va="top", fontsize=8, color="#333333")
+    return [Patch(color=REGIME_COLORS[k], label=k) for k in ("tracking", "saturated", "pooling") if k in seen]
+
+
+def _legend(fig: Figure, ax, patches=()) -> None:
+    handles, _ = ax.get_legend_handles_labels()
+    handles = handles + list(patches)
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(4, len(handles)), frameon=False)
+
+
+def _save(fig: Figure) -> tuple[bytes, bytes]:
+    png, pdf = io.BytesIO(), io.BytesIO()
+    fig.savefig(png, format="png", dpi=DPI, metadata=PNG_METADATA)
+    fig.savefig(pdf, format="pdf", metadata=PDF_METADATA)
+    return png.getvalue(), pdf.getvalue()
+
+
+def _new(title: str):
+    fig = Figure(figsize=SIZE, layout="constrained")
+    ax = fig.add_subplot()
+    ax.set_title(title)
+    return fig, ax
+
+
+def schedule_figure(report) -> Figure:
+    data = report.data
+    va = data.vol_annual
+    fig, ax = _new("Margin rule and first-best target")
+    ax.plot(va, data.first_best, color=LINE["first_best"], ls="--", lw=1.2, label="first-best $M^{fb}$ (34)")
+    ax.plot(va, data.schedule, color=LINE["rule"], lw=2.0, label="manipulation-proof rule $g^*$ (41)")
+    kv = va[report.knots]
+    if report.steps is not None:
+        xs, ys = [], []
+        for b in report.steps.buckets:
+            xs += [b["vol_annual_from"], b["vol_annual_to"]]
+            ys += [b["margin"], b["margin"]]
+        ax.plot(xs, ys, color=LINE["published"], lw=1.2, label="step table (published)")
+    elif report.rounding is not None:
+        ax.plot(kv, report.published, color=LINE["published"], lw=1.2, label=f"rounded to {report.rounding.tick:g} (published)")
+    ax.plot(kv, report.published, "o", ms=3.5, color=LINE["published"] if report.rounding is not None else LINE["knots"],
+            label=f"knots ({len(kv)})", zorder=5)
+    ax.set_xlabel("annualised volatility $\\sigma^{ann} = \\sqrt{252}\\,\\sigma$ (%)")
+    ax.set_ylabel("margin ratio (% of notional)")
+    _pct_axis(ax)
+    lo = min(float(data.schedule.min()), float(data.first_best.min()))
+    hi = max(float(data.schedule.max()), float(data.first_best.max()))
+    ax.set_ylim(max(0.0, lo - 0.08 * (hi - lo)), hi + 0.12 * (hi - lo))
+    ax.set_xlim(va[0], va[-1])
+    _legend(fig, ax, _shade_segments(ax, report))
+    return fig
+
+
+def slope_figure(report) -> Figure:
+    data = report.data
+    va = data.vol_annual
+    dva = np.diff(va)
+    rule = np.diff(data.schedule) / dva
+    fb = np.diff(data.first_best) / dva
+    fig, ax = _new("Slope of the rule against the manipulation-proof cap")
+    ax.stairs(fb, va, color=LINE["first_best"], ls="--", lw=1.0, baseline=None, label="first-best slope")
+    ax.stairs(rule, va, color=LINE["rule"], lw=1.8, baseline=None, label="rule slope $dm/d\\sigma^{ann}$ (grid)")
+    kv = va[report.knots]
+    ks = np.diff(report.published) / np.diff(kv)
+    ax.stairs(ks, kv, color=LINE["published"], lw=1.2, baseline=None, label="published rule, knot to knot")
+    cap = data.slope_vol_annual
+    top = max(float(rule.max()), float(ks.max()))
+    if np.isfinite(cap):
+        ax.axhline(cap, color=LINE["cap"], lw=4.0, alpha=0.45, zorder=1, label=f"cap $K/\\sqrt{{252}}$ = {cap:.3f} (74)")
+        top = max(top, cap)
+    top = top if top > 0 else 1.0
+    hi = max(1.35 * top, min(float(fb.max()), 3.0 * top) * 1.05)
+    lo = -0.15 * top if float(fb.min()) < 0 else -0.03 * top
+    ax.set_ylim(lo, hi)
+    clipped = float(fb.max()) > hi or float(fb.min()) < lo
+    ax.set_xlabel("annualised volatility (%)")
+    ax.set_ylabel("slope (pp of margin per vol point)")
+    ax.xaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
+    ax.set_xlim(va[0], va[-1])
+    if clipped:
+        ax.text(0.01, 0.02, "first-best slope clipped to the axis range", transform=ax.transAxes, fontsize=7, color="#555555")
+    _legend(fig, ax, _shade_segments(ax, report))
+    return fig
+
+
+def multipliers_figure(report) -> Figure:
+    data = report.data
+    va = data.vol_annual
+    mid = 0.5 * (va[1:] + va[:-1])
+    G = data.multipliers   # d(expected cost)/d(increment): per unit of margin ratio
+    fig, ax = _new("Shadow prices of the cap and of monotonicity")
+    if np.any(G > 0):
+        ax.fill_between(mid, 0, np.where(G > 0, G, 0), step="mid", color=LINE["cap"], alpha=0.6, lw=0, label="cap binds ($G_k > 0$)")
+    if np.any(G < 0):
+        ax.fill_between(mid, 0, np.where(G < 0, G, 0), step="mid", color=LINE["rule"], alpha=0.6, lw=0, label="monotonicity binds ($G_k < 0$)")
+    if not np.any(G != 0):
+        ax.text(0.5, 0.5, "no constraint binds: the rule is the first-best", transform=ax.transAxes, ha="center")
+    ax.axhline(0, color="black", lw=0.6)
+    ax.set_xlabel("annualised volatility (%)")
+    ax.set_ylabel("multiplier $G_k$ (expected cost per unit of margin ratio)")
+    ax.xaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
+    ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
+    ax.set_xlim(va[0], va[-1])
+    g = float(np.max(np.abs(G))) or 1.0
+    ax.set_ylim(-1.15 * g if np.any(G < 0) else -0.05 * g, 1.15 * g if np.any(G > 0) else 0.05 * g)
+    _legend(fig, ax, _shade_segments(ax, report))
+    return fig
+
+
+def objective_figure(report) -> Figure:
+    obj = report.data.objective
+    terms = list(obj["terms"])
+    capped = [obj["terms"][t] for t in terms] + [obj["value"]]
+    fb = [obj["first_best_terms"][t] for t in terms] + [obj["first_best_value"]]
+    labels = terms + ["total"]
+    x = np.arange(len(labels))
+    w = 0.38
+    fig, ax = _new(
+        "Expected cost by term: first-best vs manipulation-proof\n"
+        f"price of manipulation-proofness = {1e4 * obj['price_of_manipulation_proofness']:.3f} bp of notional"
+    )
+    b1 = ax.bar(x - w / 2, 1e4 * np.asarray(fb), w, color="#bababa", label="first-best $M^{fb}$ (ignores the cap)")
+    b2 = ax.bar(x + w / 2, 1e4 * np.asarray(capped), w, color=LINE["rule"], label="manipulation-proof rule $g^*$")
+    ax.bar_label(b1, fmt="%.3f", fontsize=7, padding=1)
+    ax.bar_label(b2, fmt="%.3f", fontsize=7, padding=1)
+    ax.margins(y=0.12)
+    ax.set_xticks(x, labels)
+    ax.set_ylabel("expected cost (bp of notional)")
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.2f}"))
+    ax.grid(axis="x", visible=False)
+    _legend(fig, ax)
+    return fig
+
+
+BUILDERS = {"schedule": schedule_figure, "slope": slope_figure, "multipliers": multipliers_figure, "objective": objective_figure}
+
+
+def render_figures(report) -> dict[str, bytes]:
+    """{"figures/<name>.png": bytes, "figures/<name>.pdf": bytes} for every figure."""
+    out = {}
+    with matplotlib.rc_context(RC):
+        for name in FIGURE_NAMES:
+            fig = BUILDERS[name](report)
+            png, pdf = _save(fig)
+            out[f"figures/{name}.png"] = png
+            out[f"figures/{name}.pdf"] = pdf
+    return out
