@@ -67,9 +67,20 @@ class Problem:
         return jnp.asarray(self.weights)
 
     @cached_property
-    def kink(self) -> tuple[float, float]:
-        """(K, M_-): Psi = Psi_smooth + K (M - M_-)_+ ."""
-        return float(obj.kink_weight(self.static, self.params)), float(obj.kink_location(self.static, self.params))
+    def kink(self) -> tuple[np.ndarray, np.ndarray]:
+        """(K, M_-) per state: Psi = Psi_smooth + K (M - M_-)_+ (K = 0 where no linear cost form applies)."""
+        K = np.broadcast_to(np.asarray(obj.kink_weight(self.static, self.params), float), (self.n,))
+        m0 = np.broadcast_to(np.asarray(obj.kink_location(self.static, self.params), float), (self.n,))
+        return K, m0
+
+    @property
+    def has_kink(self) -> bool:
+        return bool(np.any(self.kink[0] > 0))
+
+    @property
+    def breaks(self) -> np.ndarray | None:
+        """Links that separate independent chains (a stacked batch); None for a single chain."""
+        return None
 
     # ----------------------------------------------------------------- objective in numpy terms
     def value(self, x) -> float:
@@ -99,7 +110,7 @@ class Problem:
         """(K 1{x > M_-}, K 1{x >= M_-}): the kinked part's left and right derivatives per state."""
         K, m0 = self.kink
         x = np.asarray(x, float)
-        if K <= 0:
+        if not self.has_kink:
             z = np.zeros_like(x)
             return z, z
         return K * (x > m0), K * (x >= m0)
@@ -132,8 +143,8 @@ class Problem:
         if self.objective.kind == "target":
             return np.maximum(np.asarray(self.objective.target, float), 0.0)
         s = np.sqrt(float(self.objective.shock.horizon_days) * self.r)
-        carry = float(self.objective.carry)
-        guess = s * (ndtri(1.0 - carry) if 0.0 < carry < 0.5 else 2.0)
+        carry = np.asarray(self.objective.carry, float)
+        guess = s * np.where((carry > 0.0) & (carry < 0.5), ndtri(1.0 - np.clip(carry, 1e-300, 0.5)), 2.0)
 
         def evaluate(m):
             d1, d2 = self._unweighted_smooth(m)
@@ -141,12 +152,14 @@ class Problem:
             return d1 + jl, d1 + jr, d2
 
         K, m0 = self.kink
-        snap = np.full(self.n, m0 if K > 0 else np.nan)
+        snap = np.where(K > 0, m0, np.nan)
         m, ok = monotone_roots(evaluate, np.maximum(guess, 0.0), lower=0.0, step0=np.maximum(s, 1e-12), snap=snap)
-        far = m > 1e6 * np.maximum(s, 1e-12) + max(self.kink[1], 0.0)
-        if not ok.all() or far.any() or not np.all(np.isfinite(m)):
+        far = m > 1e6 * np.maximum(s, 1e-12) + np.maximum(m0, 0.0)
+        bad = ~ok | far | ~np.isfinite(m)
+        if bad.any():
+            i = int(np.argmax(bad))
             raise ConfigError(
-                f"objective.carry = {self.objective.carry!r} with these cost weights leaves the first-best margin unbounded "
+                f"objective.carry = {float(np.broadcast_to(carry, (self.n,))[i])!r} with these cost weights leaves the first-best margin unbounded "
                 "(no marginal cost ever outweighs coverage); use carry > 0 or a liquidation or participation cost."
             )
         return m
@@ -166,10 +179,10 @@ class Problem:
                     f"objective.file has curvature h = {h[i]!r} < 0 at vol = {self.vol[i]!r}: the objective is not convex in M."
                 )
             return
-        K = self.kink[0]
-        if K < 0:
-            raise NonConvexError(f"the kink weight of the linear cost forms is {K!r} < 0: the objective is not convex in M.")
-        top = float(np.max(self.first_best)) * 2.0 + self.kink[1] + 1e-3
+        K, m0 = self.kink
+        if np.any(K < 0):
+            raise NonConvexError(f"the kink weight of the linear cost forms is {float(K.min())!r} < 0: the objective is not convex in M.")
+        top = float(np.max(self.first_best)) * 2.0 + float(np.max(m0)) + 1e-3
         grid_m = np.linspace(0.0, top, points)
         for m in grid_m:
             _, d2 = obj.smooth_derivatives(self.static, self.params, self._jr, jnp.full(self.n, m))

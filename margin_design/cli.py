@@ -10,7 +10,7 @@ from pathlib import Path
 from margin_design.errors import MarginDesignError
 
 # Each module adds its subcommand(s) with register(subparsers): calibrate, report, sweep, audit.
-SUBCOMMAND_MODULES = ("cli_calibrate", "cli_report")
+SUBCOMMAND_MODULES = ("cli_calibrate", "cli_report", "cli_sweep")
 
 
 def _cmd_solve(args) -> int:
@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("solve", help="solve the capped design problem of a config file")
     p.add_argument("config", help="TOML configuration file")
     p.add_argument("--out", help="folder for schedule.json and schedule.csv")
-    p.add_argument("--method", choices=("exact", "cvxpy"), default="cvxpy", help="solver path (default: %(default)s)")
+    p.add_argument("--method", choices=("exact", "cvxpy"), default="exact", help="solver path: exact chain programme or the cvxpy reference (default: %(default)s)")
     p.set_defaults(func=_cmd_solve)
     for module in SUBCOMMAND_MODULES:
         importlib.import_module(f"margin_design.{module}").register(sub)

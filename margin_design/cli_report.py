@@ -25,7 +25,7 @@ __all__ = ["register", "main", "run"]
 def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", help="a TOML configuration (solved here) or a schedule.json written by 'margin-design solve --out'")
     p.add_argument("--out", required=True, help="report folder (written atomically; replaced if it exists)")
-    p.add_argument("--method", choices=("cvxpy", "exact"), default="cvxpy", help="solver path for a TOML input (default: %(default)s)")
+    p.add_argument("--method", choices=("cvxpy", "exact"), default="exact", help="solver path for a TOML input (default: %(default)s)")
     p.add_argument("--effective-date", metavar="YYYY-MM-DD", help="effective date printed in the provenance block (never the clock)")
     p.add_argument("--knots", type=int, metavar="N", help="number of knots (default: as many as --tolerance needs)")
     p.add_argument("--tolerance", type=float, default=None, metavar="TOL",

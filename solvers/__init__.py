@@ -1,8 +1,10 @@
 """Solvers for the constrained design problem (41): minimise sum_i w_i Psi(r_i, g_i) s.t. 0 <= g_{i+1} - g_i <= u_i.
 
 ``solve(problem, method=...)`` returns a frozen, certified :class:`Schedule`.
+* ``"exact"`` (default): Newton steps by the exact chain dynamic programme (long grids, batches).
 * ``"cvxpy"``: the reference path (Newton steps as Clarabel QPs); up to about 10,000 states.
-* ``"exact"``: Newton steps by the exact chain dynamic programme (long grids, batches).
+``solve_batch`` (:mod:`~margin_design.solvers.batch`) solves stacked configurations in one loop, and
+:mod:`~margin_design.solvers.sweep` runs grids of configurations locally or on dask.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from margin_design.solvers.result import Schedule
 METHODS = ("cvxpy", "exact")
 
 
-def solve(problem, method: str = "cvxpy") -> Schedule:
+def solve(problem, method: str = "exact") -> Schedule:
     """Minimise (41) for ``problem`` and certify the answer."""
     if method == "cvxpy":
         from margin_design.solvers.cvxpy_path import solve_cvxpy

@@ -118,13 +118,16 @@ def residual_scale(x, glo, ghi, curvature=None) -> np.ndarray:
     return np.cumsum(absg)
 
 
-def certify(x, u, codes, glo, ghi, objective: float, curvature=None) -> tuple[Certificate, np.ndarray]:
+def certify(x, u, codes, glo, ghi, objective: float, curvature=None, breaks=None) -> tuple[Certificate, np.ndarray]:
     """Certificate of ``x`` for (41) given link ``codes`` and weighted one-sided derivatives ``glo <= ghi``.
 
     ``curvature`` (weighted second derivatives, optional) sets the scale of the relative residuals:
     each state contributes |g_i| + h_i |x_i|, the size its derivative would change under a relative
     perturbation of its margin. Without it, near the first-best every g_i is rounding noise and a
     residual relative to sum |g| alone would be meaningless.
+
+    ``breaks`` marks links between independent chains of a stacked batch: they carry no constraint, are
+    coded FREE (so G_k = 0 there is each chain's balance) and are left out of the feasibility check.
 
     Returns (certificate, G) where G (n - 1 values, one per link) are the multipliers' prefix sums:
     G_k > 0 is the shadow price of the cap on link k, G_k < 0 that of monotonicity, 0 on free links.
@@ -141,7 +144,10 @@ def certify(x, u, codes, glo, ghi, objective: float, curvature=None) -> tuple[Ce
         cert = Certificate(0.0, bal, 0.0, 0.0, 0.0, float(objective))
         return cert, G[:0]
     d = np.diff(x)
-    feas = float(max(np.max(np.maximum(-d, 0.0)), np.max(np.maximum(d - u, 0.0))))
+    lower_viol = np.maximum(-d, 0.0)
+    if breaks is not None:
+        lower_viol = np.where(breaks, 0.0, lower_viol)
+    feas = float(max(np.max(lower_viol), np.max(np.maximum(d - u, 0.0))))
     if np.array_equal(glo, ghi):
         G = np.cumsum(glo)
     else:
@@ -163,6 +169,8 @@ def certify(x, u, codes, glo, ghi, objective: float, curvature=None) -> tuple[Ce
     # in the complementarity residual above (rounding noise passes its tolerance), not an infinite gap.
     capped = np.isfinite(u)
     mu = np.where(capped, np.maximum(Gk, 0.0), 0.0)
+    if breaks is not None:
+        nu = np.where(breaks, 0.0, nu)  # G_k = 0 is required there; its residual is in the complementarity
     eta = float(np.sum(nu * np.maximum(d, 0.0)) + np.sum(mu * np.maximum(np.where(capped, u - d, 0.0), 0.0)))
     first_order_scale = float(scale[-1]) * float(np.max(np.abs(x)))
     denom = max(abs(float(objective)), first_order_scale, tiny)

@@ -69,7 +69,7 @@ def newton_iterations(
     exact answer then comes from the block polish and the certificate, which treat the kink exactly.
     """
     K, m0 = problem.kink
-    kw = problem.weights * K if K > 0 else None
+    kw = problem.weights * K if problem.has_kink else None
     smooth = kw is not None and kink_delta is not None
 
     def huber_shift(x):
@@ -129,14 +129,24 @@ def solve_with_steps(problem, step: QPStep, *, method: str, backend: str, versio
     (continuation: each Newton run starts from the previous answer); None passes the kink to the step.
     """
     t0 = time.perf_counter()
+    x, codes, cert, G, total_iters = certified_solution(problem, step, method=method, kink_deltas=kink_deltas)
+    seconds = time.perf_counter() - t0
+    return build_schedule(problem, x, codes, cert, G, method=method, backend=backend, versions=versions, iterations=total_iters, seconds=seconds)
+
+
+def certified_solution(problem, step: QPStep, *, method: str, kink_deltas=None):
+    """Newton, then polish and certify, restarting Newton from the polished point if the certificate fails.
+
+    Returns (x, codes, certificate, G, Newton iterations); raises SolverError if no certificate is reached.
+    """
 
     def cert_fn(x, codes):
         g, h = problem.smooth_derivatives(x)
         glo, ghi = problem.gradient_bounds(x, g)
-        return certify(x, problem.u, codes, glo, ghi, problem.value(x), curvature=h)
+        return certify(x, problem.u, codes, glo, ghi, problem.value(x), curvature=h, breaks=problem.breaks)
 
     def run_newton(x0):
-        if problem.kink[0] > 0 and kink_deltas is not None:
+        if problem.has_kink and kink_deltas is not None:
             total = 0
             for delta in kink_deltas:
                 x0, codes, iters = newton_iterations(problem, step, x0, kink_delta=delta)
@@ -156,8 +166,7 @@ def solve_with_steps(problem, step: QPStep, *, method: str, backend: str, versio
             f"the {method} path could not certify the schedule (relative gap {cert.relative_gap:.2e}, "
             f"complementarity {cert.complementarity:.2e}); try --method {'exact' if method == 'cvxpy' else 'cvxpy'}."
         )
-    seconds = time.perf_counter() - t0
-    return build_schedule(problem, x, codes, cert, G, method=method, backend=backend, versions=versions, iterations=total_iters, seconds=seconds)
+    return x, codes, cert, G, total_iters
 
 
 def build_schedule(problem, x, codes, cert, G, *, method, backend, versions, iterations, seconds) -> Schedule:

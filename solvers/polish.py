@@ -51,15 +51,17 @@ def solve_block_levels(problem, codes: np.ndarray, x_guess: np.ndarray) -> np.nd
 
 def _kink_levels(problem, L, starts, bid, s):
     """Per block, the level at which its point nearest to the kink M_- sits exactly on it (NaN if no kink)."""
-    K, m0 = problem.kink
-    if K <= 0 or not np.isfinite(m0):
+    if not problem.has_kink:
         return None
+    K, m0 = problem.kink
+    m0 = np.where(K > 0, m0, np.inf)
     dist = np.abs(L[bid] + s - m0)
     best = np.minimum.reduceat(dist, starts)
     pick = np.empty(L.size, np.int64)
     hit = np.flatnonzero(dist == best[bid])
     pick[bid[hit[::-1]]] = hit[::-1]  # first point attaining the minimum in each block
-    return m0 - s[pick]
+    out = m0[pick] - s[pick]
+    return np.where(np.isfinite(out), out, np.nan)
 
 
 def refine_active_set(problem, codes, x_guess, certify_fn):
@@ -86,6 +88,8 @@ def refine_active_set(problem, codes, x_guess, certify_fn):
         new[(codes == FREE) & (d > u)] = SATURATED
         new[(codes == POOLED) & (G > tol)] = FREE
         new[(codes == SATURATED) & (G < -tol)] = FREE
+        if problem.breaks is not None:
+            new[problem.breaks] = FREE  # links between the chains of a batch carry no constraint
         if np.array_equal(new, codes):
             break
         codes = new

@@ -68,6 +68,14 @@ class Schedule:
         """J(g*) - J(M^fb) >= 0: expected cost of imposing the cap (objective units)."""
         return self.objective["value"] - self.objective["first_best_value"]
 
+    def sensitivities(self, parameters: tuple[str, ...] | None = None) -> dict:
+        """Derivatives of the schedule, J(g*), J(M_fb) and the price of manipulation-proofness with respect to
+        alpha, c_eff, inventory_penalty, carry, liquidation_weight, participation_weight and prev_margin, by the
+        implicit function theorem on the active set (:mod:`~margin_design.solvers.sensitivity`)."""
+        from margin_design.solvers.sensitivity import PARAMETERS, sensitivities
+
+        return sensitivities(self, parameters or PARAMETERS)
+
     # ------------------------------------------------------------ renderings
     def to_dict(self) -> dict:
         """JSON-ready dict with the keys of the public ``schedule.json`` contract."""

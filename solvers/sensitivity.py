@@ -1,0 +1,129 @@
+"""Derivatives of the optimal schedule, its cost and the price of manipulation-proofness (implicit function theorem).
+
+On a fixed active set the optimal schedule is smooth in the parameters: every block B has
+x_j = L_B + s_j with offsets s_j = K * S_j (K the cap slope in vol units, S_j the sum of sigma-steps over
+the block's saturated links before j) and the level solving Phi_B(L, theta) = sum_{j in B} w_j
+Psi'(r_j, L + s_j; theta) = 0. Differentiating,
+
+    dL_B/dtheta = - sum_B w_j [Psi''_j ds_j/dtheta + d_theta Psi'_j] / sum_B w_j Psi''_j,
+    dx_j/dtheta = dL_B/dtheta + ds_j/dtheta,
+
+and a block held at the kink M_- of a linear cost form by its point j* moves with the kink:
+dL_B/dtheta = dM_-/dtheta - ds_j*/dtheta. The cost derivative is the chain rule
+dJ/dtheta = sum_j w_j [Psi'_j dx_j/dtheta + d_theta Psi_j], the first-best cost's is the envelope
+theorem sum_j w_j d_theta Psi_j(M_fb), and the price of manipulation-proofness J(g*) - J(M_fb) is their
+difference. Parameter derivatives of Psi come from JAX (forward mode). Valid away from active-set changes;
+the tests compare with finite differences of re-solved problems.
+
+Parameters (units): alpha (price impact per ADV), c_eff (ADV per unit margin ratio; enters the cap and the
+liquidation term), inventory_penalty kappa, carry kappa_M, liquidation_weight lambda_L,
+participation_weight lambda_P, prev_margin M_- (margin ratio).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from margin_design.design import objective as obj
+from margin_design.solvers.chain import FREE, SATURATED
+
+CAP_PARAMETERS = ("alpha", "c_eff", "inventory_penalty")
+COST_PARAMETERS = ("carry", "liquidation_weight", "participation_weight", "prev_margin")
+PARAMETERS = CAP_PARAMETERS + COST_PARAMETERS
+
+
+def _cap_slope_derivative(cap, name: str) -> float:
+    """dK/dtheta for K = factor (2 alpha + kappa) / (alpha^2 c_eff)."""
+    if cap.kind == "none":
+        return 0.0
+    f, a, c, kap = cap.input_factor, cap.alpha, cap.c_eff, cap.inventory_penalty
+    if name == "alpha":
+        return -f * 2.0 * (a + kap) / (a**3 * c)
+    if name == "c_eff":
+        return -cap.slope_vol / c
+    if name == "inventory_penalty":
+        return f / (a * a * c)
+    return 0.0
+
+
+def _param_tangent(params: dict, name: str) -> dict:
+    tangent = jax.tree_util.tree_map(jnp.zeros_like, params)
+    if name in tangent:
+        tangent[name] = jnp.ones_like(params[name])
+    return tangent
+
+
+def sensitivity_arrays(problem, x, codes, parameters: tuple[str, ...] = PARAMETERS) -> dict:
+    """{parameter: (dx/dtheta per state, per-state terms of dJ/dtheta, per-state terms of dJ_fb/dtheta)}.
+
+    Works for a single chain and for a stacked batch (blocks never cross the batch's breaks, which are
+    FREE links; the cap parameters of a batch are per configuration).
+    """
+    p = problem
+    x = np.asarray(x, float)
+    codes = np.asarray(codes)
+    n = x.size
+    r = jnp.asarray(p.r)
+    w = p.weights
+    static, params = p.static, p.params
+    cost = p.objective.kind == "cost"
+    K_kink, m0 = p.kink
+
+    new_block = np.concatenate([[True], codes == FREE])
+    starts = np.flatnonzero(new_block)
+    bid = np.cumsum(new_block) - 1
+    dsig = np.diff(p.vol)
+    steps = np.where(codes == SATURATED, dsig, 0.0)
+    csum = np.concatenate([[0.0], np.cumsum(steps)])
+    S = csum - csum[starts][bid]                     # s_j = K * S_j
+
+    g_s, h_s = p.smooth_derivatives(x)                 # weighted
+    H = np.add.reduceat(h_s, starts)
+    # blocks held at the kink: their subdifferential strictly contains 0 with a point exactly at M_-
+    at_kink = np.zeros(starts.size, bool)
+    kink_point = np.full(starts.size, -1)
+    if cost and p.has_kink:
+        on = np.flatnonzero((x == m0) & (K_kink > 0))
+        at_kink[bid[on]] = True
+        kink_point[bid[on[::-1]]] = on[::-1]
+    glo, ghi = p.gradient_bounds(x, g_s)
+    g = np.where(x == m0, 0.5 * (glo + ghi), ghi) if cost and p.has_kink else g_s
+    chain = getattr(p, "chain", 0) or n
+
+    out = {}
+    for name in parameters:
+        if name not in PARAMETERS:
+            raise ValueError(f"unknown parameter {name!r}; expected one of {', '.join(PARAMETERS)}")
+        dK = np.atleast_1d(np.asarray(_cap_slope_derivative(p.cap, name), float))
+        ds = (np.repeat(dK, chain) if dK.size > 1 else dK) * S
+        if cost and name in params:
+            tangent = _param_tangent(params, name)
+            _, dpsi1 = jax.jvp(lambda prm: obj.smooth_derivatives(static, prm, r, jnp.asarray(x))[0], (params,), (tangent,))
+            _, dkink = jax.jvp(lambda prm: obj.kink_weight(static, prm), (params,), (tangent,))
+            dpsi1 = np.asarray(dpsi1) + np.asarray(dkink) * (x > m0)
+            _, dpsi = jax.jvp(lambda prm: obj.psi(static, prm, r, jnp.asarray(x)), (params,), (tangent,))
+            _, dpsi_fb = jax.jvp(lambda prm: obj.psi(static, prm, r, jnp.asarray(p.first_best)), (params,), (tangent,))
+            dpsi, dpsi_fb = np.asarray(dpsi), np.asarray(dpsi_fb)
+        else:
+            dpsi1 = np.zeros(n)
+            dpsi = np.zeros(n)
+            dpsi_fb = np.zeros(n)
+        num = np.add.reduceat(h_s * ds + w * dpsi1, starts)
+        dL = np.where(H > 0, -num / np.where(H > 0, H, 1.0), 0.0)
+        if at_kink.any():
+            dm0 = 1.0 if name == "prev_margin" else 0.0
+            dL = np.where(at_kink, dm0 - ds[np.maximum(kink_point, 0)], dL)
+        dx = dL[bid] + ds
+        out[name] = (dx, g * dx + w * dpsi, w * dpsi_fb)
+    return out
+
+
+def sensitivities(result, parameters: tuple[str, ...] = PARAMETERS) -> dict:
+    """{parameter: {"schedule": dx/dtheta (array), "objective", "first_best_objective", "price"}}."""
+    out = {}
+    for name, (dx, dj, djfb) in sensitivity_arrays(result.problem, result.schedule, result.codes, parameters).items():
+        dJ, dJfb = float(np.sum(dj)), float(np.sum(djfb))
+        out[name] = {"schedule": dx, "objective": dJ, "first_best_objective": dJfb, "price": dJ - dJfb}
+    return out

@@ -1,0 +1,200 @@
+"""Sweeps: solve a grid of configurations and return one tidy row per configuration.
+
+``--vary section.key=SPEC`` takes ``a:b:n`` (n evenly spaced values from a to b inclusive) or a comma list
+(``0.005,0.01,0.025``; strings allowed for non-numeric keys). The configurations are the Cartesian
+product in the order the keys are given (the last key varies fastest). Keys in
+:data:`~margin_design.design.batch.STACKABLE` are solved as stacked batches (one Newton loop per chunk);
+other keys (grid size, shock model, ...) split the sweep into groups with their own base problem.
+
+Chunks are fixed by configuration order and ``chunk_size`` alone, and every chunk is computed the same way
+wherever it runs, so a run in-process, on a dask LocalCluster or on a remote dask scheduler gives the same
+table. Config files referenced by the base config must be readable by the workers at the same paths.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from margin_design.design.batch import STACKABLE, stack_problems
+from margin_design.design.config import problem_from_dict, validate
+from margin_design.errors import ConfigError
+from margin_design.solvers.sensitivity import PARAMETERS
+
+DEFAULT_CHUNK = 500
+
+
+def parse_vary(spec: str) -> tuple[str, list]:
+    """``section.key=a:b:n`` or ``section.key=v1,v2,...`` -> (key, values)."""
+    if "=" not in spec:
+        raise ConfigError(f"--vary {spec!r} must look like section.key=a:b:n or section.key=v1,v2.")
+    key, text = spec.split("=", 1)
+    key = key.strip()
+    if key.count(".") != 1:
+        raise ConfigError(f"--vary key {key!r} must be section.key, for example market.alpha.")
+    text = text.strip()
+    if text.count(":") == 2:
+        a, b, n = text.split(":")
+        try:
+            a, b, count = float(a), float(b), int(n)
+        except ValueError:
+            raise ConfigError(f"--vary {spec!r}: a:b:n needs two numbers and an integer count.") from None
+        if count < 1:
+            raise ConfigError(f"--vary {spec!r}: the count {count} must be at least 1.")
+        values = list(np.linspace(a, b, count)) if count > 1 else [a]
+        return key, [float(v) for v in values]
+    values = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            raise ConfigError(f"--vary {spec!r} has an empty value.")
+        values.append(_scalar(item))
+    return key, values
+
+
+def _scalar(item: str):
+    for cast in (int, float):
+        try:
+            return cast(item)
+        except ValueError:
+            pass
+    return item
+
+
+def expand(base_cfg: dict, varies: list[tuple[str, list]]) -> tuple[list[str], list[tuple]]:
+    """Keys and the list of value tuples (Cartesian product), each configuration validated up front."""
+    keys = [k for k, _ in varies]
+    if len(set(keys)) != len(keys):
+        raise ConfigError(f"--vary names a key twice: {keys}.")
+    combos = list(itertools.product(*[v for _, v in varies]))
+    for combo in combos:  # one-sentence errors before any solving
+        validate(_apply(base_cfg, keys, combo))
+    return keys, combos
+
+
+def _apply(base_cfg: dict, keys: list[str], combo: tuple) -> dict:
+    cfg = copy.deepcopy(base_cfg)
+    for key, value in zip(keys, combo):
+        section, name = key.split(".")
+        cfg.setdefault(section, {})[name] = value
+    return cfg
+
+
+def _chunks(keys, combos, chunk_size):
+    """Deterministic work units: (group values of non-stackable keys, [(index, combo), ...])."""
+    fixed = [i for i, k in enumerate(keys) if k not in STACKABLE]
+    groups: dict[tuple, list] = {}
+    for idx, combo in enumerate(combos):
+        groups.setdefault(tuple(combo[i] for i in fixed), []).append((idx, combo))
+    units = []
+    for _, members in groups.items():
+        for a in range(0, len(members), chunk_size):
+            units.append(members[a : a + chunk_size])
+    return units
+
+
+def solve_chunk(base_cfg: dict, folder: str, keys: list[str], members: list[tuple[int, tuple]]) -> list[dict]:
+    """Solve one work unit (same non-stackable values) as a stacked batch; rows in configuration order."""
+    from margin_design.solvers.batch import solve_batch
+
+    stack_keys = [k for k in keys if k in STACKABLE]
+    first = _apply(base_cfg, keys, members[0][1])
+    base = problem_from_dict(first, folder)
+    overrides = {k: np.array([combo[keys.index(k)] for _, combo in members], float) for k in stack_keys}
+    if not overrides:
+        overrides = {"objective.carry": np.array([base.objective.carry] * len(members), float)}
+    batch = stack_problems(base, overrides)
+    answers, _ = solve_batch(batch, sensitivities=PARAMETERS)
+    ann = math.sqrt(252.0)
+    rows = []
+    for (idx, combo), ans in zip(members, answers):
+        row = {"config": idx}
+        row.update({k: v for k, v in zip(keys, combo)})
+        fbv = ans.first_best_objective
+        row.update(
+            {
+                "objective": ans.objective,
+                "first_best_objective": fbv,
+                "price_of_manipulation_proofness": ans.price_of_manipulation_proofness,
+                "price_relative": ans.price_of_manipulation_proofness / fbv if fbv else float("nan"),
+                "segments": ";".join(
+                    f"{s['kind']}:{ann * s['vol_start']:.4f}-{ann * s['vol_end']:.4f}" for s in ans.segments
+                ),
+                "n_segments": len(ans.segments),
+                "relative_gap": ans.certificate.relative_gap,
+                "certified": bool(ans.certificate.ok),
+            }
+        )
+        for name in PARAMETERS:
+            row[f"dprice_d_{name}"] = ans.sensitivities[name]["price"]
+        rows.append(row)
+    return rows
+
+
+def run_sweep(
+    config_path: str | Path,
+    vary: list[str],
+    *,
+    workers: int = 2,
+    scheduler: str | None = None,
+    chunk_size: int = DEFAULT_CHUNK,
+    progress=sys.stderr,
+) -> list[dict]:
+    """Run a sweep; ``scheduler`` (a dask address) or ``workers`` (LocalCluster size; 0 = in this process)."""
+    from margin_design.design.config import load_config
+
+    cfg, folder = load_config(config_path)
+    if cfg["objective"]["kind"] != "cost":
+        raise ConfigError("sweep needs objective.kind = 'cost'.")
+    raw = _raw_config(cfg)
+    keys, combos = expand(raw, [parse_vary(v) for v in vary])
+    units = _chunks(keys, combos, chunk_size)
+    folder = str(Path(folder).resolve())
+    results: dict[int, list[dict]] = {}
+
+    def report(done):
+        if progress is not None:
+            width = 30
+            filled = int(width * done / len(units))
+            progress.write(f"\rsweep [{'#' * filled}{'.' * (width - filled)}] {done}/{len(units)} chunks, {len(combos)} configurations")
+            progress.flush()
+
+    report(0)
+    if scheduler is None and workers == 0:
+        for i, members in enumerate(units):
+            results[i] = solve_chunk(raw, folder, keys, members)
+            report(i + 1)
+    else:
+        from dask.distributed import Client, LocalCluster, as_completed
+
+        cluster = None
+        if scheduler is None:
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+            client = Client(cluster)
+        else:
+            client = Client(scheduler)
+        try:
+            futures = {client.submit(solve_chunk, raw, folder, keys, members, pure=False): i for i, members in enumerate(units)}
+            for done, fut in enumerate(as_completed(futures), start=1):
+                results[futures[fut]] = fut.result()
+                report(done)
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    if progress is not None:
+        progress.write("\n")
+    rows = [row for i in range(len(units)) for row in results[i]]
+    return sorted(rows, key=lambda r: r["config"])
+
+
+def _raw_config(cfg: dict) -> dict:
+    """The validated config without derived entries (so it can be re-validated per configuration)."""
+    raw = copy.deepcopy(cfg)
+    raw.get("shock", {}).pop("bandwidth_used", None)
+    return {s: {k: v for k, v in sec.items() if v is not None} for s, sec in raw.items()}
