@@ -176,3 +176,17 @@ def certify(x, u, codes, glo, ghi, objective: float, curvature=None, breaks=None
     denom = max(abs(float(objective)), first_order_scale, tiny)
     rel = eta / denom if eta > 0 else 0.0
     return Certificate(feas, balance, comp, eta, rel, float(objective)), Gk
+
+
+def release_degenerate(codes, G, scale, tol: float = COMPLEMENTARITY_TARGET) -> np.ndarray:
+    """Label active links whose multiplier vanishes (|G_k| <= tol * scale_k) as FREE.
+
+    Such a link meets its bound without being held there (for example two states both at their own
+    first-best, pinned at the kink M_- of a linear cost): it is part of a tracking stretch, not a pooled
+    or saturated one. Both labellings satisfy KKT; this one makes the segments report only binding
+    constraints, so that every solver path labels the same schedule the same way.
+    """
+    codes = np.asarray(codes, np.int8).copy()
+    idle = (codes != FREE) & (np.abs(G) <= tol * np.asarray(scale)[: codes.size])
+    codes[idle] = FREE
+    return codes

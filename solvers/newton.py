@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 
 from margin_design.errors import SolverError
-from margin_design.solvers.certificate import certify
+from margin_design.solvers.certificate import certify, release_degenerate, residual_scale
 from margin_design.solvers.polish import refine_active_set
 from margin_design.solvers.result import Schedule
 from margin_design.solvers.segments import segments_from_codes
@@ -166,6 +166,13 @@ def certified_solution(problem, step: QPStep, *, method: str, kink_deltas=None):
             f"the {method} path could not certify the schedule (relative gap {cert.relative_gap:.2e}, "
             f"complementarity {cert.complementarity:.2e}); try --method {'exact' if method == 'cvxpy' else 'cvxpy'}."
         )
+    g, h = problem.smooth_derivatives(x)
+    glo, ghi = problem.gradient_bounds(x, g)
+    released = release_degenerate(codes, G, residual_scale(x, glo, ghi, h))
+    if not np.array_equal(released, codes):
+        cert2, G2 = cert_fn(x, released)
+        if cert2.ok:
+            codes, cert, G = released, cert2, G2
     return x, codes, cert, G, total_iters
 
 
