@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from margin_design.design import objective as obj
-from margin_design.solvers.certificate import Certificate, certify
+from margin_design.solvers.certificate import Certificate, certify, release_degenerate, residual_scale
 from margin_design.solvers.chain import FREE, chain_qp
 from margin_design.solvers.exact import KINK_DELTAS
 from margin_design.solvers.newton import certified_solution
@@ -85,13 +85,19 @@ def solve_batch(batch, *, sensitivities: tuple[str, ...] = (), backend: str = "n
         sl = slice(a, a + n)
         ls = slice(a, a + n - 1)
         value = float(sum(v[c] for v in sums.values()))
-        cert, _ = certify(x[sl], batch.u[ls], codes[ls], glo[sl], ghi[sl], value, curvature=h[sl])
-        segs = segments_from_codes(codes[ls], batch.vol[sl], x[sl], fb[sl], float(K[c]), glo[sl], ghi[sl], w[sl])
+        chain_codes = codes[ls]
+        cert, G = certify(x[sl], batch.u[ls], chain_codes, glo[sl], ghi[sl], value, curvature=h[sl])
+        released = release_degenerate(chain_codes, G, residual_scale(x[sl], glo[sl], ghi[sl], h[sl]))
+        if not np.array_equal(released, chain_codes):
+            cert2, _ = certify(x[sl], batch.u[ls], released, glo[sl], ghi[sl], value, curvature=h[sl])
+            if cert2.ok or not cert.ok:
+                chain_codes, cert = released, cert2
+        segs = segments_from_codes(chain_codes, batch.vol[sl], x[sl], fb[sl], float(K[c]), glo[sl], ghi[sl], w[sl])
         answers.append(
             ChainAnswer(
                 schedule=x[sl].copy(),
                 first_best=fb[sl].copy(),
-                codes=codes[ls].copy(),
+                codes=chain_codes.copy(),
                 segments=segs,
                 objective=value,
                 first_best_objective=float(sum(v[c] for v in fb_sums.values())),
