@@ -28,7 +28,7 @@ import numpy as np
 from margin_design.errors import InputError
 
 from ._checks import check_range
-from .csvio import read_csv_columns
+from margin_design.csvio import read_csv_columns
 
 __all__ = [
     "account_positions",

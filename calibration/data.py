@@ -36,7 +36,7 @@ from margin_design.fileio import atomic_write_text
 
 from ._checks import check_range, to_py
 from .cap import MarketCalibration, calibrate_market, toml_float
-from .csvio import read_csv_columns, read_table
+from margin_design.csvio import read_csv_columns, read_table, sort_by_iso_dates
 
 __all__ = [
     "DATASETS",
@@ -152,18 +152,8 @@ def read_price_csv(path: str | Path) -> PriceSeries:
     volume = cols.get("volume")
     if volume is not None:
         check_range(f"column 'volume' of {p.name}", volume, low=0.0, low_inclusive=True, what="non-negative")
-    parsed = []
-    for i, d in enumerate(cols["date"]):
-        try:
-            parsed.append(_dt.date.fromisoformat(d))
-        except ValueError:
-            raise InputError(f"column 'date' of {p.name} has {d!r} in row {i + 2}, which is not an ISO date (YYYY-MM-DD).") from None
-    order = sorted(range(len(parsed)), key=lambda i: parsed[i])
-    for a, b in zip(order, order[1:]):
-        if parsed[a] == parsed[b]:
-            raise InputError(f"column 'date' of {p.name} repeats the date {cols['date'][a]}.")
-    idx = np.asarray(order, dtype=int)
-    dates = tuple(parsed[i].isoformat() for i in order)
+    idx = sort_by_iso_dates(cols["date"], f"column 'date' of {p.name}")
+    dates = tuple(_dt.date.fromisoformat(cols["date"][i]).isoformat() for i in idx)
     return PriceSeries(dates, close[idx], None if volume is None else volume[idx], f"{p.name} (user CSV: date, close, volume)")
 
 

@@ -18,7 +18,6 @@ interval: the upper end of the interval gives the tighter (conservative) cap.
 
 from __future__ import annotations
 
-import datetime as _dt
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +29,7 @@ from margin_design.errors import InputError
 
 from ._checks import check_range, to_py
 from .cap import calibrate_market
-from .csvio import read_csv_columns, read_table
+from margin_design.csvio import read_csv_columns, read_table, sort_by_iso_dates
 
 __all__ = [
     "MIN_OBSERVATIONS",
@@ -200,17 +199,7 @@ def read_elasticity_csv(path: str | Path):
     check_range(f"column {pos_col!r} of {p.name}", x, low=0.0, what="positive (logs are taken)")
     dates = cols.get("date")
     if dates is not None:
-        parsed = []
-        for i, d in enumerate(dates):
-            try:
-                parsed.append(_dt.date.fromisoformat(d))
-            except ValueError:
-                raise InputError(f"column 'date' of {p.name} has {d!r} in row {i + 2}, which is not an ISO date (YYYY-MM-DD).") from None
-        order = sorted(range(len(parsed)), key=lambda i: parsed[i])
-        for a, b in zip(order, order[1:]):
-            if parsed[a] == parsed[b]:
-                raise InputError(f"column 'date' of {p.name} repeats the date {dates[a]}.")
-        idx = np.asarray(order, dtype=int)
+        idx = sort_by_iso_dates(dates, f"column 'date' of {p.name}")
         m, x = m[idx], x[idx]
-        dates = [dates[i] for i in order]
+        dates = [dates[i] for i in idx]
     return m, x, dates, pos_col

@@ -17,7 +17,6 @@ In target mode the CSV defines the states and their weights, so [grid], [states]
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import math
 import tomllib
@@ -31,6 +30,7 @@ from margin_design.design.grid import DENSITIES, SPACINGS, make_grid, state_weig
 from margin_design.design.objective import COST_FORMS, LOSSES, CostSpec, TargetSpec
 from margin_design.design.problem import Problem
 from margin_design.design.shocks import SHOCK_MODELS, ShockSpec
+from margin_design.csvio import read_csv_columns as _read_columns
 from margin_design.errors import ConfigError, InputError
 
 _NUM = "number"
@@ -215,37 +215,8 @@ def _check_ranges(cfg: dict) -> None:
 
 
 def read_csv_columns(path: Path, role: str, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
-    """Read numeric columns from a CSV with a header row. ``role`` names the config key for messages."""
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.reader(fh))
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
-        raise InputError(f"{role} = {str(path)!r} cannot be read: {reason}.") from None
-    rows = [r for r in rows if any(cell.strip() for cell in r)]
-    if not rows:
-        raise InputError(f"{role} = {str(path)!r} is empty.")
-    header = [h.strip() for h in rows[0]]
-    for col in required:
-        if col not in header:
-            raise InputError(f"{role} = {str(path)!r} has no column {col!r} (columns: {', '.join(header)}).")
-    if len(rows) < 2:
-        raise InputError(f"{role} = {str(path)!r} has a header but no data rows.")
-    out = {}
-    for col in required + tuple(c for c in optional if c in header):
-        j = header.index(col)
-        vals = []
-        for i, row in enumerate(rows[1:], start=2):
-            cell = row[j].strip() if j < len(row) else ""
-            try:
-                v = float(cell)
-            except ValueError:
-                raise InputError(f"{role} = {str(path)!r} line {i} column {col} = {cell!r} is not a number.") from None
-            if not math.isfinite(v):
-                raise InputError(f"{role} = {str(path)!r} line {i} column {col} = {cell!r} is not finite.")
-            vals.append(v)
-        out[col] = np.asarray(vals, dtype=float)
-    return out
+    """Numeric columns of a CSV named by config key ``role`` (the shared reader of :mod:`margin_design.csvio`)."""
+    return _read_columns(path, required=required, optional=optional, label=role)
 
 
 def _sha256(path: Path) -> str:

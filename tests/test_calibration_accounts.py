@@ -102,7 +102,7 @@ def test_accounts_csv(tmp_path):
         ("equity\n1\n", "no column 'target'"),
         ("equity,target\n0,1\n", "column 'equity' of accounts.csv must be positive"),
         ("equity,target\n1,-2\n", "column 'target' of accounts.csv must be non-negative"),
-        ("equity,target\n", "has no rows"),
+        ("equity,target\n", "has a header but no data rows"),
     ],
 )
 def test_accounts_csv_errors(tmp_path, text, match):

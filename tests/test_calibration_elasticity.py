@@ -139,7 +139,7 @@ def test_csv_reader_sorts_dates_and_accepts_open_interest(tmp_path):
     [
         ("date,margin\n2020-01-01,0.05\n", "no column 'position' or 'open_interest'"),
         ("date,position\n2020-01-01,5\n", "no column 'margin'"),
-        ("margin,position\n0.05,abc\n", "non-numeric value 'abc' in row 2"),
+        ("margin,position\n0.05,abc\n", "non-numeric value 'abc' in column 'position', row 2"),
         ("margin,position\n0.05,-1\n", "column 'position' of series.csv must be positive"),
         ("date,margin,position\n2020-01-01,0.05,1\n2020-01-01,0.06,2\n", "repeats the date 2020-01-01"),
         ("date,margin,position\n01/02/2020,0.05,1\n", "not an ISO date"),

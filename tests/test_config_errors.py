@@ -43,8 +43,8 @@ CASES = {
     "negative inventory penalty": (_replace("c_eff = 4.5", "c_eff = 4.5\ninventory_penalty = -0.1"), r"market.inventory_penalty = -0.1 must be non-negative"),
     "window < 1": (_replace('input = "variance"', 'input = "realized_variance"\nwindow = 0'), r"cap.window = 0 must be an integer >= 1"),
     "lambda outside (0,1)": (_replace('input = "variance"', 'input = "ewma"\nlambda = 1.0'), r"cap.lambda = 1.0 must be in \(0, 1\)"),
-    "missing states file": (_replace('density = "lognormal"', 'density = "table"\nfile = "nope.csv"'), r"states.file = '.*nope.csv' cannot be read"),
-    "missing shock file": (_replace('model = "normal"', 'model = "empirical"\nfile = "missing.csv"'), r"shock.file = '.*missing.csv' cannot be read"),
+    "missing states file": (_replace('density = "lognormal"', 'density = "table"\nfile = "nope.csv"'), r"states.file = '.*nope.csv' does not exist"),
+    "missing shock file": (_replace('model = "normal"', 'model = "empirical"\nfile = "missing.csv"'), r"shock.file = '.*missing.csv' does not exist"),
     "target with grid": ('[objective]\nkind = "target"\nfile = "t.csv"\n[grid]\nvol_min = 0.01\nvol_max = 0.02\npoints = 3\n[market]\nalpha = 0.2\nc_eff = 4.5\n', r"section \[grid\] must be absent"),
 }
 
@@ -77,7 +77,7 @@ def test_unreadable_number_in_target_file(write_config, tmp_path, capsys):
     (tmp_path / "t.csv").write_text("vol,target,weight\n0.01,0.02,1\n0.02,abc,1\n0.03,0.05,1\n")
     cfg = write_config('[objective]\nkind = "target"\nfile = "t.csv"\n[market]\nalpha = 0.2\nc_eff = 4.5\n')
     assert main(["solve", str(cfg)]) == 2
-    assert "line 3 column target = 'abc' is not a number" in capsys.readouterr().err
+    assert "has the non-numeric value 'abc' in column 'target', row 3" in capsys.readouterr().err
 
 
 def test_negative_curvature_is_refused_as_non_convex(write_config, tmp_path, capsys):
