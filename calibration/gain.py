@@ -96,6 +96,13 @@ def gain_coefficients(alpha, multiple, inventory_penalty=0.0, execution_cost=0.0
     return a, b
 
 
+def threshold_crossing_gain(alpha, c_eff, jump):
+    """Harvesting gain per unit of trigger of crossing a jump Delta M in the rule: alpha c_eff Delta M
+    (Section 6.6; a trigger of q ADV earns q times this, against an own round-trip cost of order q^2).
+    Units: alpha per ADV traded, c_eff ADV per unit margin ratio, jump in margin ratio."""
+    return _f(alpha) * _f(c_eff) * _f(jump)
+
+
 def minimum_trigger(a, b):
     """``q_min = B / A`` (58), in ADV units (a participation rate); +inf where ``A <= 0`` (no trigger size profits)."""
     a = _f(a)

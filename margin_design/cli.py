@@ -10,7 +10,7 @@ from pathlib import Path
 from margin_design.errors import MarginDesignError
 
 # Each module adds its subcommand(s) with register(subparsers): calibrate, report, sweep, audit.
-SUBCOMMAND_MODULES = ("cli_calibrate", "cli_report", "cli_sweep")
+SUBCOMMAND_MODULES = ("cli_calibrate", "cli_report", "cli_sweep", "cli_audit")
 
 
 def _cmd_solve(args) -> int:

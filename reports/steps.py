@@ -23,6 +23,8 @@ import math
 
 import numpy as np
 
+from margin_design.calibration.gain import threshold_crossing_gain
+
 from margin_design.errors import InputError
 from margin_design.reports.knots import tick_value
 from margin_design.reports.rule_data import SQRT_252
@@ -108,7 +110,7 @@ def step_table(vol_edges, levels, alpha: float, c_eff: float) -> StepTable:
                 "margin_below": float(L[k - 1]),
                 "margin_above": float(L[k]),
                 "jump": dm,
-                "gain_per_unit_trigger": float(alpha * c_eff * dm),
+                "gain_per_unit_trigger": float(threshold_crossing_gain(alpha, c_eff, dm)),
             }
         )
     return StepTable(buckets=tuple(buckets), jumps=tuple(jumps), alpha=float(alpha), c_eff=float(c_eff))

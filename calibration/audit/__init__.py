@@ -1,0 +1,123 @@
+"""Audit any margin rule M = g(r): where it is manipulable, by how much, what that costs (Nicolai 2026).
+
+Pure analysis that needs no solver (the orchestration that also solves the capped optimum lives in
+:mod:`margin_design.reports.audit`):
+
+* :mod:`.rules` -- rule objects: tables (linear / step in daily vol), sympy formulas in r or sigma, and the CCP
+  overlays of Appendix E.4 (stressed weight, floor, buffer, step add-ons, tick rounding), with exact one-sided
+  values and slopes, breakpoints, jumps, kinks and flat stretches;
+* :mod:`.inputs` -- price-based risk inputs (realised variance (4), EWMA, trimmed (22) / winsorised variance,
+  VaR / ES multiples 4.2.2, scan maxima 4.2.3) and their one-sided sensitivity to the last sampled price by JAX;
+* :mod:`.local` -- per-state slope vs the cap (16)-(18), the gain G (14), the bounds (15) and (58), Table 1 units,
+  threshold-crossing gains of jumps (Section 6.6), Proposition 2's trimming jumps, other inputs (Section 4.2);
+* :mod:`.strategic` -- c_X^eff from the equilibrium targets of strategic constrained traders (Appendix B, (61)-(63));
+* :mod:`.simulate` -- a vectorised simulation of the Section 2 market: round-trip profit curves with Monte Carlo
+  bands, the closed form of Lemma 5, and a search over multi-period round trips;
+* :mod:`.backtest` -- margin paths through history: Kupiec coverage test, cost, procyclicality (peak-to-trough,
+  largest 1/5/30-day increases), share of days over the cap; EMIR art. 28 tools.
+
+Units throughout: per unit notional (price 1), margins are margin ratios, r the variance of daily returns,
+sigma = sqrt(r) the daily vol (annualised sqrt(252) sigma), positions and trades in ADV units.
+"""
+
+from __future__ import annotations
+
+from .backtest import (
+    BacktestData,
+    BacktestMetrics,
+    backtest_metrics,
+    emir_rules,
+    kupiec_pof,
+    largest_increases,
+    prepare_backtest,
+    run_rule,
+)
+from .inputs import (
+    InputSpec,
+    directional_sensitivity,
+    sampled_ewma,
+    input_sensitivity,
+    sampled_variance,
+    scan_risk,
+    trimmed_variance,
+    var_multiple,
+    winsorized_variance,
+)
+from .local import (
+    AuditMarket,
+    JumpGain,
+    LocalAnalysis,
+    feedback_gain,
+    jump_gains,
+    local_analysis,
+    profit_bound,
+    risk_input_table,
+    slope_cap_r,
+    trimming_jumps,
+)
+from .rules import Breakpoint, FormulaRule, Overlays, Rule, TableRule, load_rule, parse_formula, read_rule_csv
+from .simulate import (
+    BAND_Z,
+    Fundamentals,
+    Population,
+    ProfitCurve,
+    SearchResult,
+    SimState,
+    closed_form_profit,
+    round_trip_curve,
+    search_round_trips,
+    simulate_trades,
+)
+from .strategic import StrategicState, equilibrium_c_eff, equilibrium_targets, strategic_c_eff
+
+__all__ = [
+    "AuditMarket",
+    "BAND_Z",
+    "BacktestData",
+    "BacktestMetrics",
+    "Breakpoint",
+    "FormulaRule",
+    "Fundamentals",
+    "InputSpec",
+    "JumpGain",
+    "LocalAnalysis",
+    "Overlays",
+    "Population",
+    "ProfitCurve",
+    "Rule",
+    "SearchResult",
+    "SimState",
+    "StrategicState",
+    "TableRule",
+    "backtest_metrics",
+    "closed_form_profit",
+    "directional_sensitivity",
+    "emir_rules",
+    "equilibrium_c_eff",
+    "equilibrium_targets",
+    "feedback_gain",
+    "input_sensitivity",
+    "jump_gains",
+    "kupiec_pof",
+    "largest_increases",
+    "load_rule",
+    "local_analysis",
+    "parse_formula",
+    "prepare_backtest",
+    "profit_bound",
+    "read_rule_csv",
+    "risk_input_table",
+    "round_trip_curve",
+    "run_rule",
+    "sampled_ewma",
+    "sampled_variance",
+    "scan_risk",
+    "search_round_trips",
+    "simulate_trades",
+    "slope_cap_r",
+    "strategic_c_eff",
+    "trimmed_variance",
+    "trimming_jumps",
+    "var_multiple",
+    "winsorized_variance",
+]

@@ -1,0 +1,404 @@
+"""A small, vectorised simulation of the Section 2 market, to check the theory on any rule (Nicolai 2026).
+
+What is simulated (one benchmark state S_t, periods u = t, ..., t + T):
+
+* fundamentals V_u, a martingale (1): V_{u+1} = V_u + eps_{u+1}, eps i.i.d. mean zero -- ``normal`` draws
+  (Monte Carlo) or ``rademacher`` steps +-s enumerated exactly over all 2^T paths (:class:`Fundamentals`);
+* linear impact (2): P_u = V_u + alpha (Delta X_u + a_u), prices near 1 (per unit notional), a_u in ADV units;
+* the rule applied to the realised variance of the last m sampled returns R_u = P_u - P_{u-1}: the sum (4)
+  (input ``variance``) or its mean (``realized_variance``), M_{u+1} = g(Gamma_u) (3);
+* a population of constrained traders (:class:`Population`): equity E(i), constant targets x_bar(i), positions
+  x = min{x_bar, E/M_u} (6)-(7) (long side), so Delta X_u = X(M_u) - X(M_{u-1}) is forced liquidation when the
+  margin rises; c_X of the population at the benchmark margin is set to the market's c_eff (63);
+* a strategic trader with a predictable (open-loop) round trip a_t, ..., a_{t+T}, sum a = 0 (9), earning
+  Pi = -sum a_u P_u - tau sum |a_u| - rho sum_{u<T} M_u |y_u| - kappa sum_{u<T} y_u^2 ((10), (11), A.5).
+
+Benchmark states (:class:`SimState`) are stationary: absent the deviation the constrained sector does not trade
+(Delta X^0 = 0, Assumption 15) and margins do not move, so the benchmark has no predictable drift:
+
+* ``envelope``: the window's earlier returns are zero and the whole input sits in the last return,
+  |R_t^(0)| = sqrt(r / w) (w = 1 for (4), 1/m for the mean) -- the worst case behind the cap (17);
+  fundamentals after t are ``normal`` (two-period checks: only E[V_{t+1}] = V_t matters) or zero;
+* ``spread``: a share s of the input in the last return, the rest in m - 1 earlier returns of size +-d
+  (alternating), and Rademacher fundamentals of step d: every benchmark return has size d, so the benchmark
+  input stays exactly at r while R_t is in the window (T <= m) -- the multi-period search uses it.
+
+Two-period closed form (Lemma 5): E[Pi] = alpha q (L - 2q) - kappa q^2 - (2 tau + rho M_t) q with
+L = X(M_t) - X(M_t + Delta M(q)) computed exactly from the population.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from margin_design.errors import InputError
+
+from .._checks import check_range
+from ..accounts import account_positions, c_eff_from_accounts, lemma11_slope_bound
+from .inputs import InputSpec, input_values
+from .local import AuditMarket, feedback_gain
+from .rules import Rule
+
+__all__ = [
+    "BAND_Z",
+    "Population",
+    "SimState",
+    "Fundamentals",
+    "simulate_trades",
+    "ProfitCurve",
+    "round_trip_curve",
+    "closed_form_profit",
+    "SearchResult",
+    "search_round_trips",
+]
+
+#: Normal quantile of the two-sided 95% confidence band of a Monte Carlo mean.
+BAND_Z = 1.959963984540054
+#: Binding accounts target twice their cap at the benchmark margin; slack accounts half of it, so the binding set
+#: does not change for margin moves between -50% and +100% (c_X is then an upper bound on the realised slope).
+BIND_FACTOR = 2.0
+SLACK_FACTOR = 0.5
+
+
+@dataclass(frozen=True, eq=False)
+class Population:
+    """Constrained traders: ``equity`` E(i) and ``target`` x_bar(i) (ADV units, equal masses)."""
+
+    equity: np.ndarray = field(repr=False)
+    target: np.ndarray = field(repr=False)
+
+    @classmethod
+    def calibrated(
+        cls, n: int, margin: float, c_eff: float, elasticity: float = 0.225, overshoot: float = BIND_FACTOR, dispersion: float = 0.5, seed: int = 0
+    ) -> "Population":
+        """n accounts with lognormal equity (log-sd ``dispersion``), calibrated at the benchmark ``margin`` M:
+
+        * binding accounts target ``overshoot`` x their cap E/M (they re-lever if M falls, up to that factor);
+        * slack accounts target about SLACK_FACTOR x their cap, so the binding set does not change for margin rises
+          below 1/SLACK_FACTOR - 1 = 100%;
+        * the binding accounts' share of exposure is ``elasticity`` (epsilon_XM = -dlog X/dlog M, 0.225 in the paper);
+        * equities are scaled so that c_X (63) at M equals ``c_eff``; the sector's size is then
+          tau = X = c_eff M / epsilon (ADV units; 1 at the paper's benchmark M = 5%, c_eff = 4.5).
+        """
+        if int(n) != n or n < 2:
+            raise InputError(f"population size {n!r} must be an integer >= 2.")
+        check_range("elasticity", elasticity, low=0.0, high=1.0, high_inclusive=False, what="in (0, 1) (binding share of exposure)")
+        check_range("overshoot", overshoot, low=1.0, what="above 1 (binding targets exceed their caps)")
+        check_range("margin", margin, low=0.0, what="positive (margin ratio)")
+        rng = np.random.default_rng(seed)
+        e = rng.lognormal(0.0, dispersion, int(n))
+        # binding equity share such that slack accounts at SLACK_FACTOR x cap give the requested elasticity
+        share = 1.0 / (1.0 + (1.0 / elasticity - 1.0) / SLACK_FACTOR)
+        order = rng.permutation(int(n))
+        cum = np.cumsum(e[order]) / e.sum()
+        k = int(np.searchsorted(cum, share)) + 1
+        bind = np.zeros(int(n), dtype=bool)
+        bind[order[: min(k, int(n) - 1)]] = True
+        slack = (1.0 / elasticity - 1.0) * e[bind].sum() / e[~bind].sum()
+        x = np.where(bind, overshoot, slack) * e / margin
+        scale = c_eff / c_eff_from_accounts(e, x, margin)
+        return cls(e * scale, x * scale)
+
+    def exposure(self, margins) -> np.ndarray:
+        """X(M) = mean_i min{x_bar(i), E(i)/M} (7), ADV units, for every margin in ``margins`` (any shape)."""
+        m = np.asarray(margins, dtype=float)
+        u, inv = np.unique(m.ravel(), return_inverse=True)
+        xs = np.empty(u.size)
+        for k in range(0, u.size, 2048):
+            chunk = u[k : k + 2048]
+            xs[k : k + chunk.size] = account_positions(self.equity[None, :], self.target[None, :], chunk[:, None]).mean(axis=1)
+        return xs[inv].reshape(m.shape)
+
+    def c_x(self, margin: float) -> float:
+        """c_X^eff = -dX/dM from the right at ``margin`` (63)."""
+        return c_eff_from_accounts(self.equity, self.target, margin)
+
+
+@dataclass(frozen=True)
+class SimState:
+    """Benchmark state S_t: the m - 1 earlier ``history`` returns and the benchmark last return R_t^(0) (< 0),
+    the ``input`` spec (kind variance | realized_variance, window m) and the Rademacher ``step`` of fundamentals
+    that keeps it stationary (0 for the envelope state)."""
+
+    history: tuple
+    last_return: float
+    input: InputSpec
+    step: float = 0.0
+    label: str = ""
+
+    def __post_init__(self):
+        if self.input.kind == "ewma":
+            raise InputError("the market simulation supports the realised-variance inputs (variance, realized_variance), not ewma.")
+        if len(self.history) != self.window - 1:
+            raise InputError(f"the state needs {self.window - 1} earlier returns for a window of {self.window}, got {len(self.history)}.")
+
+    @property
+    def window(self) -> int:
+        return max(int(self.input.window), 2) if self.input.kind == "variance" else int(self.input.window)
+
+    @property
+    def returns(self) -> np.ndarray:
+        return np.asarray(tuple(self.history) + (self.last_return,), dtype=float)
+
+    @property
+    def r(self) -> float:
+        """The benchmark input Gamma_t^(0) (daily variance units)."""
+        return float(np.sum(self.returns**2) * (1.0 if self.input.kind == "variance" else 1.0 / self.window))
+
+    @classmethod
+    def envelope(cls, r: float, window: int = 5, kind: str = "variance") -> "SimState":
+        """All of the input in the last return: |R_t^(0)| = sqrt(r / w), earlier returns zero."""
+        spec = InputSpec(kind, window)
+        m = max(window, 2) if kind == "variance" else window
+        return cls(tuple([0.0] * (m - 1)), -math.sqrt(r / spec.weight), spec, 0.0, f"envelope, vol {math.sqrt(r):.4%}")
+
+    @classmethod
+    def spread(cls, r: float, window: int = 5, share: float = 0.8, kind: str = "variance") -> "SimState":
+        """A ``share`` of the input in the last return, the rest in m - 1 earlier returns +-d; Rademacher step d."""
+        check_range("share", share, low=0.0, high=1.0, what="a share in (0, 1]")
+        spec = InputSpec(kind, window)
+        m = max(window, 2) if kind == "variance" else window
+        w = spec.weight
+        d = math.sqrt((1.0 - share) * r / (w * (m - 1)))
+        hist = tuple(d * (1.0 if k % 2 == 0 else -1.0) for k in range(m - 1))
+        return cls(hist, -math.sqrt(share * r / w), spec, d, f"spread ({share:.0%} in the last return), vol {math.sqrt(r):.4%}")
+
+
+@dataclass(frozen=True, eq=False)
+class Fundamentals:
+    """Increments eps_{t+1}, ..., eps_{t+T} of V (``shocks``, paths x T, price units) with path ``weights``;
+    ``exact`` when the paths enumerate the distribution (the mean is then exact, its standard error 0)."""
+
+    shocks: np.ndarray = field(repr=False)
+    weights: np.ndarray = field(repr=False)
+    exact: bool
+    label: str
+
+    @classmethod
+    def normal(cls, sd: float, periods: int, paths: int, seed: int = 0) -> "Fundamentals":
+        rng = np.random.default_rng(seed)
+        return cls(sd * rng.standard_normal((int(paths), int(periods))), np.full(int(paths), 1.0 / paths), False, f"normal, sd {sd:.4g}, {paths} paths (seed {seed})")
+
+    @classmethod
+    def rademacher(cls, step: float, periods: int) -> "Fundamentals":
+        signs = np.asarray(list(itertools.product((1.0, -1.0), repeat=int(periods))), dtype=float).reshape(-1, int(periods))
+        return cls(step * signs, np.full(signs.shape[0], 1.0 / signs.shape[0]), True, f"+-{step:.4g} steps, all {signs.shape[0]} paths (exact)")
+
+    def mean_se(self, values) -> tuple[np.ndarray, np.ndarray]:
+        """Weighted mean over the last axis and its Monte Carlo standard error (0 when exact)."""
+        v = np.asarray(values, dtype=float)
+        mean = v @ self.weights
+        if self.exact:
+            return mean, np.zeros_like(mean)
+        n = v.shape[-1]
+        return mean, v.std(axis=-1, ddof=1) / math.sqrt(n)
+
+
+def _input_values(state: SimState, windows: np.ndarray) -> np.ndarray:
+    spec = InputSpec(state.input.kind, state.window, state.input.lam)
+    return input_values(spec, windows)
+
+
+def simulate_trades(
+    rule: Rule, population: Population, state: SimState, market: AuditMarket, trades, fundamentals: Fundamentals, *, trace: bool = False
+):
+    """Trader profit (price units x ADV) for every trade sequence (rows of ``trades``, ADV units, periods t..t+T)
+    on every fundamental path: array (sequences, paths). With ``trace`` also a dict of arrays (sequences, paths,
+    T + 1): ``price`` P_u, ``fundamental`` V_u, ``margin`` M_u in force, ``flow`` Delta X_u (constrained order flow)."""
+    a = np.atleast_2d(np.asarray(trades, dtype=float))
+    n_seq, periods = a.shape
+    T = periods - 1
+    if fundamentals.shocks.shape[1] < T:
+        raise InputError(f"the fundamentals cover {fundamentals.shocks.shape[1]} periods, the trades need {T}.")
+    if T > state.window:
+        raise InputError(f"horizon T = {T} exceeds the window m = {state.window}: the benchmark would drift when R_t leaves the window.")
+    n_paths = fundamentals.shocks.shape[0]
+    shape = (n_seq, n_paths)
+    m = state.window
+    prices0 = 1.0 + np.concatenate([[0.0], np.cumsum(state.returns[:-1])])   # P_{t-m} .. P_{t-1}
+    prices0 = prices0 - prices0[-1] + 1.0
+    gamma0 = state.r
+    margin = np.full(shape, float(rule.margin(np.asarray(gamma0))))         # M_t = g(Gamma_t^(0)) (stationary)
+    x_prev = np.full(shape, float(population.exposure(margin[0, 0])))        # X_{t-1} = X(M_t)
+    v = np.full(shape, prices0[-1] + state.last_return)                       # V_t: P_t^(0) = V_t
+    win = np.broadcast_to(prices0, shape + (m,)).copy()
+    cash = np.zeros(shape)
+    y = np.zeros(shape)
+    kap, tau, rho, alpha = market.inventory_penalty, market.execution_cost, market.funding_spread, market.alpha
+    rec = {k: np.empty(shape + (periods,)) for k in ("price", "fundamental", "margin", "flow")} if trace else None
+    for u in range(periods):
+        if u > 0:
+            v = v + fundamentals.shocks[None, :, u - 1]
+        x = population.exposure(margin)
+        au = a[:, u][:, None]
+        p = v + alpha * (x - x_prev + au)
+        if rec is not None:
+            rec["price"][..., u], rec["fundamental"][..., u] = p, v
+            rec["margin"][..., u], rec["flow"][..., u] = margin, x - x_prev
+        cash = cash - au * p - tau * np.abs(au)
+        y = y + au
+        if u < T:
+            cash = cash - rho * margin * np.abs(y) - kap * y**2
+        full = np.concatenate([win, p[..., None]], axis=-1)
+        margin = rule.margin(_input_values(state, full))
+        win = full[..., 1:]
+        x_prev = x
+    return (cash, rec) if trace else cash
+
+
+@dataclass(frozen=True, eq=False)
+class ProfitCurve:
+    """Expected profit of the two-period round trip (-q, +q) against q (ADV units), with its band.
+
+    ``mean``/``se`` Monte Carlo mean and standard error (price units x ADV); ``closed_form`` alpha q (L - 2q) -
+    kappa q^2 - (2 tau + rho M) q with the exact L; ``bound`` the Lemma 5 / (58) lower bound with interval
+    constants (c_g the smallest right slope of g on [Gamma^(0), Gamma(q)], c_X Lemma 11's (55) on
+    [M, M + Delta M], c_RV = |dGamma/dP_t| = 2 w |R_t^(0)|); ``G`` that bound's gain (14); ``margin_move`` Delta M(q).
+    """
+
+    q: np.ndarray = field(repr=False)
+    mean: np.ndarray = field(repr=False)
+    se: np.ndarray = field(repr=False)
+    closed_form: np.ndarray = field(repr=False)
+    bound: np.ndarray = field(repr=False)
+    G: np.ndarray = field(repr=False)
+    margin_move: np.ndarray = field(repr=False)
+    margin: float
+    state: SimState
+    fundamentals: str
+    exact: bool
+
+    @property
+    def upper(self) -> np.ndarray:
+        return self.mean + BAND_Z * self.se
+
+    @property
+    def lower(self) -> np.ndarray:
+        return self.mean - BAND_Z * self.se
+
+    @property
+    def significantly_positive(self) -> np.ndarray:
+        """Profit above zero beyond the band (lower band > 0)."""
+        return self.lower > 0
+
+    def to_dict(self) -> dict:
+        return {
+            "state": self.state.label,
+            "benchmark_input": self.state.r,
+            "last_return": self.state.last_return,
+            "margin_ratio": self.margin,
+            "fundamentals": self.fundamentals,
+            "band": "mean +- 1.96 standard errors (95%)" if not self.exact else "exact expectation",
+            "q_adv": [float(v) for v in self.q],
+            "mean": [float(v) for v in self.mean],
+            "se": [float(v) for v in self.se],
+            "closed_form": [float(v) for v in self.closed_form],
+            "lemma5_bound": [float(v) for v in self.bound],
+            "G": [float(v) for v in self.G],
+            "margin_move": [float(v) for v in self.margin_move],
+        }
+
+
+def closed_form_profit(rule: Rule, population: Population, state: SimState, market: AuditMarket, q) -> tuple[np.ndarray, np.ndarray]:
+    """(E[Pi], L) of the round trip (-q, +q) from Lemma 5's identity with the exact liquidation L (A.5 costs included)."""
+    q = np.asarray(q, dtype=float)
+    a = market.alpha
+    w = 1.0 if state.input.kind == "variance" else 1.0 / state.window
+    m0 = float(rule.margin(np.asarray(state.r)))
+    gam = state.r + w * ((state.last_return - a * q) ** 2 - state.last_return**2)
+    L = population.exposure(m0) - population.exposure(rule.margin(gam))
+    ex = a * q * (L - 2.0 * q) - market.inventory_penalty * q**2 - (2.0 * market.execution_cost + market.funding_spread * m0) * q
+    return ex, L
+
+
+def round_trip_curve(rule: Rule, population: Population, state: SimState, market: AuditMarket, q, fundamentals: Fundamentals) -> ProfitCurve:
+    """Monte Carlo expected profit of (-q, +q) on the grid ``q`` (ADV units), with the closed form and Lemma 5's bound."""
+    q = np.asarray(q, dtype=float)
+    check_range("q", q, low=0.0, what="positive trigger sizes (ADV units)")
+    trades = np.stack([-q, q], axis=1)
+    prof = simulate_trades(rule, population, state, market, trades, fundamentals)
+    mean, se = fundamentals.mean_se(prof)
+    closed, _ = closed_form_profit(rule, population, state, market, q)
+    a = market.alpha
+    w = 1.0 if state.input.kind == "variance" else 1.0 / state.window
+    m0 = float(rule.margin(np.asarray(state.r)))
+    c_rv = 2.0 * w * abs(state.last_return)
+    G = np.empty(q.size)
+    dm = np.empty(q.size)
+    for k, qk in enumerate(q):
+        g1 = state.r + w * ((state.last_return - a * qk) ** 2 - state.last_return**2)
+        pts = np.linspace(state.r, g1, 257)
+        c_g = min(float(np.min(rule.slope(pts[:-1], "right"))), float(rule.slope(pts[-1], "left"))) if g1 > state.r else 0.0
+        dm[k] = float(rule.margin(np.asarray(g1))) - m0
+        c_x = lemma11_slope_bound(population.equity, population.target, m0, max(dm[k], 0.0))
+        G[k] = float(feedback_gain(a, c_x, c_g, c_rv))
+    bound = (a * (G - 2.0) - market.inventory_penalty) * q**2 - (2.0 * market.execution_cost + market.funding_spread * m0) * q
+    return ProfitCurve(q, mean, se, closed, bound, G, dm, m0, state, fundamentals.label, fundamentals.exact)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Best open-loop round trip found per horizon T: ``best`` {T: (trades tuple in ADV units, mean, se)} and the
+    overall best; ``searched`` number of sequences; ``positive`` how many had a mean above their band (> 1.96 se)."""
+
+    best: dict
+    overall: tuple
+    searched: int
+    positive: int
+    lattice: tuple
+    sizes: tuple
+    fundamentals: str
+
+    @property
+    def profitable(self) -> bool:
+        trades, mean, se = self.overall
+        return mean - BAND_Z * se > 0
+
+    def to_dict(self) -> dict:
+        return {
+            "searched": self.searched,
+            "significantly_positive": self.positive,
+            "lattice_units": list(self.lattice),
+            "unit_sizes_adv": list(self.sizes),
+            "fundamentals": self.fundamentals,
+            "best_by_horizon": {str(T): {"trades_adv": list(t), "mean": m, "se": s} for T, (t, m, s) in sorted(self.best.items())},
+            "best": {"trades_adv": list(self.overall[0]), "mean": self.overall[1], "se": self.overall[2]},
+            "profitable": self.profitable,
+        }
+
+
+def search_round_trips(
+    rule: Rule,
+    population: Population,
+    state: SimState,
+    market: AuditMarket,
+    fundamentals_for,
+    horizons=(1, 2, 3, 4),
+    sizes=(0.005, 0.01, 0.02),
+    lattice=(-2, -1, 0, 1, 2),
+) -> SearchResult:
+    """Exhaustive search over open-loop round trips a_u = unit * k_u, k_u in ``lattice``, sum k = 0 (9), not all zero,
+    for each horizon T in ``horizons`` and unit in ``sizes`` (ADV units). ``fundamentals_for(T)`` returns the
+    :class:`Fundamentals` for T periods. The zero trade (profit 0) is always available, so a best mean <= 0
+    means no profitable round trip was found."""
+    best: dict = {}
+    searched = positive = 0
+    lat = tuple(int(k) for k in lattice)
+    for T in horizons:
+        ks = np.asarray([c + (-sum(c),) for c in itertools.product(lat, repeat=int(T)) if -sum(c) in lat and any(c + (-sum(c),))], dtype=float)
+        if ks.size == 0:
+            continue
+        seqs = np.concatenate([u * ks for u in sizes], axis=0)
+        fund = fundamentals_for(int(T))
+        prof = simulate_trades(rule, population, state, market, seqs, fund)
+        mean, se = fund.mean_se(prof)
+        searched += seqs.shape[0]
+        positive += int(np.sum(mean - BAND_Z * se > 0))
+        i = int(np.argmax(mean))
+        best[int(T)] = (tuple(float(x) for x in seqs[i]), float(mean[i]), float(se[i]))
+    overall = max(best.values(), key=lambda t: t[1])
+    return SearchResult(best, overall, searched, positive, lat, tuple(float(s) for s in sizes), fundamentals_for(max(horizons)).label)

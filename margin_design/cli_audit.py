@@ -1,0 +1,132 @@
+"""``margin-design audit``: audit any margin rule (a thin adapter over :mod:`margin_design.reports.audit`).
+
+    margin-design audit RULE --market market.toml [--data sp500|prices.csv] [--out DIR]
+
+RULE is one of
+  * a CSV table with columns ``vol`` (daily vol, decimal) and ``margin`` (margin ratio), read with
+    ``--interpolation linear`` (in sigma, the default) or ``step`` (margin m_k from knot k on);
+  * a TOML rule file with a ``[rule]`` table (``formula = "..."`` or ``table = "file.csv"``, ``interpolation``,
+    ``name``) and optionally ``[overlays]`` (floor, floor_vol, buffer, buffer_release_vol, buffer_release,
+    stressed_weight, stressed_vol, tick, addons);
+  * a formula in ``r`` (daily variance) or ``sigma`` (daily vol), e.g. ``"2.326*sqrt(2*r)"``.
+
+Overlay flags (applied after the file's overlays, Appendix E.4; margins are ratios, vols daily decimals):
+``--floor M`` or ``--floor-vol V``; ``--buffer B --buffer-release-vol V [--buffer-release absorb|drop]``;
+``--stressed-weight W --stressed-vol V``; ``--tick T``; ``--addon VOL:AMOUNT`` (repeatable).
+
+``--market`` is a design config (``margin-design solve`` format); its market, cap input and grid are used and
+the capped optimum is solved on it. User errors print one sentence and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from margin_design.errors import InputError, MarginDesignError
+
+__all__ = ["register", "main", "run"]
+
+
+def _addon(text: str) -> tuple[float, float]:
+    try:
+        vol, amount = text.split(":")
+        return float(vol), float(amount)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--addon {text!r} must be VOL:AMOUNT (daily vol threshold : add-on margin ratio), e.g. 0.026:0.005") from None
+
+
+def _add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("rule", help="rule: a .csv table (vol, margin), a .toml rule file, or a formula in r or sigma")
+    p.add_argument("--market", required=True, help="design config (TOML) giving the market, the cap input and the grid of states")
+    p.add_argument("--data", help="backtest data: 'sp500' (arch's S&P 500, 1999-2018) or a CSV with date, close[, volume]")
+    p.add_argument("--out", help="output folder (written atomically; replaced if it exists)")
+    p.add_argument("--name", help="label of the rule in tables and figures")
+    p.add_argument("--interpolation", choices=("linear", "step"), help="table rules: linear in sigma (default) or step")
+    p.add_argument("--method", choices=("cvxpy", "exact"), default="cvxpy", help="solver path for the capped optimum (default: %(default)s)")
+    g = p.add_argument_group("overlays (Appendix E.4; margin ratios, daily vols)")
+    g.add_argument("--floor", type=float, metavar="M", help="floor on the margin (margin ratio)")
+    g.add_argument("--floor-vol", type=float, metavar="V", help="floor at the rule's margin for this long look-back daily vol")
+    g.add_argument("--buffer", type=float, metavar="B", help="buffer share (0.25 = EMIR's 25%%) held in calm states")
+    g.add_argument("--buffer-release-vol", type=float, metavar="V", help="daily vol from which the buffer is released")
+    g.add_argument("--buffer-release", choices=("absorb", "drop"), help="absorb (continuous, default) or drop (a downward jump)")
+    g.add_argument("--stressed-weight", type=float, metavar="W", help="weight on the stressed period's variance (0.25 = EMIR's 25%%)")
+    g.add_argument("--stressed-vol", type=float, metavar="V", help="daily vol of the stressed period")
+    g.add_argument("--tick", type=float, metavar="T", help="round margins up to this tick (margin ratio; 0.0005 = 5 bp)")
+    g.add_argument("--addon", type=_addon, action="append", metavar="VOL:AMOUNT", help="step add-on from a daily vol (repeatable)")
+    g = p.add_argument_group("local analysis")
+    g.add_argument("--last-return", type=float, metavar="R", help="|R_t|, the last sampled daily return (decimal); default: the envelope sqrt(r/w)")
+    g.add_argument("--trigger", type=float, default=0.01, metavar="Q", help="trigger size q in ADV units for profits (default 0.01 = 1%% of ADV)")
+    g.add_argument("--execution-cost", type=float, default=0.0, metavar="TAU", help="proportional execution cost tau (decimal of notional), (58)")
+    g.add_argument("--funding-spread", type=float, default=0.0, metavar="RHO", help="funding spread rho on posted margin (decimal per period), (58), (61)")
+    g.add_argument("--trim", type=float, metavar="C", help="also report trimming / winsorising at the cutoff |R| = C (decimal daily return)")
+    g = p.add_argument_group("strategic constrained traders (Appendix B)")
+    g.add_argument("--accounts", metavar="CSV", help="accounts with columns equity (ADV units) and benefit b(i)")
+    g.add_argument("--chi", type=float, help="quadratic exposure penalty chi > 0 of (59)")
+    g.add_argument("--eta", type=float, default=0.0, help="aversion eta >= 0 to margin jumps of (59)")
+    g = p.add_argument_group("simulation")
+    g.add_argument("--no-simulation", action="store_true", help="skip the market simulation")
+    g.add_argument("--paths", type=int, default=20000, help="Monte Carlo paths per state (default %(default)s)")
+    g.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
+    g.add_argument("--sim-window", type=int, default=5, help="returns in the simulated window of the input (4) (default %(default)s)")
+    g.add_argument("--max-horizon", type=int, default=4, help="longest round trip T searched (default %(default)s)")
+    g = p.add_argument_group("backtest")
+    g.add_argument("--start", metavar="YYYY-MM-DD", help="first date of the backtest")
+    g.add_argument("--end", metavar="YYYY-MM-DD", help="last date of the backtest")
+    g.add_argument("--window", type=int, dest="backtest_window", help="days of the realised variance (default: the config's window, else 20)")
+    g.add_argument("--position", choices=("long", "short", "both"), default="long", help="whose close-out loss is covered (default %(default)s)")
+    g.add_argument("--coverage", type=float, help="target coverage (default 1 - carry of the config, else 0.99)")
+    g.add_argument("--horizon-days", type=int, help="margin period of risk in days (default the config's, else 2)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from margin_design.calibration.audit import load_rule
+    from margin_design.reports.audit import AuditOptions, build_audit, write_audit
+
+    overlays = {
+        "floor": args.floor, "floor_vol": args.floor_vol, "buffer": args.buffer, "buffer_release_vol": args.buffer_release_vol,
+        "buffer_release": args.buffer_release, "stressed_weight": args.stressed_weight, "stressed_vol": args.stressed_vol,
+        "tick": args.tick, "addons": [list(a) for a in args.addon] if args.addon else None,
+    }
+    rule = load_rule(args.rule, interpolation=args.interpolation, overlays=overlays, name=args.name)
+    if args.data is not None and args.data != "sp500" and not args.data.lower().endswith(".csv"):
+        raise InputError(f"--data {args.data!r} must be 'sp500' or a .csv file with columns date, close.")
+    options = AuditOptions(
+        last_return=args.last_return, trigger=args.trigger, execution_cost=args.execution_cost, funding_spread=args.funding_spread,
+        trim=args.trim, accounts=args.accounts, chi=args.chi, eta=args.eta, simulate=not args.no_simulation, paths=args.paths,
+        seed=args.seed, sim_window=args.sim_window, max_horizon=args.max_horizon, data=args.data, start=args.start, end=args.end,
+        backtest_window=args.backtest_window, position=args.position, coverage=args.coverage, horizon_days=args.horizon_days,
+        method=args.method,
+    )
+    audit = build_audit(rule, args.market, options)
+    print(audit.summary())
+    if args.out:
+        out = write_audit(audit, args.out)
+        print(f"wrote {out}")
+    return 0
+
+
+def register(subparsers) -> None:
+    """Add the ``audit`` subcommand to the top-level parser."""
+    p = subparsers.add_parser("audit", help="audit a margin rule: manipulability, its cost against the capped optimum, simulation and backtest")
+    _add_arguments(p)
+    p.set_defaults(func=run)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry point (``margin-design audit`` arguments without the word ``audit``)."""
+    parser = argparse.ArgumentParser(prog="margin-design audit", description=__doc__.splitlines()[0])
+    _add_arguments(parser)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    try:
+        return run(args)
+    except MarginDesignError as exc:
+        print(f"margin-design: error: {exc}", file=sys.stderr)
+        return exc.exit_status
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
