@@ -43,17 +43,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+def run_parsed(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
+    """Parse ``argv`` and run the chosen subcommand; a user error prints one sentence and returns its status (2)."""
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse already printed its one-line usage error (status 2)
         return int(exc.code or 0)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help(sys.stderr)
+        return 2
     try:
-        return int(args.func(args) or 0)
+        return int(func(args) or 0)
     except MarginDesignError as exc:
         print(f"margin-design: error: {exc}", file=sys.stderr)
         return exc.exit_status
+
+
+def standalone(register, argv: list[str] | None) -> int:
+    """Run one subcommand module on its own (``register`` adds it to a fresh parser); for tests and scripts."""
+    parser = argparse.ArgumentParser(prog="margin-design")
+    register(parser.add_subparsers(dest="command", required=True))
+    return run_parsed(parser, argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_parsed(build_parser(), argv)
 
 
 if __name__ == "__main__":  # pragma: no cover

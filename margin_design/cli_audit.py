@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from margin_design.errors import InputError, MarginDesignError
+from margin_design.errors import InputError
 
 __all__ = ["register", "main", "run"]
 
@@ -115,17 +115,9 @@ def register(subparsers) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Stand-alone entry point (``margin-design audit`` arguments without the word ``audit``)."""
-    parser = argparse.ArgumentParser(prog="margin-design audit", description=__doc__.splitlines()[0])
-    _add_arguments(parser)
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    try:
-        return run(args)
-    except MarginDesignError as exc:
-        print(f"margin-design: error: {exc}", file=sys.stderr)
-        return exc.exit_status
+    from margin_design.cli import standalone
+
+    return standalone(register, ["audit", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -22,9 +22,9 @@ import json
 import sys
 import tomllib
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from margin_design.errors import ConfigError, InputError, MarginDesignError
+from margin_design.errors import ConfigError, InputError
 from margin_design.fileio import atomic_write_text
 
 __all__ = ["register", "main"]
@@ -559,20 +559,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Stand-alone entry point: ``main(["calibrate", "cap", ...])``; user errors print one sentence and return 2."""
-    parser = argparse.ArgumentParser(prog="margin-design")
-    subs = parser.add_subparsers(dest="command", metavar="{calibrate}")
-    register(subs)
-    args = parser.parse_args(argv)
-    func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
-    if func is None:
-        parser.print_help(sys.stderr)
-        return 2
-    try:
-        return int(func(args))
-    except MarginDesignError as exc:
-        print(f"margin-design: error: {exc}", file=sys.stderr)
-        return getattr(exc, "exit_status", 2)
+    from margin_design.cli import standalone
 
+    return standalone(register, argv)
 
 if __name__ == "__main__":  # pragma: no cover
     raise SystemExit(main())

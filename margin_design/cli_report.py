@@ -17,7 +17,7 @@ import hashlib
 import sys
 from pathlib import Path
 
-from margin_design.errors import InputError, MarginDesignError
+from margin_design.errors import InputError
 
 __all__ = ["register", "main", "run"]
 
@@ -102,17 +102,9 @@ def register(subparsers) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Stand-alone entry point (``margin-design report`` arguments without the word ``report``)."""
-    parser = argparse.ArgumentParser(prog="margin-design report", description=__doc__.splitlines()[0])
-    _add_arguments(parser)
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    try:
-        return run(args)
-    except MarginDesignError as exc:
-        print(f"margin-design: error: {exc}", file=sys.stderr)
-        return exc.exit_status
+    from margin_design.cli import standalone
+
+    return standalone(register, ["report", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":  # pragma: no cover

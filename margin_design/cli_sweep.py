@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
-import sys
 
 
 def _run(args) -> int:
@@ -40,13 +38,7 @@ def register(subparsers) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from margin_design.errors import MarginDesignError
+    """Stand-alone entry point: ``main(["sweep", CONFIG, "--vary", ...])``."""
+    from margin_design.cli import standalone
 
-    parser = argparse.ArgumentParser(prog="margin-design")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except MarginDesignError as exc:
-        print(f"margin-design: error: {exc}", file=sys.stderr)
-        return 2
+    return standalone(register, argv)

@@ -76,3 +76,13 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     os.replace(tmp, path)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def write_tree(folder: str | os.PathLike, files: dict[str, bytes]) -> Path:
+    """Write ``{relative path: bytes}`` as a fresh folder, atomically (see :func:`atomic_directory`)."""
+    with atomic_directory(folder) as tmp:
+        for rel, data in files.items():
+            p = tmp / rel
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_bytes(data)
+    return Path(folder)

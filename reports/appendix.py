@@ -223,7 +223,7 @@ def _design_paragraph_md(report) -> str:
             + (f", the liquidation cost lambda_L C(c_eff (M - M_-)_+) with lambda_L = {o['liquidation_weight']:g}" if o["liquidation_weight"] else "")
             + (f", the participation cost lambda_P H(1 - N) with lambda_P = {o['participation_weight']:g}" if o["participation_weight"] else "")
             + "; the other terms of (32) have zero weight here" * (not (o["liquidation_weight"] and o["participation_weight"]))
-            + f". The first-best margin M_fb(r) minimises Psi state by state (34); where interior it solves (35)."
+            + ". The first-best margin M_fb(r) minimises Psi state by state (34); where interior it solves (35)."
         )
     else:
         cost = (

@@ -73,7 +73,7 @@ from margin_design.calibration.audit import (
 from margin_design.calibration.cap import TRADING_DAYS_PER_YEAR
 from margin_design.calibration.tables import text_table
 from margin_design.errors import InputError
-from margin_design.fileio import atomic_directory
+from margin_design.fileio import write_tree
 
 __all__ = [
     "AuditOptions",
@@ -249,7 +249,7 @@ class Audit:
 
     # ------------------------------------------------------------ text
     def summary(self) -> str:
-        p, m, o = self.problem, self.market, self.options
+        p, m = self.problem, self.market
         la = self.local
         s = la.summary()
         lines = [
@@ -746,13 +746,7 @@ def audit_files(audit: Audit, *, figures: bool = True) -> dict[str, bytes]:
 
 def write_audit(audit: Audit, folder: str | Path) -> Path:
     """Write every file into ``folder`` (replaced as a whole, atomically)."""
-    files = audit_files(audit)
-    with atomic_directory(folder) as tmp:
-        for rel, data in files.items():
-            p = tmp / rel
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_bytes(data)
-    return Path(folder)
+    return write_tree(folder, audit_files(audit))
 
 
 def render_audit_figures(audit: Audit) -> dict[str, bytes]:

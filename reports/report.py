@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from margin_design.errors import InputError
-from margin_design.fileio import atomic_directory
+from margin_design.fileio import write_tree
 from margin_design.reports import appendix
 from margin_design.reports.formulas import segment_formulas
 from margin_design.reports.knots import (
@@ -261,10 +261,4 @@ def report_files(report: Report, *, figures: bool = True) -> dict[str, bytes]:
 
 def write_report(report: Report, folder: str | Path) -> Path:
     """Write the report folder atomically: it appears whole, or (on any error) not at all."""
-    files = report_files(report)
-    with atomic_directory(folder) as tmp:
-        for rel, data in files.items():
-            p = tmp / rel
-            p.parent.mkdir(parents=True, exist_ok=True)
-            p.write_bytes(data)
-    return Path(folder)
+    return write_tree(folder, report_files(report))

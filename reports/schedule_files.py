@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from margin_design.fileio import atomic_directory, atomic_write_text
+from margin_design.fileio import atomic_write_text
 
 CSV_COLUMNS = ("vol", "r", "weight", "first_best", "schedule", "segment")
 CSV_HEADER = ("vol_daily", "variance_daily", "weight", "first_best_margin", "margin", "segment_to_right")
@@ -40,8 +40,3 @@ def write_schedule_files(result, folder: str | Path) -> list[Path]:
     ]
 
 
-def write_schedule_folder(result, folder: str | Path) -> Path:
-    """Write a fresh folder holding only the schedule files; the folder appears whole or not at all."""
-    with atomic_directory(folder) as tmp:
-        write_schedule_files(result, tmp)
-    return Path(folder)
