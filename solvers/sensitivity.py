@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from margin_design.design import objective as obj
-from margin_design.solvers.chain import FREE, SATURATED
+from margin_design.solvers.polish import block_layout
 
 CAP_PARAMETERS = ("alpha", "c_eff", "inventory_penalty")
 COST_PARAMETERS = ("carry", "liquidation_weight", "participation_weight", "prev_margin")
@@ -71,13 +71,8 @@ def sensitivity_arrays(problem, x, codes, parameters: tuple[str, ...] = PARAMETE
     cost = p.objective.kind == "cost"
     K_kink, m0 = p.kink
 
-    new_block = np.concatenate([[True], codes == FREE])
-    starts = np.flatnonzero(new_block)
-    bid = np.cumsum(new_block) - 1
-    dsig = np.diff(p.vol)
-    steps = np.where(codes == SATURATED, dsig, 0.0)
-    csum = np.concatenate([[0.0], np.cumsum(steps)])
-    S = csum - csum[starts][bid]                     # s_j = K * S_j
+    # the polish's block layout with sigma-steps in place of the caps: offsets S_j, and s_j = K * S_j
+    starts, bid, S = block_layout(codes, np.diff(p.vol))
 
     g_s, h_s = p.smooth_derivatives(x)                 # weighted
     H = np.add.reduceat(h_s, starts)

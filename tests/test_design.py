@@ -10,7 +10,7 @@ from scipy import integrate, stats
 
 from margin_design.design import objective as obj
 from margin_design.design.cap import CapSpec, cap_increments, cap_slope_r
-from margin_design.design.config import problem_from_dict, validate
+from margin_design.design.config import problem_from_dict
 from margin_design.design.grid import make_grid, state_weights
 from margin_design.design.shocks import ShockSpec, normal_me, normal_sq, t_me, t_sq
 

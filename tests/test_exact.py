@@ -9,7 +9,6 @@ import tomllib
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from margin_design.design import load_problem, problem_from_dict
 from margin_design.design.batch import stack_problems
