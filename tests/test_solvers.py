@@ -239,6 +239,13 @@ def test_random_cost_instances_are_certified_and_match_slsqp(p):
         method="SLSQP",
         options={"ftol": 1e-14, "maxiter": 500},
     )
+    # SLSQP honours constraints only to ~1e-13, and a cap crossed by that much lowers J by about
+    # multiplier x violation (seen: 8.8e-14 over the cap, J lower by 2.3e-15). Compare at its exact
+    # Euclidean projection onto the feasible set (the chain QP with unit weights), which is feasible.
+    from margin_design.solvers.chain import chain_qp
+
+    x_slsqp = chain_qp(np.ones(n), out.x, p.u, backend="python").x
+    assert np.max(np.abs(x_slsqp - out.x)) <= 1e-9
     # the certified answer is at least as good as SLSQP's, and close to it
-    assert res.objective["value"] <= p.value(out.x) + 1e-12 * abs(res.objective["value"])
+    assert res.objective["value"] <= p.value(x_slsqp) + 1e-12 * abs(res.objective["value"])
     np.testing.assert_allclose(res.schedule, out.x, atol=INDEPENDENT_ATOL * max(1.0, np.max(np.abs(out.x))) * 1e2)
