@@ -17,6 +17,13 @@ weights is convex; :func:`check_convexity` verifies this numerically on the grid
 The linear forms C(x) = x and H(x) = x put a kink at M = M_-. They are kept out of the smooth part:
 Psi = Psi_smooth + K (M - M_-)_+ with the kink weight K = lambda_L c_eff [C linear] + lambda_P beta
 [H linear]. Solvers treat the kink exactly (one-sided derivatives, cvxpy ``pos``), never by smoothing.
+The quadratic forms put a jump Q = lambda_L c_eff^2 [C quadratic] + lambda_P beta^2 [H quadratic] into
+d2Psi/dM2 at the same point, so
+
+    Psi = Psi_rest + Q/2 (M - M_-)_+^2 + K (M - M_-)_+,
+
+with Psi_rest (coverage and carry) twice continuously differentiable. Newton models Psi_rest by its
+Taylor expansion and keeps the piecewise part exact (:mod:`margin_design.solvers.chain_pw`).
 
 Target objective (``kind = "target"``), the quadratic approximation of Appendix D.2: per state
 Psi = h / 2 (M - t)^2 with target t (margin ratio) and curvature h (default 1).
@@ -134,6 +141,19 @@ def kink_weight(static: tuple, params: dict):
     return k
 
 
+def curvature_jump(static: tuple, params: dict):
+    """Q in Psi = Psi_rest + Q/2 (M - M_-)_+^2 + K (M - M_-)_+ : the jump of d2Psi/dM2 at M = M_- (0 if none)."""
+    if static[0] == "target":
+        return jnp.asarray(0.0)
+    _, _, liq_form, part_form, _ = static
+    q = jnp.asarray(0.0)
+    if liq_form == "quadratic":
+        q = q + params["liquidation_weight"] * params["c_eff"] ** 2
+    if part_form == "quadratic":
+        q = q + params["participation_weight"] * params["participation_beta"] ** 2
+    return q
+
+
 def kink_location(static: tuple, params: dict):
     """M_- (the kink of the linear cost forms); +inf for the target objective."""
     return jnp.asarray(jnp.inf) if static[0] == "target" else params["prev_margin"]
@@ -145,6 +165,25 @@ def psi_smooth(static: tuple, params: dict, r, M):
     if static[0] == "target":
         return full
     return full - kink_weight(static, params) * _pos(M - params["prev_margin"])
+
+
+def psi_rest(static: tuple, params: dict, r, M):
+    """Psi minus its piecewise part Q/2 (M - M_-)_+^2 + K (M - M_-)_+: coverage and carry, C^2 in M."""
+    if static[0] == "target":
+        return psi(static, params, r, M)
+    terms = psi_terms(static, params, r, M)
+    return terms["coverage"] + terms["carry"]
+
+
+@partial(jax.jit, static_argnums=0)
+def model_derivatives(static: tuple, params: dict, r, w, M):
+    """(J, dPsi_rest/dM, d2Psi_rest/dM2): what a Newton step needs besides the exact piecewise part."""
+
+    def total(m):
+        return jnp.sum(psi_rest(static, params, r, m))
+
+    d1, d2 = jax.jvp(jax.grad(total), (M,), (jnp.ones_like(M),))
+    return jnp.sum(w * psi(static, params, r, M)), d1, d2
 
 
 @partial(jax.jit, static_argnums=0)

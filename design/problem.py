@@ -1,6 +1,9 @@
 """The discretised design problem (41): states, weights, objective and cap increments, as immutable data.
 
-    minimise  J(g) = sum_i w_i Psi(r_i, g_i)   subject to  0 <= g_{i+1} - g_i <= u_i.
+    minimise  J(g) = sum_i w_i Psi(r_i, g_i)   subject to  g_1 >= 0,  0 <= g_{i+1} - g_i <= u_i.
+
+Margins are non-negative ((3) and (34) require M >= 0); for a monotone rule that is the single
+constraint g_1 >= 0 on the first state, the floor (MARGIN_FLOOR).
 
 Units: ``r`` daily variance, ``vol`` daily volatility, margins as margin ratios, ``w`` probability masses.
 This module also holds the pointwise first-best (34) and the convexity check; it imports no solver.
@@ -23,6 +26,8 @@ from margin_design.errors import ConfigError, NonConvexError
 
 # A second derivative below -CONVEXITY_TOL * (typical curvature) on the check grid is non-convex.
 CONVEXITY_TOL = 1e-9
+#: The floor of (3) and (34): margins are non-negative (margin ratio).
+MARGIN_FLOOR = 0.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,10 +82,20 @@ class Problem:
     def has_kink(self) -> bool:
         return bool(np.any(self.kink[0] > 0))
 
+    @cached_property
+    def curvature_jump(self) -> np.ndarray:
+        """Q per state: Psi = Psi_rest + Q/2 (M - M_-)_+^2 + K (M - M_-)_+ (0 where no quadratic cost form applies)."""
+        return np.broadcast_to(np.asarray(obj.curvature_jump(self.static, self.params), float), (self.n,))
+
     @property
     def breaks(self) -> np.ndarray | None:
         """Links that separate independent chains (a stacked batch); None for a single chain."""
         return None
+
+    @property
+    def starts(self) -> np.ndarray:
+        """Index of the first state of each chain (one chain: [0]); the floor g >= 0 applies there."""
+        return np.zeros(1, np.int64)
 
     # ----------------------------------------------------------------- objective in numpy terms
     def value(self, x) -> float:
@@ -95,6 +110,11 @@ class Problem:
     def value_and_derivatives(self, x) -> tuple[float, np.ndarray, np.ndarray]:
         """(J(x), w_i dPsi_smooth/dM, w_i d2Psi_smooth/dM2) from one fused JAX evaluation."""
         v, d1, d2 = obj.value_and_derivatives(self.static, self.params, self._jr, self._jw, jnp.asarray(x))
+        return float(v), self.weights * np.asarray(d1), self.weights * np.asarray(d2)
+
+    def model_derivatives(self, x) -> tuple[float, np.ndarray, np.ndarray]:
+        """(J(x), w_i dPsi_rest/dM, w_i d2Psi_rest/dM2): the Newton model's smooth part, from one JAX call."""
+        v, d1, d2 = obj.model_derivatives(self.static, self.params, self._jr, self._jw, jnp.asarray(x))
         return float(v), self.weights * np.asarray(d1), self.weights * np.asarray(d2)
 
     def smooth_derivatives(self, x) -> tuple[np.ndarray, np.ndarray]:

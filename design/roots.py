@@ -44,7 +44,7 @@ def monotone_roots(
     converged = np.zeros(L.shape, bool)
     step = np.broadcast_to(np.asarray(step0, float), L.shape).copy()
     if lo_known.any():
-        flo, fhi, _ = evaluate(lo)
+        flo, fhi, _ = evaluate(np.where(lo_known, lo, L))
         at_lower = lo_known & (fhi >= 0.0)
         L = np.where(at_lower, lo, L)
         converged |= at_lower

@@ -46,7 +46,7 @@ RC = {
 }
 PNG_METADATA = {"Software": None}
 PDF_METADATA = {"Creator": None, "Producer": None, "CreationDate": None, "ModDate": None}
-REGIME_COLORS = {"tracking": "#d9f0d3", "saturated": "#fddbc7", "pooling": "#d1e5f0"}
+REGIME_COLORS = {"tracking": "#d9f0d3", "saturated": "#fddbc7", "pooling": "#d1e5f0", "floor": "#e0e0e0"}
 LINE = {"rule": "#1b4f9c", "first_best": "#555555", "cap": "#b2182b", "published": "#e08214", "knots": "#1b4f9c"}
 
 
@@ -69,7 +69,7 @@ def _shade_segments(ax, report, label: bool = True) -> list:
         seen[s["kind"]] = True
         if label and (b - a) > 0.06 * span:
             ax.text(0.5 * (a + b), ymax, s["kind"], ha="center", va="top", fontsize=8, color="#333333")
-    return [Patch(color=REGIME_COLORS[k], label=k) for k in ("tracking", "saturated", "pooling") if k in seen]
+    return [Patch(color=REGIME_COLORS[k], label=k if k != "floor" else "floor (M = 0)") for k in REGIME_COLORS if k in seen]
 
 
 def _legend(fig: Figure, ax, patches=()) -> None:
@@ -114,7 +114,8 @@ def schedule_figure(report) -> Figure:
     _pct_axis(ax)
     lo = min(float(data.schedule.min()), float(data.first_best.min()))
     hi = max(float(data.schedule.max()), float(data.first_best.max()))
-    ax.set_ylim(max(0.0, lo - 0.08 * (hi - lo)), hi + 0.12 * (hi - lo))
+    pad = (hi - lo) if hi > lo else max(abs(hi), 1e-3)  # a flat rule (say all on the floor) still gets an axis
+    ax.set_ylim(max(0.0, lo - 0.08 * pad), hi + 0.12 * pad)
     ax.set_xlim(va[0], va[-1])
     _legend(fig, ax, _shade_segments(ax, report))
     return fig

@@ -3,6 +3,7 @@
 * ``saturated`` (42): M = a + b sqrt(r), with b = K the cap on dM/dsigma (daily vol units; 2/(alpha c_eff)
   in the paper's benchmark) and a the segment's intercept.
 * ``pooling`` (43): M = k, the pooled level.
+* ``floor`` ((3), (34)): M = 0, a leading pooled run held by the floor M >= 0.
 * ``tracking``: the rule equals the first-best, defined by the first-order condition (35),
   marginal coverage benefit = kappa_M + lambda_L c_eff^2 (M - M_-)_+ + lambda_P p(M), with only the
   configured cost terms (linear cost forms give Heaviside terms: at M = M_- the condition holds as an
@@ -32,7 +33,7 @@ Fbar_Y = sp.Function("Fbar_Y")
 e_Y = sp.Function("e_Y")
 t_fun = sp.Function("t")
 
-EQUATIONS = {"saturated": "(42)", "pooling": "(43)", "tracking": "(35)"}
+EQUATIONS = {"saturated": "(42)", "pooling": "(43)", "tracking": "(35)", "floor": "(3), (34)"}
 
 
 def _f(x: float) -> sp.Float:
@@ -149,6 +150,9 @@ def segment_formulas(data: RuleData) -> list[SegmentFormula]:
             rhs = sp.Add(_f(s["intercept"]), sp.Mul(_f(K), sp.sqrt(r)), evaluate=False)
             out.append(SegmentFormula(lhs=M, rhs=rhs, general_text="M = a + K*sqrt(r)", general_latex=r"M = a + K \sqrt{r}",
                                       note=f"a = intercept, K = cap on dM/dsigma = {K:.6g} (daily vol units)", order="none", **common))
+        elif kind == "floor":
+            out.append(SegmentFormula(lhs=M, rhs=sp.Integer(0), general_text="M = 0", general_latex="M = 0",
+                                      note="margins are non-negative, (3) and (34): the floor binds (the unconstrained level would be negative)", **common))
         elif kind == "pooling":
             out.append(SegmentFormula(lhs=M, rhs=_f(s["level"]), general_text="M = k", general_latex="M = k",
                                       note="k solves sum_j w_j dPsi/dM(r_j, k) = 0 over the pooled states", **common))

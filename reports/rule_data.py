@@ -27,7 +27,7 @@ from margin_design.reports.schedule_files import schedule_json_text
 TRADING_DAYS = 252
 SQRT_252 = math.sqrt(TRADING_DAYS)
 SCHEMA_VERSION = 1
-KIND_CODES = {"tracking": 0, "pooling": 1, "saturated": 2}  # as in margin_design.solvers.chain
+KIND_CODES = {"tracking": 0, "pooling": 1, "saturated": 2, "floor": 1}  # as in margin_design.solvers.chain (floor: pooled at M = 0)
 REQUIRED_KEYS = (
     "version", "grid", "weights", "first_best", "schedule", "cap_increments", "cap", "multipliers",
     "segments", "objective", "certificate", "solver", "config",
@@ -97,6 +97,14 @@ class RuleData:
         keys = ("feasibility", "balance", "complementarity", "duality_gap", "relative_gap", "objective")
         return Certificate(**{k: float(self.certificate[k]) for k in keys}).ok
 
+    @property
+    def link_kinds(self) -> list[str]:
+        """The segment kind of every link, n - 1 names (tracking, saturated, pooling, floor)."""
+        kinds = [""] * (self.n - 1)
+        for s in self.segments:
+            kinds[int(s["start"]) : int(s["end"])] = [s["kind"]] * (int(s["end"]) - int(s["start"]))
+        return kinds
+
     def config_sha256(self) -> str:
         """SHA-256 of the validated configuration as canonical JSON (sorted keys, no spaces)."""
         text = json.dumps(self.config, sort_keys=True, separators=(",", ":"), allow_nan=False)
@@ -137,7 +145,7 @@ class RuleData:
         codes = np.full(n - 1, -1, dtype=np.int8)
         for s in segments:
             if s.get("kind") not in KIND_CODES:
-                raise InputError(f"{name} has a segment of kind {s.get('kind')!r}; expected tracking, pooling or saturated.")
+                raise InputError(f"{name} has a segment of kind {s.get('kind')!r}; expected tracking, saturated, pooling or floor.")
             codes[int(s["start"]) : int(s["end"])] = KIND_CODES[s["kind"]]
         if np.any(codes < 0):
             raise InputError(f"{name} has segments that do not cover every link of the grid.")

@@ -33,7 +33,7 @@ UNITS = {
     "variance": "variance of daily returns r = vol_daily^2",
     "margin": "published margin ratio (per unit notional), decimal; rounded when a tick is given",
     "first_best": "first-best margin ratio M_fb (34), decimal",
-    "regime": "tracking / saturated / pooling: regime of the stretch from this knot to the next",
+    "regime": "tracking / saturated / pooling / floor (M = 0): regime of the stretch from this knot to the next",
     "slope_vol_annual": "slope used to the next knot, Delta margin / Delta vol_annual (margin ratio per unit annualised vol)",
     "cap_vol_annual": "cap on dm/dsigma_ann = K / sqrt(252), (74), same units as slope_vol_annual",
     "gap_to_first_best": "margin - first_best, decimal margin ratio",
@@ -41,7 +41,6 @@ UNITS = {
     "rounding_error": "margin - margin_optimal, decimal margin ratio",
     "grid_index": "index of the knot on the solver's grid (0-based)",
 }
-REGIME_NAMES = {0: "tracking", 1: "pooling", 2: "saturated"}
 
 
 def fixed(x: float) -> float:
@@ -91,6 +90,7 @@ def build_rule_table(data: RuleData, knots, margin, tick: float | None = None) -
     fb = data.first_best[knots]
     capa = data.slope_vol_annual
     rows = []
+    kinds = data.link_kinds
     for k, i in enumerate(knots):
         last = k == knots.size - 1
         slope = None if last else fixed((m[k + 1] - m[k]) / (va[k + 1] - va[k]))
@@ -101,7 +101,7 @@ def build_rule_table(data: RuleData, knots, margin, tick: float | None = None) -
                 "variance": fixed(v[k] * v[k]),
                 "margin": fixed(m[k]),
                 "first_best": fixed(fb[k]),
-                "regime": "" if last else REGIME_NAMES[int(data.codes[i])],
+                "regime": "" if last else kinds[i],
                 "slope_vol_annual": slope,
                 "cap_vol_annual": fixed(capa) if math.isfinite(capa) else None,
                 "gap_to_first_best": fixed(m[k] - fb[k]),

@@ -15,9 +15,10 @@ import numpy as np
 
 from margin_design.design import objective as obj
 from margin_design.solvers.certificate import Certificate, certify, release_degenerate, residual_scale
-from margin_design.solvers.chain import FREE, chain_qp
-from margin_design.solvers.exact import KINK_DELTAS
+from margin_design.design.problem import MARGIN_FLOOR
+from margin_design.solvers.exact import dp_step
 from margin_design.solvers.newton import certified_solution
+from margin_design.solvers.polish import floor_status
 from margin_design.solvers.segments import segments_from_codes
 from margin_design.solvers.sensitivity import PARAMETERS, sensitivity_arrays
 
@@ -41,30 +42,10 @@ class ChainAnswer:
         return self.objective - self.first_best_objective
 
 
-def chains_step(u: np.ndarray, chain: int, backend: str = "numba"):
-    """Newton-step solver: the exact chain programme on each configuration's chain (breaks are FREE links)."""
-    u = np.asarray(u, float)
-
-    def step(h, t, kink_w, kink_at):
-        n = h.size
-        x = np.empty(n)
-        codes = np.full(n - 1, FREE, np.int8)
-        for a in range(0, n, chain):
-            b = a + chain
-            res = chain_qp(h[a:b], t[a:b], u[a : b - 1], backend=backend)
-            x[a:b] = res.x
-            codes[a : b - 1] = res.codes
-        return x, codes
-
-    return step
-
-
-def solve_batch(batch, *, sensitivities: tuple[str, ...] = (), backend: str = "numba") -> tuple[list[ChainAnswer], int]:
+def solve_batch(batch, *, sensitivities: tuple[str, ...] = ()) -> tuple[list[ChainAnswer], int]:
     """Solve every configuration of ``batch``; returns (answers in order, Newton iterations of the joint loop)."""
-    scale = max(float(np.max(np.abs(batch.first_best))), 1e-12)
-    x, codes, _, _, iters = certified_solution(
-        batch, chains_step(batch.u, batch.chain, backend), method="exact", kink_deltas=tuple(d * scale for d in KINK_DELTAS)
-    )
+    x, codes, _, _, iters = certified_solution(batch, dp_step(batch), method="exact")
+    floors = floor_status(batch, x)
     g, h = batch.smooth_derivatives(x)
     glo, ghi = batch.gradient_bounds(x, g)
     r, w = jnp.asarray(batch.r), batch.weights
@@ -86,13 +67,14 @@ def solve_batch(batch, *, sensitivities: tuple[str, ...] = (), backend: str = "n
         ls = slice(a, a + n - 1)
         value = float(sum(v[c] for v in sums.values()))
         chain_codes = codes[ls]
-        cert, G = certify(x[sl], batch.u[ls], chain_codes, glo[sl], ghi[sl], value, curvature=h[sl])
+        fl = bool(floors[c])
+        cert, G = certify(x[sl], batch.u[ls], chain_codes, glo[sl], ghi[sl], value, curvature=h[sl], floor=fl, lower=MARGIN_FLOOR)
         released = release_degenerate(chain_codes, G, residual_scale(x[sl], glo[sl], ghi[sl], h[sl]))
         if not np.array_equal(released, chain_codes):
-            cert2, _ = certify(x[sl], batch.u[ls], released, glo[sl], ghi[sl], value, curvature=h[sl])
+            cert2, _ = certify(x[sl], batch.u[ls], released, glo[sl], ghi[sl], value, curvature=h[sl], floor=fl, lower=MARGIN_FLOOR)
             if cert2.ok or not cert.ok:
                 chain_codes, cert = released, cert2
-        segs = segments_from_codes(chain_codes, batch.vol[sl], x[sl], fb[sl], float(K[c]), glo[sl], ghi[sl], w[sl])
+        segs = segments_from_codes(chain_codes, batch.vol[sl], x[sl], fb[sl], float(K[c]), glo[sl], ghi[sl], w[sl], floor=fl)
         answers.append(
             ChainAnswer(
                 schedule=x[sl].copy(),
@@ -109,4 +91,4 @@ def solve_batch(batch, *, sensitivities: tuple[str, ...] = (), backend: str = "n
     return answers, iters
 
 
-__all__ = ["PARAMETERS", "ChainAnswer", "chains_step", "solve_batch"]
+__all__ = ["PARAMETERS", "ChainAnswer", "solve_batch"]

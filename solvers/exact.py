@@ -1,12 +1,11 @@
 """The exact fast path: Newton steps solved exactly by the chain dynamic programme.
 
-Each Newton step of (41) is the weighted bounded-difference isotonic QP
-min sum_i h_i/2 (y_i - t_i)^2 s.t. 0 <= y_{i+1} - y_i <= u_i, which :func:`~margin_design.solvers.chain.chain_qp`
-solves exactly in O(n + crossings) (two-stack derivative programme; numba). Psi is separable, so the
-diagonal Hessian is exact and Newton converges quadratically; the blocks are then solved exactly and the
-answer certified exactly as on the cvxpy path. Linear (kinked) cost forms are handled by Huber
-continuation in the Newton phase (widths KINK_DELTAS, relative to the margin scale) and exactly in the
-polish and the certificate.
+Each Newton step of (41) is the chain programme min sum_i a_i/2 (y_i - t_i)^2 + w_i [Q/2 (y_i - M_-)_+^2
++ K (y_i - M_-)_+] s.t. y_1 >= 0, 0 <= y_{i+1} - y_i <= u_i: the Taylor model of the smooth part of Psi plus
+its exact piecewise part (quadratic and linear cost forms at M_-), which
+:func:`~margin_design.solvers.chain_pw.chain_pwq` solves in O(n + crossings) (two-stack derivative
+programme; numba). Psi is separable, so the diagonal Hessian is exact and Newton converges quadratically;
+the blocks are then solved exactly and the answer certified exactly as on the cvxpy path.
 """
 
 from __future__ import annotations
@@ -14,34 +13,45 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from margin_design.solvers.chain import chain_qp
-from margin_design.solvers.newton import solve_with_steps
-
-# Huber widths for the kink of linear cost forms, as fractions of the largest first-best margin.
-KINK_DELTAS = (1e-2, 1e-4, 1e-6, 1e-8, 1e-10)
+from margin_design.design.problem import MARGIN_FLOOR
+from margin_design.solvers.chain_pw import ChainStep, chain_pwq
+from margin_design.solvers.newton import piecewise_part, solve_with_steps
 
 
-def dp_step(u: np.ndarray, backend: str = "numba"):
-    """A Newton-step solver for :func:`solve_with_steps` using the exact chain programme."""
-    u = np.asarray(u, float)
+def dp_step(problem):
+    """A Newton-step solver for :func:`solve_with_steps`: the exact chain programme on each chain of ``problem``.
 
-    def step(h, t, kink_w, kink_at):
-        if kink_w is not None:  # pragma: no cover - solve_exact always smooths the kink first
-            raise ValueError("the chain programme takes pure quadratics; smooth the kink first")
-        res = chain_qp(h, t, u, backend=backend)
-        return res.x, res.codes
+    A single problem is one chain; a stacked batch (:class:`~margin_design.design.batch.BatchProblem`) has
+    one chain per configuration, with its own cap increments, hinge M_- and floor.
+    """
+    u = np.asarray(problem.u, float)
+    m0, c, k = piecewise_part(problem)
+    starts = np.asarray(problem.starts)
+    ends = np.append(starts[1:], problem.n)
+    hinged = bool(np.any(c > 0) or np.any(k > 0))
+
+    def step(a, t):
+        if starts.size == 1:
+            return chain_pwq(a, t, u, hinge=(m0[0], c, k) if hinged else None, lower=MARGIN_FLOOR)
+        x = np.empty(a.size)
+        codes = np.zeros(a.size - 1, np.int8)
+        floor = np.zeros(starts.size, bool)
+        for j, (lo, hi) in enumerate(zip(starts, ends)):
+            res = chain_pwq(a[lo:hi], t[lo:hi], u[lo : hi - 1], hinge=(m0[lo], c[lo:hi], k[lo:hi]) if hinged else None, lower=MARGIN_FLOOR)
+            x[lo:hi] = res.x
+            codes[lo : hi - 1] = res.codes
+            floor[j] = res.floor
+        return ChainStep(x=x, codes=codes, floor=bool(floor[0]))
 
     return step
 
 
-def solve_exact(problem, backend: str = "numba"):
+def solve_exact(problem):
     """Solve (41) on the exact path; returns a certified :class:`~margin_design.solvers.result.Schedule`."""
-    scale = max(float(np.max(np.abs(problem.first_best))), 1e-12)
     return solve_with_steps(
         problem,
-        dp_step(problem.u, backend),
+        dp_step(problem),
         method="exact",
-        backend=f"chain-dp ({backend})",
+        backend="chain-dp (numba)",
         versions={"numba": numba.__version__, "numpy": np.__version__},
-        kink_deltas=tuple(d * scale for d in KINK_DELTAS),
     )

@@ -8,7 +8,8 @@ one-dimensional monotone equation
     0 in sum_{j in B} [f_j'(L_B + s_j -), f_j'(L_B + s_j +)]      (f_j = w_j Psi_j; (43) for pooled blocks)
 
 which we solve to float64 precision by Newton's method safeguarded by a bracket (bisection when a Newton
-step leaves it). Interior-point solvers return schedules accurate to about 1e-4 on long grids; this
+step leaves it). The block that starts a chain carries the floor g_1 >= 0: its level is the root or
+MARGIN_FLOOR, whichever is larger, and the floor is active exactly where the first margin ends on it. Interior-point solvers return schedules accurate to about 1e-4 on long grids; this
 turns their active set into an exact answer. See ``../shared/notes/chain-algorithms.md`` section 1.
 """
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from margin_design.design.problem import MARGIN_FLOOR
 from margin_design.design.roots import monotone_roots
 from margin_design.solvers.certificate import residual_scale
 from margin_design.solvers.chain import FREE, POOLED, SATURATED, chain_qp_block_offsets, chain_qp_codes_to_blocks
@@ -45,8 +47,14 @@ def solve_block_levels(problem, codes: np.ndarray, x_guess: np.ndarray) -> np.nd
         return np.add.reduceat(glo, starts), np.add.reduceat(ghi, starts), np.add.reduceat(h, starts)
 
     step0 = np.maximum(1e-9 * np.abs(L), 1e-15)  # Newton's answer is already close: explore in small steps
-    L, _ = monotone_roots(sums, L, step0=step0, snap=_kink_levels(problem, L, starts, bid, s))
+    lower = np.where(np.isin(starts, problem.starts), MARGIN_FLOOR, -np.inf)  # s = 0 at a block start
+    L, _ = monotone_roots(sums, np.maximum(L, lower), lower=lower, step0=step0, snap=_kink_levels(problem, L, starts, bid, s))
     return L[bid] + s
+
+
+def floor_status(problem, x) -> np.ndarray:
+    """One bool per chain: is the chain's first margin on the floor g_1 >= 0?"""
+    return np.asarray(x)[problem.starts] <= MARGIN_FLOOR
 
 
 def _kink_levels(problem, L, starts, bid, s):

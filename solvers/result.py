@@ -102,6 +102,7 @@ class Schedule:
                 "formula": p.cap.formula(),
             },
             "multipliers": [float(v) for v in self.multipliers],
+            "floor": {"level": 0.0, "active": self.floor_active, "multiplier": self.certificate.floor_multiplier},
             "segments": [dict(s) for s in self.segments],
             "objective": dict(self.objective),
             "certificate": self.certificate.to_dict(),
@@ -111,11 +112,24 @@ class Schedule:
             "problem_sha256": p.fingerprint(),
         }
 
+    @property
+    def floor_active(self) -> bool:
+        """Is the first margin on the floor g_1 >= 0 ((3), (34))?"""
+        from margin_design.design.problem import MARGIN_FLOOR
+
+        return bool(self.schedule[0] <= MARGIN_FLOOR)
+
+    @property
+    def link_kinds(self) -> list[str]:
+        """The segment kind of every link (n - 1 names: tracking, saturated, pooling, floor)."""
+        kinds = [""] * int(self.codes.size)
+        for s in self.segments:
+            kinds[s["start"] : s["end"]] = [s["kind"]] * (s["end"] - s["start"])
+        return kinds
+
     def table_rows(self) -> list[dict]:
         """One row per grid point: vol, r, weight, first_best, schedule, segment kind of the link to its right."""
-        from margin_design.solvers.segments import KIND_NAMES
-
-        kinds = [KIND_NAMES[int(c)] for c in self.codes] + [""]
+        kinds = self.link_kinds + [""]
         return [
             {
                 "vol": float(v),
@@ -144,6 +158,8 @@ class Schedule:
                 extra = f"M = {s['intercept']:+.6f} + {p.cap.slope_vol:.6g} * sqrt(r)"
             elif s["kind"] == "pooling":
                 extra = f"M = {s['level']:.6%}  (43) residual {s['residual_43']:.1e}"
+            elif s["kind"] == "floor":
+                extra = f"M = 0 (the floor M >= 0 binds; multiplier {s['floor_multiplier']:.3g})"
             else:
                 extra = f"max |M - M_fb| = {s['max_gap_to_first_best']:.2e}"
             lines.append(

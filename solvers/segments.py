@@ -10,6 +10,9 @@ A segment is a maximal run of links with the same status: links start..end-1, i.
   sum_j w_j dPsi/dM(r_j, k) over the run's points, relative to sum_j w_j |dPsi/dM|. The residual is zero
   when the run is a whole block (bounded by free links or the ends of the grid, ``whole_block``); a
   pooled run that adjoins a saturated run shares its block, and its residual is the multiplier passed on.
+* ``floor``: a pooled run that starts at the first state with the floor g_1 >= 0 active, M = 0 on the run;
+  reported with the floor's multiplier lambda = sum_j w_j dPsi/dM(r_j, 0) over the run (>= 0: the cost
+  would fall if margins could go negative there, which (3) and (34) rule out).
 """
 
 from __future__ import annotations
@@ -19,13 +22,16 @@ import numpy as np
 from margin_design.solvers.chain import FREE, POOLED, SATURATED
 
 KIND_NAMES = {FREE: "tracking", SATURATED: "saturated", POOLED: "pooling"}
+#: Every kind of stretch, in the order figures and tables list them.
+SEGMENT_KINDS = ("tracking", "saturated", "pooling", "floor")
 
 
-def segments_from_codes(codes, vol, x, first_best, slope_vol, glo, ghi, weights=None) -> list[dict]:
+def segments_from_codes(codes, vol, x, first_best, slope_vol, glo, ghi, weights=None, floor: bool = False) -> list[dict]:
     """List of segment dicts (JSON-ready) in grid order.
 
     States of zero probability mass (``weights == 0``) do not enter the objective, so any feasible margin
-    is optimal there; they are left out of the tracking distance.
+    is optimal there; they are left out of the tracking distance. ``floor``: the first margin is on the
+    floor g_1 >= 0 (a leading pooled run is then a ``floor`` segment).
     """
     codes = np.asarray(codes)
     n = codes.size + 1
@@ -34,7 +40,7 @@ def segments_from_codes(codes, vol, x, first_best, slope_vol, glo, ghi, weights=
     change = np.flatnonzero(np.diff(codes) != 0) + 1
     run_starts = np.concatenate([[0], change])
     run_ends = np.concatenate([change, [codes.size]])  # exclusive link index = last point index
-    free_left = np.concatenate([[True], codes == FREE])   # link to the left of point j is free (or none)
+    free_left = np.concatenate([[not floor], codes == FREE])   # link to the left of point j is free (or none)
     free_right = np.concatenate([codes == FREE, [True]])
     singleton = free_left & free_right
     if weights is not None:
@@ -52,7 +58,11 @@ def segments_from_codes(codes, vol, x, first_best, slope_vol, glo, ghi, weights=
             "intercept": None,
         }
         pts = slice(a, b + 1)
-        if kind == "saturated":
+        if kind == "pooling" and floor and a == 0:
+            seg["kind"] = "floor"
+            seg["level"] = float(x[0])
+            seg["floor_multiplier"] = float(max(np.sum(glo[pts]), 0.0))
+        elif kind == "saturated":
             intercepts = x[pts] - slope_vol * vol[pts]
             seg["intercept"] = float(intercepts[0])
             seg["intercept_spread"] = float(np.max(intercepts) - np.min(intercepts))

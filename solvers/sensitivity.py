@@ -9,7 +9,7 @@ Psi'(r_j, L + s_j; theta) = 0. Differentiating,
     dx_j/dtheta = dL_B/dtheta + ds_j/dtheta,
 
 and a block held at the kink M_- of a linear cost form by its point j* moves with the kink:
-dL_B/dtheta = dM_-/dtheta - ds_j*/dtheta. The cost derivative is the chain rule
+dL_B/dtheta = dM_-/dtheta - ds_j*/dtheta. A block held by the floor M >= 0 does not move. The cost derivative is the chain rule
 dJ/dtheta = sum_j w_j [Psi'_j dx_j/dtheta + d_theta Psi_j], the first-best cost's is the envelope
 theorem sum_j w_j d_theta Psi_j(M_fb), and the price of manipulation-proofness J(g*) - J(M_fb) is their
 difference. Parameter derivatives of Psi come from JAX (forward mode). Valid away from active-set changes;
@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from margin_design.design import objective as obj
+from margin_design.design.problem import MARGIN_FLOOR
 from margin_design.solvers.polish import block_layout
 
 CAP_PARAMETERS = ("alpha", "c_eff", "inventory_penalty")
@@ -83,6 +84,8 @@ def sensitivity_arrays(problem, x, codes, parameters: tuple[str, ...] = PARAMETE
         on = np.flatnonzero((x == m0) & (K_kink > 0))
         at_kink[bid[on]] = True
         kink_point[bid[on[::-1]]] = on[::-1]
+    # blocks that start a chain with its first margin on the floor g_1 >= 0 (their level is fixed at 0)
+    floor = np.isin(starts, p.starts) & (x[starts] <= MARGIN_FLOOR)
     glo, ghi = p.gradient_bounds(x, g_s)
     g = np.where(x == m0, 0.5 * (glo + ghi), ghi) if cost and p.has_kink else g_s
     chain = getattr(p, "chain", 0) or n
@@ -110,6 +113,8 @@ def sensitivity_arrays(problem, x, codes, parameters: tuple[str, ...] = PARAMETE
         if at_kink.any():
             dm0 = 1.0 if name == "prev_margin" else 0.0
             dL = np.where(at_kink, dm0 - ds[np.maximum(kink_point, 0)], dL)
+        if floor.any():
+            dL = np.where(floor, 0.0, dL)  # a block on the floor M >= 0 stays there: s = 0 at a chain's start
         dx = dL[bid] + ds
         out[name] = (dx, g * dx + w * dpsi, w * dpsi_fb)
     return out

@@ -98,19 +98,28 @@ def test_pooled_level_is_the_weighted_average_of_d2():
 # ---------------------------------------------------------------- limits
 
 
-def test_uncapped_quadratic_target_is_isotonic_regression():
+@pytest.mark.parametrize("level", [0.1, 0.05])
+def test_uncapped_quadratic_target_is_isotonic_regression(level):
+    """Without a cap, (41) is weighted isotonic regression with the floor M >= 0. For isotonic regression
+    with a constant lower bound the answer is the unbounded one clipped at the bound (Barlow, Bartholomew,
+    Bremner and Brunk 1972, Statistical Inference under Order Restrictions, Thm 1.6), so scipy's PAVA
+    clipped at 0 is an independent reference. With level 0.05 the random walk dips below zero."""
     rng = np.random.default_rng(7)
     n = 200
     vol = np.linspace(0.005, 0.03, n)
-    t = np.cumsum(rng.normal(0, 0.003, n)) + 0.05
+    t = np.cumsum(rng.normal(0, 0.003, n)) + level
     w = rng.uniform(0.2, 2.0, n)
     h = rng.uniform(0.5, 3.0, n)
     p = target_problem(vol, t, w, h, cap_kind="none")
-    res = solve(p, method="cvxpy")
-    ref = isotonic_regression(t, weights=p.weights * h).x
-    np.testing.assert_allclose(res.schedule, ref, atol=SCHEDULE_ATOL)
-    assert_certified(res)
-    assert {s["kind"] for s in res.segments} <= {"tracking", "pooling"}
+    ref = np.maximum(isotonic_regression(t, weights=p.weights * h).x, 0.0)
+    for method in ("cvxpy", "exact"):
+        res = solve(p, method=method)
+        np.testing.assert_allclose(res.schedule, ref, atol=SCHEDULE_ATOL)
+        assert_certified(res)
+        kinds = {s["kind"] for s in res.segments}
+        assert kinds <= {"tracking", "pooling", "floor"}
+        assert ("floor" in kinds) == bool(ref[0] == 0.0) == res.floor_active
+    assert bool(ref[0] == 0.0) == (level < 0.07)  # both regimes are exercised
 
 
 def test_loose_cap_and_monotone_first_best_tracks_everywhere():
@@ -192,10 +201,15 @@ def target_instances(draw):
 @given(target_instances())
 def test_random_quadratic_instances_agree_with_the_exact_chain_programme(p):
     from margin_design.solvers.chain import chain_qp
+    from margin_design.solvers.chain_pw import chain_pwq
 
     res = solve(p, method="cvxpy")
     assert_certified(res, PROPERTY_GAP)
-    ref = chain_qp(p.weights * p.objective.curvature, p.objective.target, p.u, backend="python").x
+    a, t = p.weights * p.objective.curvature, p.objective.target
+    if t.min() >= 0:  # the floor cannot bind: the plain chain programme is the reference
+        ref = chain_qp(a, t, p.u, backend="python").x
+    else:  # the floored chain programme (checked against brute-force enumeration in test_chain_pw.py)
+        ref = chain_pwq(a, t, p.u, lower=0.0).x
     np.testing.assert_allclose(res.schedule, ref, atol=1e-10)
 
 
@@ -226,7 +240,7 @@ def test_random_cost_instances_are_certified_and_match_slsqp(p):
     # independent check: scipy SLSQP on the same objective with explicit linear constraints
     n = p.n
     D = np.diff(np.eye(n), axis=0)
-    cons = [{"type": "ineq", "fun": lambda x: D @ x, "jac": lambda x: D}]
+    cons = [{"type": "ineq", "fun": lambda x: D @ x, "jac": lambda x: D}, {"type": "ineq", "fun": lambda x: x[:1], "jac": lambda x: np.eye(n)[:1]}]
     fin = np.isfinite(p.u)
     if fin.any():
         cons.append({"type": "ineq", "fun": lambda x: p.u[fin] - (D @ x)[fin], "jac": lambda x: -D[fin]})
@@ -241,10 +255,10 @@ def test_random_cost_instances_are_certified_and_match_slsqp(p):
     )
     # SLSQP honours constraints only to ~1e-13, and a cap crossed by that much lowers J by about
     # multiplier x violation (seen: 8.8e-14 over the cap, J lower by 2.3e-15). Compare at its exact
-    # Euclidean projection onto the feasible set (the chain QP with unit weights), which is feasible.
-    from margin_design.solvers.chain import chain_qp
+    # Euclidean projection onto the feasible set (the floored chain QP with unit weights), which is feasible.
+    from margin_design.solvers.chain_pw import chain_pwq
 
-    x_slsqp = chain_qp(np.ones(n), out.x, p.u, backend="python").x
+    x_slsqp = chain_pwq(np.ones(n), out.x, p.u, lower=0.0).x
     assert np.max(np.abs(x_slsqp - out.x)) <= 1e-9
     # the certified answer is at least as good as SLSQP's, and close to it
     assert res.objective["value"] <= p.value(x_slsqp) + 1e-12 * abs(res.objective["value"])
