@@ -135,7 +135,7 @@ _SPACES = {"\t": " ", "\n": " ", "\r": " "}
 
 @dataclass(frozen=True)
 class Formula:
-    """A parsed formula: ``text`` (stripped), ``expr`` (sympy expression in :func:`symbol_r`, the daily variance,
+    """A parsed formula: ``text`` (stripped, on one line), ``expr`` (sympy expression in :func:`symbol_r`, the daily variance,
     with sigma replaced by sqrt(r)), ``variable`` ("sigma" if the text uses sigma and not r, else "r")."""
 
     text: str
@@ -198,8 +198,10 @@ def parse_formula_expr(text: str) -> Formula:
             raise InputError(
                 f"formula {shown} contains {what} {ch!r} (U+{ord(ch):04X}), which is not allowed; write it in plain ASCII: {ALLOWED}."
             )
-    # '^' is a power, as in a spreadsheet (and as sympy's convert_xor read it): a token-level '**'.
-    source = text.strip().translate(str.maketrans(_SPACES)).replace("^", "**")
+    # tabs and line breaks are blanks (a long formula may span lines of a TOML file); '^' is a power, as in a
+    # spreadsheet (and as sympy's convert_xor read it): a token-level '**', so it binds and associates like '**'
+    clean = text.strip().translate(str.maketrans(_SPACES))
+    source = clean.replace("^", "**")
     try:
         tree = ast.parse(source, mode="eval")
     except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
@@ -218,7 +220,7 @@ def parse_formula_expr(text: str) -> Formula:
         raise
     except Exception as exc:  # sympy on whitelisted, bounded input: PrecisionExhausted, RecursionError, ...
         raise InputError(f"formula {shown} cannot be evaluated exactly ({type(exc).__name__}); simplify its constants.") from None
-    return Formula(text=text.strip(), expr=expr, variable=variable)
+    return Formula(text=clean, expr=expr, variable=variable)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -340,15 +342,15 @@ def _check_tree(root: ast.AST) -> None:
         group = _chain_group(node)
         stack.extend((c, depth if group and c is node.left and _chain_group(c) == group else depth + 1) for c in children)
     refused = []
-    for node in nodes:
+    for order, node in enumerate(nodes):   # pre-order: at one position the outer construct comes first
         if not isinstance(node, (ast.expr, ast.keyword)):
             continue   # parts of a refused construct (comprehension clauses, lambda arguments): the construct is named
         what = _describe(node)
         if what is not None:
             # constructs (attribute access, calls, strings, ...) before names: in sqrt.__globals__ the construct matters
-            refused.append((isinstance(node, ast.Name), _position(node), what))
+            refused.append((isinstance(node, ast.Name), _position(node), order, what))
     if refused:
-        raise _not_allowed(min(refused)[2])
+        raise _not_allowed(min(refused)[3])
     for node in nodes:
         if isinstance(node, ast.Call):
             name = node.func.id
