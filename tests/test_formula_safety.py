@@ -345,6 +345,15 @@ def test_values_not_real_and_finite_on_the_grid_are_refused_naming_the_vol(text,
     assert msg.startswith(f"formula {text!r} has the value ") and f"at daily vol {vol:.6g};" in msg and "\n" not in msg
 
 
+def test_the_domain_is_r_positive():
+    """r = 0 is outside a formula's domain (callers evaluate it only where they mask the result): no refusal there."""
+    rule = load_rule("0.2 + 0.01*log(r)")
+    m = rule.margin(np.array([0.0, 1e-4]))
+    assert m[0] == -np.inf and m[1] == pytest.approx(0.2 + 0.01 * math.log(1e-4), rel=EVAL_RTOL)
+    with pytest.raises(InputError, match=f"has the value inf at daily vol {math.sqrt(1e-310):.6g};"):
+        load_rule("1/r").margin(np.array([1e-310]))      # a positive r is in the domain: 1/r = inf there is refused
+
+
 def test_complex_values_are_refused_not_truncated():
     """A FormulaRule built in Python around a complex expression: its value is refused, not cut to its real part."""
     rule = FormulaRule(text="I*r + r", expr=sp.I * R + R, derivative=sp.I + 1)

@@ -15,7 +15,7 @@ Base rules
   r, sigma, pi, e, + - * / ** ^ and the functions sqrt, exp, log, abs/Abs, min/Min, max/Max, Heaviside, floor,
   ceiling/ceil; no user text is ever run as code). Its slope is the symbolic derivative (jumps of Heaviside /
   floor / ceiling are reported as discontinuities, not slopes). A formula whose value is not real and finite
-  where it is evaluated (``log(r - 1)`` at small r) raises an InputError naming the daily vol.
+  where it is evaluated at r > 0 (``log(r - 1)`` at small r) raises an InputError naming the daily vol.
 
 Overlays (:class:`Overlays`), applied in this order to the core rule (Appendix E.4, EMIR RTS 153/2013 art. 28):
 
@@ -219,7 +219,8 @@ class FormulaRule:
 
     def _raw(self, r, at=None) -> tuple[np.ndarray, np.ndarray]:
         """Value and slope at daily variance r; an InputError naming the daily vol (of ``at``, the requested r) where
-        the value is not real and finite or the slope is not real (never truncated to a real part)."""
+        the value or slope is not real (never truncated to a real part) or, at r > 0 (the formula's domain: r is a
+        positive variance), the value is not finite. At r = 0 (a masked edge case of some callers) it may be inf."""
         f, d = self._fns
         r = np.asarray(r, dtype=float)
         at = r if at is None else np.broadcast_to(np.asarray(at, dtype=float), r.shape)
@@ -237,11 +238,11 @@ class FormulaRule:
                     f"formula {quote_formula(self.text)} has the complex {what} {complex(arr[i]):.6g} at daily vol {math.sqrt(at[i]):.6g}; a margin formula must be real."
                 )
         value = np.real(value).astype(float)
-        bad = ~np.isfinite(value)
+        bad = ~np.isfinite(value) & (at > 0)
         if np.any(bad):
             i = np.unravel_index(int(np.argmax(bad)), r.shape)
             raise InputError(
-                f"formula {quote_formula(self.text)} has the value {float(value[i])!r} at daily vol {math.sqrt(at[i]):.6g}; a margin formula must be real and finite on the whole grid."
+                f"formula {quote_formula(self.text)} has the value {float(value[i])!r} at daily vol {math.sqrt(at[i]):.6g}; a margin formula must be real and finite for every daily variance r > 0."
             )
         return value, np.real(slope).astype(float)
 
@@ -719,8 +720,6 @@ class Rule:
 # ----------------------------------------------------------------------------------------------
 
 RULE_KEYS = ("formula", "table", "interpolation", "name")
-#: Suffixes of the rule files load_rule reads; any other spec is a formula.
-RULE_FILE_SUFFIXES = (".csv", ".toml")
 #: Suffixes of files a user may mistake for rule files (named in the error when the spec is not a formula).
 OTHER_FILE_SUFFIXES = (".txt", ".json", ".xlsx", ".xls", ".tsv", ".cvs", ".tml")
 
