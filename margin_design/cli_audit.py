@@ -37,7 +37,9 @@ def _addon(text: str) -> tuple[float, float]:
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("rule", help="rule: a .csv table (vol, margin), a .toml rule file, or a formula in r or sigma")
+    p.add_argument("rule", help="rule: a .csv table (vol, margin), a .toml rule file, or a formula in r (daily variance) or sigma "
+                   "(daily vol) using only numbers, pi, e, + - * / ** (or ^), parentheses and the functions sqrt, exp, log, "
+                   "abs, Abs, min, Min, max, Max, Heaviside, floor, ceiling, ceil (nothing else is accepted; never run as code)")
     p.add_argument("--market", required=True, help="design config (TOML) giving the market, the cap input and the grid of states")
     p.add_argument("--data", help="backtest data: 'sp500' (arch's S&P 500, 1999-2018) or a CSV with date, close[, volume]")
     p.add_argument("--out", help="output folder (written atomically; replaced if it exists)")

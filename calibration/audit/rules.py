@@ -10,9 +10,12 @@ Base rules
   beyond the first and last knot) or as a ``step`` table: margin m_k applies for sigma in [vol_k, vol_{k+1}),
   m_0 below the first knot, the last margin from the last knot on (right-continuous). Knots must be strictly
   increasing in vol and margins non-decreasing.
-* :class:`FormulaRule` -- a sympy-parsable expression in ``r`` (daily variance) or ``sigma`` (daily vol), e.g.
-  ``2.326*sqrt(2*r)``; functions sqrt, exp, log, Abs, Max, Min, Heaviside, floor, ceiling. Its slope is the
-  symbolic derivative (jumps of Heaviside / floor / ceiling are reported as discontinuities, not slopes).
+* :class:`FormulaRule` -- an expression in ``r`` (daily variance) or ``sigma`` (daily vol), e.g.
+  ``2.326*sqrt(2*r)``, read by the one safe parser :mod:`margin_design.formula` (an ``ast`` whitelist: numbers,
+  r, sigma, pi, e, + - * / ** ^ and the functions sqrt, exp, log, abs/Abs, min/Min, max/Max, Heaviside, floor,
+  ceiling/ceil; no user text is ever run as code). Its slope is the symbolic derivative (jumps of Heaviside /
+  floor / ceiling are reported as discontinuities, not slopes). A formula whose value is not real and finite
+  where it is evaluated at r > 0 (``log(r - 1)`` at small r) raises an InputError naming the daily vol.
 
 Overlays (:class:`Overlays`), applied in this order to the core rule (Appendix E.4, EMIR RTS 153/2013 art. 28):
 
@@ -46,6 +49,7 @@ import numpy as np
 
 from margin_design.csvio import read_csv_columns
 from margin_design.errors import InputError
+from margin_design.formula import CONSTANT_NAMES, FUNCTION_NAMES, parse_formula_expr, quote_formula, symbol_r
 
 __all__ = [
     "INTERPOLATIONS",
@@ -65,8 +69,8 @@ __all__ = [
 
 INTERPOLATIONS = ("linear", "step")
 BUFFER_RELEASES = ("absorb", "drop")
-#: Names a formula may use besides r and sigma.
-FORMULA_FUNCTIONS = ("sqrt", "exp", "log", "Abs", "Max", "Min", "Heaviside", "floor", "ceiling", "pi")
+#: Names a formula may use besides r and sigma (the whitelist of :mod:`margin_design.formula`).
+FORMULA_FUNCTIONS = FUNCTION_NAMES + CONSTANT_NAMES
 #: A change of margin (ratio) above this across a breakpoint is a jump (1e-10 = 1e-6 bp of notional).
 JUMP_TOL = 1e-10
 #: One-sided slopes (dM/dr) differing by more than this relative amount make a kink.
@@ -186,8 +190,8 @@ class FormulaRule:
         import sympy as sp
 
         r = _symbol_r()
-        f = sp.lambdify(r, self.expr, modules="numpy")
-        d = sp.lambdify(r, self.derivative, modules="numpy")
+        f = sp.lambdify(r, self.expr, modules=_LAMBDIFY_MODULES)
+        d = sp.lambdify(r, self.derivative, modules=_LAMBDIFY_MODULES)
         return f, d
 
     @cached_property
@@ -199,35 +203,56 @@ class FormulaRule:
         out = []
         for atom in sorted(self.expr.atoms(sp.Heaviside, sp.Abs, sp.Max, sp.Min, sp.floor, sp.ceiling, sp.sign), key=sp.default_sort_key):
             if isinstance(atom, (sp.Heaviside, sp.Abs, sp.sign)):
-                out.append(("sign", sp.lambdify(r, atom.args[0], modules="numpy")))
+                out.append(("sign", sp.lambdify(r, atom.args[0], modules=_LAMBDIFY_MODULES)))
             elif isinstance(atom, (sp.floor, sp.ceiling)):
-                out.append(("int", sp.lambdify(r, atom.args[0], modules="numpy")))
+                out.append(("int", sp.lambdify(r, atom.args[0], modules=_LAMBDIFY_MODULES)))
             else:  # Max / Min of several arguments: every pairwise difference
                 args = atom.args
                 for i in range(len(args)):
                     for j in range(i + 1, len(args)):
-                        out.append(("sign", sp.lambdify(r, args[i] - args[j], modules="numpy")))
+                        out.append(("sign", sp.lambdify(r, args[i] - args[j], modules=_LAMBDIFY_MODULES)))
         return tuple(out)
 
     @property
     def smooth(self) -> bool:
         return not self._switches
 
-    def _raw(self, r) -> tuple[np.ndarray, np.ndarray]:
+    def _raw(self, r, at=None) -> tuple[np.ndarray, np.ndarray]:
+        """Value and slope at daily variance r; an InputError naming the daily vol (of ``at``, the requested r) where
+        the value or slope is not real (never truncated to a real part) or, at r > 0 (the formula's domain: r is a
+        positive variance), the value is not finite. At r = 0 (a masked edge case of some callers) it may be inf."""
         f, d = self._fns
         r = np.asarray(r, dtype=float)
+        at = r if at is None else np.broadcast_to(np.asarray(at, dtype=float), r.shape)
         with np.errstate(all="ignore"):
-            value = np.broadcast_to(np.asarray(f(r), dtype=float), r.shape).copy()
-            slope = np.broadcast_to(np.asarray(d(r), dtype=float), r.shape).copy()
-        return value, slope
+            try:
+                value = np.broadcast_to(np.asarray(f(r)), r.shape)
+                slope = np.broadcast_to(np.asarray(d(r)), r.shape)
+            except (ArithmeticError, TypeError, ValueError) as exc:
+                raise InputError(f"formula {quote_formula(self.text)} cannot be evaluated in floating point ({type(exc).__name__}).") from None
+        for arr, what in ((value, "value"), (slope, "slope")):
+            bad = np.iscomplexobj(arr) and np.imag(arr) != 0
+            if np.any(bad):
+                i = np.unravel_index(int(np.argmax(bad)), r.shape)
+                raise InputError(
+                    f"formula {quote_formula(self.text)} has the complex {what} {complex(arr[i]):.6g} at daily vol {math.sqrt(at[i]):.6g}; a margin formula must be real."
+                )
+        value = np.real(value).astype(float)
+        bad = ~np.isfinite(value) & (at > 0)
+        if np.any(bad):
+            i = np.unravel_index(int(np.argmax(bad)), r.shape)
+            raise InputError(
+                f"formula {quote_formula(self.text)} has the value {float(value[i])!r} at daily vol {math.sqrt(at[i]):.6g}; a margin formula must be real and finite for every daily variance r > 0."
+            )
+        return value, np.real(slope).astype(float)
 
     def evaluate(self, r, side: str = "right") -> tuple[np.ndarray, np.ndarray]:
         """(M, dM/dr): the expression and its symbolic derivative; a non-smooth formula is read just to ``side``."""
         side = _side(side)
         r = np.asarray(r, dtype=float)
-        if not self.smooth:
-            r = r * (1.0 + FORMULA_SIDE_EPS) if side == "right" else r * (1.0 - FORMULA_SIDE_EPS)
-        return self._raw(r)
+        if self.smooth:
+            return self._raw(r)
+        return self._raw(r * (1.0 + FORMULA_SIDE_EPS) if side == "right" else r * (1.0 - FORMULA_SIDE_EPS), at=r)
 
     def breakpoints(self, r_lo: float, r_hi: float) -> np.ndarray:
         """Daily variances in [r_lo, r_hi] where a switching argument changes sign or crosses an integer."""
@@ -253,44 +278,46 @@ class FormulaRule:
 
 
 def _symbol_r():
+    return symbol_r()
+
+
+def _heaviside(x, at_zero=0.5):
+    """numpy's step; sympy prints Heaviside(x) with its value at 0, 1/2 (the audit reads one-sided limits at a step)."""
+    return np.heaviside(x, at_zero)
+
+
+#: Modules for sympy.lambdify: Heaviside as a numpy call (sympy's printer would rewrite it to a Piecewise and
+#: simplify that, which takes seconds per Heaviside of a Max), the rest numpy.
+_LAMBDIFY_MODULES = [{"Heaviside": _heaviside}, "numpy"]
+
+
+def _slope_expr(expr):
+    """dM/dr of ``expr`` (in r) with the jumps of Heaviside / floor / ceiling left out: those atoms are held fixed
+    while differentiating (their derivative is 0 between jumps), so no DiracDelta or Subs(Derivative(floor)) appears."""
     import sympy as sp
 
-    return sp.Symbol("r", positive=True)
+    r = symbol_r()
+    steps = sorted(expr.atoms(sp.Heaviside, sp.floor, sp.ceiling), key=sp.default_sort_key)
+    frozen = {a: sp.Dummy(f"step{i}") for i, a in enumerate(steps)}
+    d = sp.diff(expr.xreplace(frozen), r).xreplace({v: k for k, v in frozen.items()})
+    return d.replace(lambda e: isinstance(e, sp.DiracDelta), lambda e: sp.Integer(0))
 
 
 def parse_formula(text: str) -> FormulaRule:
-    """Parse ``text`` (an expression in r and/or sigma) into a :class:`FormulaRule`; one-sentence InputError if it cannot."""
-    import sympy as sp
-    from sympy.parsing.sympy_parser import convert_xor, parse_expr, standard_transformations
+    """Parse ``text`` (an expression in r and/or sigma) into a :class:`FormulaRule`; one-sentence InputError if it cannot.
 
-    if not isinstance(text, str) or not text.strip():
-        raise InputError(f"formula {text!r} is empty; give an expression in r (daily variance) or sigma (daily vol).")
-    r = _symbol_r()
-    sigma = sp.Symbol("sigma", positive=True)
-    local = {
-        "r": r, "sigma": sigma, "sqrt": sp.sqrt, "exp": sp.exp, "log": sp.log, "Abs": sp.Abs, "abs": sp.Abs,
-        "Max": sp.Max, "max": sp.Max, "Min": sp.Min, "min": sp.Min, "Heaviside": sp.Heaviside, "floor": sp.floor,
-        "ceiling": sp.ceiling, "ceil": sp.ceiling, "pi": sp.pi,
-    }
-    glob = {"Integer": sp.Integer, "Float": sp.Float, "Rational": sp.Rational, "Symbol": sp.Symbol, "__builtins__": {}}
+    The text goes through the one safe parser :func:`margin_design.formula.parse_formula_expr` (an ``ast``
+    whitelist; nothing is run). The derivative dM/dr is sympy's with the jumps of Heaviside / floor / ceiling left
+    out (:func:`_slope_expr`); it is not passed through ``sympy.simplify``, whose time is unbounded.
+    """
+    f = parse_formula_expr(text)
+    if f.is_constant:
+        raise InputError(f"formula {quote_formula(f.text)} does not depend on r or sigma; a constant margin needs no audit.")
     try:
-        expr = parse_expr(text, local_dict=local, global_dict=glob, transformations=standard_transformations + (convert_xor,))
-    except Exception as exc:  # sympy raises many kinds (SyntaxError, TypeError, TokenError, ...)
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputError(f"formula {text!r} cannot be parsed ({reason}); write an expression in r or sigma such as '2.326*sqrt(2*r)'.") from None
-    if not isinstance(expr, sp.Expr):
-        raise InputError(f"formula {text!r} is not an algebraic expression in r or sigma.")
-    unknown = sorted(str(s) for s in expr.free_symbols if s not in (r, sigma))
-    if unknown:
-        raise InputError(f"formula {text!r} uses the unknown symbol {unknown[0]}; use r (daily variance) or sigma (daily vol).")
-    if not expr.free_symbols:
-        raise InputError(f"formula {text!r} does not depend on r or sigma; a constant margin needs no audit.")
-    variable = "sigma" if sigma in expr.free_symbols and r not in expr.free_symbols else "r"
-    expr_r = expr.subs(sigma, sp.sqrt(r))
-    d = sp.diff(expr_r, r)
-    d = d.replace(lambda e: isinstance(e, sp.Derivative), lambda e: sp.Integer(0))
-    d = d.replace(lambda e: isinstance(e, sp.DiracDelta), lambda e: sp.Integer(0))
-    return FormulaRule(text=text.strip(), expr=expr_r, derivative=sp.simplify(d) if len(str(d)) < 400 else d, variable=variable)
+        d = _slope_expr(f.expr)
+    except Exception as exc:  # sympy on a whitelisted, bounded expression; name the formula, not a traceback
+        raise InputError(f"formula {quote_formula(f.text)} cannot be differentiated symbolically ({type(exc).__name__}); simplify it.") from None
+    return FormulaRule(text=f.text, expr=f.expr, derivative=d, variable=f.variable)
 
 
 def read_rule_csv(path: str | Path, interpolation: str = "linear") -> TableRule:
@@ -693,6 +720,24 @@ class Rule:
 # ----------------------------------------------------------------------------------------------
 
 RULE_KEYS = ("formula", "table", "interpolation", "name")
+#: Suffixes of files a user may mistake for rule files (named in the error when the spec is not a formula).
+OTHER_FILE_SUFFIXES = (".txt", ".json", ".xlsx", ".xls", ".tsv", ".cvs", ".tml")
+
+
+def _suffix(spec: str) -> str:
+    """The lower-case file suffix of ``spec`` read as a path (pure string work: no file-system call)."""
+    try:
+        return Path(spec).suffix.lower()
+    except (TypeError, ValueError):
+        return ""
+
+
+def _exists(spec: str) -> bool:
+    """True if ``spec`` names an existing file or folder; False for strings no file system accepts (too long, NUL)."""
+    try:
+        return Path(spec).exists()
+    except (OSError, ValueError):
+        return False
 
 
 def load_rule(spec: str, *, interpolation: str | None = None, overlays: dict | None = None, name: str | None = None) -> Rule:
@@ -714,16 +759,23 @@ def load_rule(spec: str, *, interpolation: str | None = None, overlays: dict | N
         addons = [[0.026, 0.005]]
 
     ``interpolation`` and ``overlays`` (a dict of overlay keys) override the file's values.
+
+    ``spec`` is a file only if it ends in ``.csv`` or ``.toml`` (a missing one is an error saying so); any other
+    string is a formula, parsed by :func:`parse_formula` (never run as code), even if a file of that name exists.
     """
     if interpolation is not None and interpolation not in INTERPOLATIONS:
         raise InputError(f"--interpolation = {interpolation!r} is not one of {', '.join(INTERPOLATIONS)}.")
+    spec = str(spec) if isinstance(spec, Path) else spec
+    if not isinstance(spec, str):
+        raise InputError(f"rule {spec!r} must be a path to a .csv or .toml rule file or a formula (text).")
     p = Path(spec)
     over: dict = {}
     label = name
-    if p.suffix.lower() == ".csv":
+    suffix = _suffix(spec)
+    if suffix == ".csv":
         base = read_rule_csv(p, interpolation or "linear")
         label = label or p.stem
-    elif p.suffix.lower() == ".toml":
+    elif suffix == ".toml":
         try:
             raw = tomllib.loads(p.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -747,7 +799,10 @@ def load_rule(spec: str, *, interpolation: str | None = None, overlays: dict | N
         if "formula" in rule:
             if "interpolation" in rule:
                 raise InputError(f"rule.interpolation in {p.name} applies only to tables, not to rule.formula.")
-            base = parse_formula(rule["formula"])
+            try:
+                base = parse_formula(rule["formula"])
+            except InputError as exc:
+                raise InputError(f"rule.formula in {p.name}: {exc}") from None
         else:
             interp = interpolation or rule.get("interpolation", "linear")
             if interp not in INTERPOLATIONS:
@@ -758,13 +813,15 @@ def load_rule(spec: str, *, interpolation: str | None = None, overlays: dict | N
         over = dict(raw.get("overlays", {}))
         label = label or rule.get("name") or p.stem
     else:
-        if p.exists() or p.suffix.lower() in (".txt", ".json", ".xlsx", ".cvs"):
-            raise InputError(f"rule {spec!r} must be a .csv table, a .toml rule file or a formula in r or sigma.")
         try:
             base = parse_formula(spec)
         except InputError as exc:
+            # not a formula: if it looks like a file, say what files are accepted (checked only now, and safely:
+            # a long formula is no file name, and a formula is never read as a path)
+            if suffix in OTHER_FILE_SUFFIXES or _exists(spec):
+                raise InputError(f"rule {quote_formula(spec)} must be a .csv table, a .toml rule file or a formula in r or sigma.") from None
             if "/" in spec and "(" not in spec:
-                raise InputError(f"rule {spec!r} is neither an existing .csv/.toml file nor a formula in r or sigma.") from None
+                raise InputError(f"rule {quote_formula(spec)} is neither an existing .csv/.toml file nor a formula in r or sigma.") from None
             raise exc
         if interpolation is not None:
             raise InputError("--interpolation applies only to table rules, not to a formula.")
