@@ -40,7 +40,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("rule", help="rule: a .csv table (vol, margin), a .toml rule file, or a formula in r or sigma")
     p.add_argument("--market", required=True, help="design config (TOML) giving the market, the cap input and the grid of states")
     p.add_argument("--data", help="backtest data: 'sp500' (arch's S&P 500, 1999-2018) or a CSV with date, close[, volume]")
-    p.add_argument("--out", help="output folder (written atomically; replaced if it exists)")
+    p.add_argument("--out", help="output folder (written atomically; an existing folder is replaced only if it holds nothing "
+                   "but audit files; never the current folder, a file, or a folder holding an input)")
     p.add_argument("--name", help="label of the rule in tables and figures")
     p.add_argument("--interpolation", choices=("linear", "step"), help="table rules: linear in sigma (default) or step")
     p.add_argument("--method", choices=("cvxpy", "exact"), default="cvxpy", help="solver path for the capped optimum (default: %(default)s)")
@@ -80,8 +81,16 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from margin_design.calibration.audit import load_rule
-    from margin_design.reports.audit import AuditOptions, build_audit, write_audit
+    from margin_design.reports.audit import AuditOptions, build_audit, check_audit_folder, write_audit
+
+    if args.out is not None:
+        inputs = [args.market, args.accounts, args.data if args.data != "sp500" else None]
+        if Path(args.rule).suffix.lower() in (".csv", ".toml"):
+            inputs.append(args.rule)
+        check_audit_folder(args.out, inputs=inputs)
 
     overlays = {
         "floor": args.floor, "floor_vol": args.floor_vol, "buffer": args.buffer, "buffer_release_vol": args.buffer_release_vol,

@@ -73,7 +73,7 @@ from margin_design.calibration.audit import (
 from margin_design.calibration.cap import TRADING_DAYS_PER_YEAR
 from margin_design.calibration.tables import text_table
 from margin_design.errors import InputError
-from margin_design.fileio import write_tree
+from margin_design.fileio import check_output_folder, write_tree
 
 __all__ = [
     "AuditOptions",
@@ -744,9 +744,19 @@ def audit_files(audit: Audit, *, figures: bool = True) -> dict[str, bytes]:
     return files
 
 
+#: Everything an audit folder may hold (an existing folder holding only these is replaced as a whole).
+AUDIT_OWNED = ("summary.txt", "audit.json", "states.csv", "states.json", "jumps.csv", "risk_inputs.csv",
+               "backtest_paths.csv", "figures/*.png")
+
+
+def check_audit_folder(folder: str | Path, inputs=()) -> Path:
+    """Refuse (OutputError) an ``--out`` the audit may not write (see :mod:`margin_design.fileio`), before any work."""
+    return check_output_folder(folder, owned=AUDIT_OWNED, inputs=inputs)
+
+
 def write_audit(audit: Audit, folder: str | Path) -> Path:
-    """Write every file into ``folder`` (replaced as a whole, atomically)."""
-    return write_tree(folder, audit_files(audit))
+    """Write every file into ``folder`` (replaced as a whole, atomically, only if it holds nothing but audit files)."""
+    return write_tree(folder, audit_files(audit), owned=AUDIT_OWNED)
 
 
 def render_audit_figures(audit: Audit) -> dict[str, bytes]:

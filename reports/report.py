@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from margin_design.errors import InputError
-from margin_design.fileio import write_tree
+from margin_design.fileio import check_output_folder, write_tree
 from margin_design.reports import appendix
 from margin_design.reports.formulas import segment_formulas
 from margin_design.reports.knots import (
@@ -57,6 +57,9 @@ REPORT_FILES = (
     "rule_table.csv", "rule_table.json", "rule_table.md", "rule_table.tex", "rule_table.xlsx",
     "parameters.json", "report.md", "report.tex", "schedule.json",
 )
+STEP_FILES = ("step_table.csv", "step_jumps.csv", "step_table.json")
+#: Everything a report folder may hold (an existing folder holding only these is replaced as a whole).
+REPORT_OWNED = REPORT_FILES + STEP_FILES + ("figures/*.png", "figures/*.pdf")
 STEP_BUCKET_COLUMNS = ("bucket", "vol_daily_from", "vol_daily_to", "vol_annual_from", "vol_annual_to", "margin")
 STEP_JUMP_COLUMNS = ("threshold_vol_daily", "threshold_vol_annual", "margin_below", "margin_above", "jump", "gain_per_unit_trigger")
 
@@ -259,6 +262,12 @@ def report_files(report: Report, *, figures: bool = True) -> dict[str, bytes]:
     return dict(sorted(out.items()))
 
 
+def check_report_folder(folder: str | Path, inputs=()) -> Path:
+    """Refuse (OutputError) an ``--out`` the report may not write (see :mod:`margin_design.fileio`), before any work."""
+    return check_output_folder(folder, owned=REPORT_OWNED, inputs=inputs)
+
+
 def write_report(report: Report, folder: str | Path) -> Path:
-    """Write the report folder atomically: it appears whole, or (on any error) not at all."""
-    return write_tree(folder, report_files(report))
+    """Write the report folder atomically: it appears whole, or (on any error) not at all. An existing folder
+    is replaced only if it holds nothing but report files (:data:`REPORT_OWNED`)."""
+    return write_tree(folder, report_files(report), owned=REPORT_OWNED)
