@@ -74,7 +74,7 @@ def _emit_json(args: argparse.Namespace, payload: dict, text: str) -> int:
         return 0
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     if target is not None:
-        atomic_write_text(target, data)
+        atomic_write_text(target, data, label="--json")
     return 0
 
 
@@ -453,13 +453,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         help="calibrate the cap and the manipulation diagnostics; reproduce the paper's tables; estimate design inputs from data",
         description=__doc__.split("\n\n")[0],
     )
-    sub = p.add_subparsers(dest="calibrate_command", metavar="{tables,cap,gain,threshold,elasticity,accounts,data}")
-
-    def _usage(args: argparse.Namespace, _p: argparse.ArgumentParser = p) -> int:
-        _p.print_help(sys.stderr)
-        return 2
-
-    p.set_defaults(func=_usage)
+    sub = p.add_subparsers(dest="calibrate_command", metavar="{tables,cap,gain,threshold,elasticity,accounts,data}", required=True)
 
     t = sub.add_parser("tables", help="reproduce Tables 1, 3, 4, 5, eq. (45) and the D.6 calibration from the formulas")
     t.add_argument("--impact-k", type=float, default=200.0, metavar="K", help="impact constant k in delta_bps = k sqrt(f), bp (default 200)")
