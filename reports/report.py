@@ -53,6 +53,9 @@ from margin_design.reports.table import (
     rule_table_markdown,
 )
 
+#: Finest rounding tick accepted (margin ratio): 1e-8 = 0.0001 bp; finer ticks overflow the integer tick counts.
+MIN_TICK = 1e-8
+
 REPORT_FILES = (
     "rule_table.csv", "rule_table.json", "rule_table.md", "rule_table.tex", "rule_table.xlsx",
     "parameters.json", "report.md", "report.tex", "schedule.json",
@@ -93,6 +96,11 @@ class ReportOptions:
             raise InputError(f"--tolerance {self.tolerance!r} must be a positive margin ratio (e.g. 0.0001 for 1 bp).")
         if self.tick is not None and not (isinstance(self.tick, (int, float)) and math.isfinite(self.tick) and 0 < self.tick < 1):
             raise InputError(f"--round {self.tick!r} must be a tick size in (0, 1) (margin ratio, e.g. 0.0005 for 5 bp).")
+        if self.tick is not None and self.tick < MIN_TICK:
+            raise InputError(
+                f"--round {self.tick!r} is finer than {MIN_TICK:g} (0.0001 bp of notional), the finest tick accepted "
+                "(margin ratio, e.g. 0.0005 for 5 bp)."
+            )
         if self.effective_date is not None:
             try:
                 d = dt.date.fromisoformat(self.effective_date)
