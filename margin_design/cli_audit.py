@@ -37,7 +37,8 @@ def _addon(text: str) -> tuple[float, float]:
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("rule", help="rule: a .csv table (vol, margin), a .toml rule file, or a formula in r or sigma")
+    p.add_argument("rule", help="rule: a .csv table (vol, margin), a .toml rule file, or a formula in r or sigma; a formula "
+                   "that starts with '-' goes after '--' (margin-design audit --market m.toml -- '-0.001+3*sigma')")
     p.add_argument("--market", required=True, help="design config (TOML) giving the market, the cap input and the grid of states")
     p.add_argument("--data", help="backtest data: 'sp500' (arch's S&P 500, 1999-2018) or a CSV with date, close[, volume]")
     p.add_argument("--out", help="output folder (written atomically; an existing folder is replaced only if it holds nothing "
@@ -80,6 +81,26 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--horizon-days", type=int, help="margin period of risk in days (default the config's, else 2)")
 
 
+def _check_overlay_flags(args: argparse.Namespace) -> None:
+    """Daily-vol and margin-ratio flags must be plausible decimals (bounds of :mod:`margin_design.design.config`)."""
+    from margin_design.design.config import daily_vol_problem, margin_ratio_problem
+
+    checks = [
+        ("--floor-vol", args.floor_vol, daily_vol_problem),
+        ("--buffer-release-vol", args.buffer_release_vol, daily_vol_problem),
+        ("--stressed-vol", args.stressed_vol, daily_vol_problem),
+        ("--floor", args.floor, margin_ratio_problem),
+        ("--tick", args.tick, lambda v: margin_ratio_problem(v, positive=True)),
+    ]
+    for vol, amount in args.addon or ():
+        checks.append((f"--addon {vol!r}:{amount!r}: VOL", vol, daily_vol_problem))
+        checks.append((f"--addon {vol!r}:{amount!r}: AMOUNT", amount, lambda v: margin_ratio_problem(v, positive=True)))
+    for flag, value, problem in checks:
+        why = None if value is None else problem(value)
+        if why is not None:
+            raise InputError(f"{flag} = {value!r} is {why}.")
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -92,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
             inputs.append(args.rule)
         check_audit_folder(args.out, inputs=inputs)
 
+    _check_overlay_flags(args)
     overlays = {
         "floor": args.floor, "floor_vol": args.floor_vol, "buffer": args.buffer, "buffer_release_vol": args.buffer_release_vol,
         "buffer_release": args.buffer_release, "stressed_weight": args.stressed_weight, "stressed_vol": args.stressed_vol,
