@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
 import sys
 
 #: Most LocalCluster worker processes (--workers); each imports JAX and holds its own caches.
@@ -29,6 +31,12 @@ class _Progress:
             self.open_line = False
 
 
+def _interrupt(signum, frame):
+    """Ctrl-C during a sweep: quiet dask's shutdown warnings (cancelled tasks, killed workers), then interrupt."""
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
+    raise KeyboardInterrupt
+
+
 def _run(args) -> int:
     from margin_design.errors import InputError
     from margin_design.fileio import check_output_file
@@ -45,12 +53,18 @@ def _run(args) -> int:
         raise InputError(f"--timeout = {args.timeout:g} must be a number of seconds in (0, 3600].")
     check_output_file(args.out, "--out")
     progress = _Progress(sys.stderr)
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _interrupt)
     try:
         rows = run_sweep(args.config, args.vary, workers=args.workers, scheduler=args.scheduler, chunk_size=args.chunk,
                          progress=progress, timeout=args.timeout)
     except BaseException:
         progress.end_line()  # the error sentence (or the interruption line) starts on a line of its own
         raise
+    finally:
+        if previous is signal.default_int_handler:
+            signal.signal(signal.SIGINT, previous)
     path = write_sweep_table(rows, args.out)
     bad = sum(not r["certified"] for r in rows)
     prices = [r["price_of_manipulation_proofness"] for r in rows]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import logging
 import math
 import sys
 from pathlib import Path
@@ -202,7 +203,9 @@ def run_sweep(
 
         cluster = None
         if scheduler is None:
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+            # silence_logs: workers log only errors (their warnings about cancelled tasks after Ctrl-C are noise)
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                                   silence_logs=logging.ERROR)
             client = Client(cluster)
         else:
             try:
