@@ -3,7 +3,7 @@
 Exit status: 0 success; 1 ``sweep`` finished with configurations that are not certified; 2 a user error
 (bad flag, bad config, bad file, an output that cannot be written), reported as one line
 ``margin-design: error: <sentence>`` on stderr with no traceback and no output written; 130 interrupted
-(Ctrl-C / SIGINT), reported as one line, with no output written (files and folders are written atomically).
+(Ctrl-C / SIGINT), reported as one line; files and folders are written atomically, so none is left half-written.
 """
 
 from __future__ import annotations
@@ -77,7 +77,10 @@ def _usage_sentence(parser: argparse.ArgumentParser, exc: UsageError, argv: list
         t for t in argv
         if t.startswith("-") and not t.startswith("--") and t not in known and not _is_number(t)
     ]
-    if dashed and ("required" in msg or "unrecognized" in msg):
+    missing_positional = msg.startswith("the following arguments are required:") and any(
+        not name.strip().startswith("-") for name in msg.split(":", 1)[1].split(",")
+    )
+    if dashed and missing_positional:
         t = dashed[0]
         msg += f"; {t!r} starts with '-' and reads as an option: put a value like it after '--', e.g. {exc.prog} ... -- {t!r}"
     return f"{msg} (see {exc.prog} --help)"
@@ -173,7 +176,7 @@ def _interruptible(run, *a) -> int:
     try:
         return run(*a)
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; nothing was written.", file=sys.stderr)
+        print(f"{PROG}: interrupted; no file was left half-written.", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 

@@ -124,18 +124,27 @@ def _is_within(child: Path, parent: Path) -> bool:
 
 
 def _foreign_entry(folder: Path, owned: Iterable[str]) -> str | None:
-    """The first file or folder inside ``folder`` that no pattern of ``owned`` matches (posix relative paths)."""
+    """The first file or folder inside ``folder`` that no pattern of ``owned`` matches (posix relative paths).
+
+    Walks one level at a time in name order and stops at the first foreign entry, so a large folder that is
+    not ours is refused without listing all of it.
+    """
     patterns = list(owned)
-    dirs = {pat.split("/")[0] for pat in patterns if "/" in pat}
-    for p in sorted(folder.rglob("*")):
-        rel = p.relative_to(folder).as_posix()
-        if p.is_dir() and not p.is_symlink():
-            if rel in dirs or any(pat.startswith(rel + "/") for pat in patterns):
-                continue
-            return rel
-        if not any(fnmatch.fnmatchcase(rel, pat) for pat in patterns):
-            return rel
-    return None
+
+    def walk(d: Path, prefix: str) -> str | None:
+        for entry in sorted(os.scandir(d), key=lambda e: e.name):
+            rel = prefix + entry.name
+            if entry.is_dir(follow_symlinks=False):
+                if not any(pat.startswith(rel + "/") for pat in patterns):
+                    return rel
+                found = walk(Path(entry.path), rel + "/")
+                if found is not None:
+                    return found
+            elif not any(fnmatch.fnmatchcase(rel, pat) for pat in patterns):
+                return rel
+        return None
+
+    return walk(folder, "")
 
 
 def check_output_folder(

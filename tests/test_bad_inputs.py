@@ -586,7 +586,7 @@ def test_solve_writes_its_pair_atomically(tmp_path, monkeypatch, capfd):
     capfd.readouterr()
     assert main(["solve", "c.toml", "--out", "out"]) == EXIT_INTERRUPTED
     _, err = capfd.readouterr()
-    assert err.splitlines() == ["margin-design: interrupted; nothing was written."]
+    assert err.splitlines() == ["margin-design: interrupted; no file was left half-written."]
     assert snapshot(tmp_path) == before
 
 
@@ -663,6 +663,6 @@ def test_sigint_is_one_line_and_exit_130(tmp_path):
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == EXIT_INTERRUPTED, (proc.returncode, err)
     assert "Traceback" not in err
-    assert err.splitlines() == ["margin-design: interrupted; nothing was written."], err
+    assert err.splitlines() == ["margin-design: interrupted; no file was left half-written."], err
     assert out == ""
     assert snapshot(tmp_path) == before
