@@ -30,6 +30,7 @@ for a decimal, and is refused with a sentence suggesting the decimal; the bounds
     objective.carry        0, or at least MIN_POSITIVE_CARRY = 1e-12 (1 - carry must differ from 1 in float64)
     shock.horizon_days     <= 250 (a trading year)
     shock.df               <= 1e6 (the Student-t is then the normal to 6 digits: use model = "normal")
+    cap.window             <= 2520 days (ten trading years)
     market.alpha           <= 10 (a trade of 1% of ADV moving the price 10%; benchmark 0.2)
     market.c_eff           <= 1e4 (ADV per unit margin ratio; benchmark 0.225 x 1 / 0.05 = 4.5)
 
@@ -138,6 +139,7 @@ PLAUSIBILITY: dict[str, tuple[float, str]] = {
     "shock.horizon_days": (250.0, "a margin period of risk of {value} days; periods above {bound} days (a trading year) are refused"),
     "shock.df": (MAX_STUDENT_DF, "more degrees of freedom than matter: above {bound} the Student-t is the normal to 6 digits, "
                  "so use shock.model = 'normal'"),
+    "cap.window": (2520.0, "a realised-variance window of {value} days; windows above {bound} days (ten trading years) are refused"),
     "market.alpha": (10.0, "a price impact of {percent}% per ADV traded (a trade of 1% of ADV moving the price {value}%); "
                      "write alpha = delta / f in decimals (0.2 = 20 bp for 1% of ADV); values above {bound} are refused"),
     "market.c_eff": (1e4, "{value} ADV of forced liquidation per unit margin ratio (c_eff = epsilon tau / m, benchmark 4.5); "
@@ -361,6 +363,8 @@ def _check_ranges(cfg: dict) -> None:
             raise ConfigError(f"cap.window = {c['window']!r} applies only to cap.input = 'realized_variance', not {c['input']!r}.")
         if c["window"] < 1:
             raise ConfigError(f"cap.window = {c['window']!r} must be an integer >= 1 (days).")
+        if plausibility_hint("cap.window", c["window"]) is not None:
+            raise ConfigError(f"cap.window = {c['window']!r} is {plausibility_hint('cap.window', c['window'])}.")
     elif c["input"] == "realized_variance":
         raise ConfigError("missing required key cap.window (input = 'realized_variance').")
     if c["lambda"] is not None:
@@ -396,6 +400,11 @@ def _check_cap_slope(cfg: dict) -> None:
         K = math.inf
     if not K <= MAX_CAP_SLOPE:
         kappa = f", market.inventory_penalty = {m['inventory_penalty']!r}" if m["inventory_penalty"] else ""
+        c = cfg["cap"]
+        if c["input"] == "realized_variance":
+            kappa += f" and cap.window = {c['window']!r}"
+        elif c["input"] == "ewma":
+            kappa += f" and cap.lambda = {c['lambda']!r}"
         raise ConfigError(
             f"market.alpha = {m['alpha']!r} with market.c_eff = {m['c_eff']!r}{kappa} gives the slope cap "
             f"K = {K:.3g} (margin ratio per unit daily vol), above {fmt_number(MAX_CAP_SLOPE)}: a cap that loose never binds "
