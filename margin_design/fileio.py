@@ -75,8 +75,10 @@ def _cleanup_created(path: Path) -> Iterator[None]:
 def check_output_file(path: str | os.PathLike, label: str = "--out") -> Path:
     """Raise OutputError unless ``path`` can be written as one file (it is not a folder; its folder is not a file)."""
     raw = os.fspath(path)
+    if not str(raw).strip():
+        raise OutputError(f"{label} is empty; name a file to write.")
     path = Path(path)
-    if path.is_dir() or raw.endswith(os.sep) or not str(raw).strip():
+    if path.is_dir() or raw.endswith(os.sep):
         raise OutputError(f"{label} {str(path)!r} is a folder; give a file name (the file is written atomically).")
     for parent in path.parents:
         if parent.exists():

@@ -426,6 +426,8 @@ CASES = [
     ("sweep timeout 0", ["sweep", "c.toml", "--vary", "market.alpha=0.1", "--out", "s.csv", "--timeout", "0"], C, r"--timeout = 0 must be a number of seconds"),
     ("sweep workers -1", ["sweep", "c.toml", "--vary", "market.alpha=0.1", "--out", "s.csv", "--workers", "-1"], C, r"--workers = -1 must be >= 0"),
     ("sweep workers 1e5", ["sweep", "c.toml", "--vary", "market.alpha=0.1", "--out", "s.csv", "--workers", "100000"], C, r"--workers = 100000 is above the maximum"),
+    ("sweep out empty", ["sweep", "c.toml", "--vary", "market.alpha=0.1", "--out", "", "--workers", "0"], C, r"--out is empty; name a file"),
+    ("sweep out trailing slash", ["sweep", "c.toml", "--vary", "market.alpha=0.1", "--out", "new/", "--workers", "0"], C, r"--out 'new' is a folder"),
     ("sweep chunk 0", ["sweep", "c.toml", "--vary", "market.alpha=0.1", "--out", "s.csv", "--chunk", "0"], C, r"--chunk = 0 must be >= 1"),
     ("sweep without vary", ["sweep", "c.toml", "--out", "s.csv"], C, r"the following arguments are required: --vary \(see margin-design sweep --help\)"),
     # --- argument parsing, every subcommand and the top level: one line and a hint
