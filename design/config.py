@@ -24,7 +24,7 @@ for a decimal, and is refused with a sentence suggesting the decimal; the bounds
 
     daily volatility       grid.vol_min, grid.vol_max, states.median_vol, the vol columns of states.file and
                            objective.file:  MIN_DAILY_VOL = 1e-6 <= vol <= MAX_DAILY_VOL = 0.5 (50% a day,
-                           794% annualised; the worst days of 1987 and 2020 were about 0.2)
+                           794% annualised; the S&P 500's worst day, 19 October 1987, was a fall of about 20%)
     margin ratio           objective.prev_margin, the target column of objective.file:
                            0 <= M <= MAX_MARGIN_RATIO = 1 (100% of notional, full collateral)
     objective.carry        0, or at least MIN_POSITIVE_CARRY = 1e-12 (1 - carry must differ from 1 in float64)
@@ -35,7 +35,7 @@ for a decimal, and is refused with a sentence suggesting the decimal; the bounds
     market.c_eff           <= 1e4 (ADV per unit margin ratio; benchmark 0.225 x 1 / 0.05 = 4.5)
 
 Limits of size and range: grid.points <= MAX_GRID_POINTS = 10^7 states (the exact solver does 10^6 in about
-1.5 s; 10^7 float64 states take about 1 GB in the solver's work arrays), and the slope cap K implied by
+1.5 s), and the slope cap K implied by
 [market] and [cap] must be at most MAX_CAP_SLOPE = 1e5 margin ratio per unit daily vol (a looser cap never
 binds on a plausible grid and cannot be certified in float64; use cap.kind = "none" instead).
 """
