@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -23,6 +24,8 @@ PROG = "margin-design"
 #: Exit status of a user error (one sentence on stderr) and of an interrupted run (SIGINT, 128 + 2).
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+#: Exit status when stdout is a pipe that the reader closed early (128 + SIGPIPE), printed silently.
+EXIT_BROKEN_PIPE = 141
 
 
 class UsageError(MarginDesignError):
@@ -159,6 +162,9 @@ def run_parsed(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
         except MarginDesignError as exc:
             _print_error(str(exc))
             return exc.exit_status
+        except BrokenPipeError:  # the reader went away (``margin-design calibrate tables | head``): not a mistake
+            _silence_stdout()
+            return EXIT_BROKEN_PIPE
         except MemoryError:
             _print_error("the run needs more memory than this machine has; reduce grid.points, the number of sweep "
                          "configurations or the data window.")
@@ -170,6 +176,15 @@ def run_parsed(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
     for w in held:
         warnings.showwarning(w.message, w.category, w.filename, w.lineno, w.file, w.line)
     return status
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush does not complain about the closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # a captured or replaced stdout (tests) has no file descriptor
+        pass
 
 
 def _interruptible(run, *a) -> int:

@@ -101,6 +101,37 @@ def _check_overlay_flags(args: argparse.Namespace) -> None:
             raise InputError(f"{flag} = {value!r} is {why}.")
 
 
+def _check_rule_plausible(rule, source: str) -> None:
+    """A rule table's vols and margins, and the overlays of a rule file, must be plausible decimals (a table
+    written in percent would otherwise be audited as a rule for daily vols of 100% and more)."""
+    import numpy as np
+
+    from margin_design.design.config import daily_vol_problem, margin_ratio_problem
+
+    base = getattr(rule, "base", None)
+    for column, problem in (("vol", daily_vol_problem), ("margin", margin_ratio_problem)):
+        values = getattr(base, column, None)
+        if values is None or not isinstance(values, np.ndarray):
+            continue
+        for i, v in enumerate(np.asarray(values, float)):
+            why = problem(v)
+            if why is not None:
+                raise InputError(f"rule table {source} has {column} = {float(v):.12g} in row {i + 2}, which is {why}.")
+    o = getattr(rule, "overlays", None)
+    checks = [("floor_vol", daily_vol_problem), ("buffer_release_vol", daily_vol_problem), ("stressed_vol", daily_vol_problem),
+              ("floor", margin_ratio_problem), ("tick", margin_ratio_problem)]
+    for name, problem in checks:
+        v = getattr(o, name, None)
+        why = None if v is None else problem(v)
+        if why is not None:
+            raise InputError(f"overlay {name} = {float(v)!r} of {source} is {why}.")
+    for pair in getattr(o, "addons", ()) or ():
+        vol, amount = (float(x) for x in pair)
+        why = daily_vol_problem(vol) or margin_ratio_problem(amount)
+        if why is not None:
+            raise InputError(f"overlay addons entry [{vol!r}, {amount!r}] of {source} is {why}.")
+
+
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -120,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
         "tick": args.tick, "addons": [list(a) for a in args.addon] if args.addon else None,
     }
     rule = load_rule(args.rule, interpolation=args.interpolation, overlays=overlays, name=args.name)
+    _check_rule_plausible(rule, Path(args.rule).name if Path(args.rule).suffix.lower() in (".csv", ".toml") else "the rule")
     if args.data is not None and args.data != "sp500" and not args.data.lower().endswith(".csv"):
         raise InputError(f"--data {args.data!r} must be 'sp500' or a .csv file with columns date, close.")
     options = AuditOptions(

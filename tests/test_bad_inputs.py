@@ -320,6 +320,12 @@ CASES = [
     ("audit decreasing formula", ["audit", "--market", "c.toml", "--", "-r"], C, r"formula M = -r .* gives the negative margin"),
     ("audit rule csv not monotone", ["audit", "rule.csv", "--market", "c.toml"], {**C, "rule.csv": "vol,margin\n0.01,0.05\n0.02,0.03\n"},
      r"rule table .* is not monotone"),
+    ("audit rule table vol percent", ["audit", "rule.csv", "--market", "c.toml"], {**C, "rule.csv": "vol,margin\n1,0.05\n2,0.06\n"},
+     r"rule table rule\.csv has vol = 1 in row 2, which is a daily volatility of 100%"),
+    ("audit rule table margin percent", ["audit", "rule.csv", "--market", "c.toml"], {**C, "rule.csv": "vol,margin\n0.01,5\n0.02,6\n"},
+     r"rule table rule\.csv has margin = 5 in row 2, which is a margin ratio of 500%"),
+    ("audit rule file floor percent", ["audit", "r.toml", "--market", "c.toml"], {**C, "r.toml": '[rule]\nformula = "0.01+2*sigma"\n[overlays]\nfloor = 5\n'},
+     r"overlay floor = 5\.0 of r\.toml is a margin ratio of 500%"),
     ("audit market config bad", ["audit", "0.1+r", "--market", "c.toml"], {"c.toml": config({"grid.vol_max": 4})}, r"grid\.vol_max = 4\.0 is a daily volatility"),
     ("audit market missing", ["audit", "0.1+r", "--market", "none.toml"], {}, r"config file 'none\.toml' cannot be read"),
     ("audit out is a file", ["audit", "0.1+r", "--market", "c.toml", "--out", "a"], {**C, "a": "mine"}, r"--out 'a' is an existing file"),
@@ -571,6 +577,20 @@ def test_numpy_warnings_before_an_error_are_dropped(tmp_path, monkeypatch, capfd
         status = main(["solve", "c.toml"])
     out, err = capfd.readouterr()
     assert_one_sentence(status, out, err, r"market\.alpha = 1\.0 is refused")
+
+
+def test_closed_pipe_is_silent(monkeypatch, capfd):
+    """``margin-design calibrate tables | head -1``: the reader closing the pipe is not an error sentence."""
+    from margin_design import cli_calibrate
+
+    def closed(args, payload, text):
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+    monkeypatch.setattr(cli_calibrate, "_emit_json", closed)
+    capfd.readouterr()
+    assert main(["calibrate", "tables"]) == 141
+    out, err = capfd.readouterr()
+    assert err == "" and out == ""
 
 
 def test_solve_writes_its_pair_atomically(tmp_path, monkeypatch, capfd):
