@@ -3,7 +3,8 @@
 Exit status: 0 success; 1 ``sweep`` finished with configurations that are not certified; 2 a user error
 (bad flag, bad config, bad file, an output that cannot be written), reported as one line
 ``margin-design: error: <sentence>`` on stderr with no traceback and no output written; 130 interrupted
-(Ctrl-C / SIGINT), reported as one line; files and folders are written atomically, so none is left half-written.
+(Ctrl-C / SIGINT), reported as one line; files and folders are written atomically, so none is left half-written;
+141 stdout was a pipe closed by its reader (silent).
 """
 
 from __future__ import annotations
