@@ -13,12 +13,38 @@
 Every violation raises :class:`~margin_design.errors.ConfigError` (or InputError for files) with one
 sentence naming the key and the value. Relative file paths are resolved against the config file's folder.
 In target mode the CSV defines the states and their weights, so [grid], [states] and [shock] must be absent.
+A key that does not apply to the chosen options is refused, not ignored: shock.df needs model = "student_t",
+shock.file and shock.bandwidth need model = "empirical", states.file needs density = "table",
+states.median_vol and states.dispersion need density = "lognormal", objective.file needs kind = "target",
+cap.window needs input = "realized_variance", cap.lambda needs input = "ewma".
+
+Plausibility bounds (a value above its bound is almost always a unit mistake, such as a percentage typed
+for a decimal, and is refused with a sentence suggesting the decimal; the bounds live in one table,
+:data:`PLAUSIBILITY`, key -> (upper bound, hint)):
+
+    daily volatility       grid.vol_min, grid.vol_max, states.median_vol, the vol columns of states.file and
+                           objective.file:  MIN_DAILY_VOL = 1e-6 <= vol <= MAX_DAILY_VOL = 0.5 (50% a day,
+                           794% annualised; the S&P 500's worst day, 19 October 1987, was a fall of about 20%)
+    margin ratio           objective.prev_margin, the target column of objective.file:
+                           0 <= M <= MAX_MARGIN_RATIO = 1 (100% of notional, full collateral)
+    objective.carry        0, or at least MIN_POSITIVE_CARRY = 1e-12 (1 - carry must differ from 1 in float64)
+    shock.horizon_days     <= 250 (a trading year)
+    shock.df               <= 1e6 (the Student-t is then the normal to 6 digits: use model = "normal")
+    cap.window             <= 2520 days (ten trading years)
+    market.alpha           <= 10 (a trade of 1% of ADV moving the price 10%; benchmark 0.2)
+    market.c_eff           <= 1e4 (ADV per unit margin ratio; benchmark 0.225 x 1 / 0.05 = 4.5)
+
+Limits of size and range: grid.points <= MAX_GRID_POINTS = 10^7 states (the exact solver does 10^6 in about
+1.5 s), and the slope cap K implied by
+[market] and [cap] must be at most MAX_CAP_SLOPE = 1e5 margin ratio per unit daily vol (a looser cap never
+binds on a plausible grid and cannot be certified in float64; use cap.kind = "none" instead).
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -31,7 +57,7 @@ from margin_design.design.objective import COST_FORMS, LOSSES, CostSpec, TargetS
 from margin_design.design.problem import Problem
 from margin_design.design.shocks import SHOCK_MODELS, ShockSpec
 from margin_design.csvio import read_csv_columns as _read_columns
-from margin_design.errors import ConfigError, InputError
+from margin_design.errors import ConfigError, InputError, NonConvexError
 
 _NUM = "number"
 _INT = "integer"
@@ -70,6 +96,108 @@ CHOICES = {
     ("cap", "input"): CAP_INPUTS,
 }
 TARGET_KEYS = {"kind", "file"}
+
+# ---------------------------------------------------------------------- plausibility and limits
+
+#: Largest daily volatility accepted anywhere (decimal): 0.5 = 50% a day, about 794% annualised.
+MAX_DAILY_VOL = 0.5
+#: Smallest daily volatility accepted (decimal): 1e-6 = 0.0001% a day (0.0016% annualised).
+MIN_DAILY_VOL = 1e-6
+#: Largest margin ratio accepted as an input: 1 = 100% of notional (full collateral).
+MAX_MARGIN_RATIO = 1.0
+#: Largest grid (states); the exact solver does 10^6 states in about 1.5 s.
+MAX_GRID_POINTS = 10**7
+#: Largest slope cap K (margin ratio per unit daily vol) accepted with cap.kind = "manipulation_proof":
+#: measured, the cvxpy path fails at K = 1e7 and the exact path at about 1e9; a cap this loose never binds.
+MAX_CAP_SLOPE = 1e5
+#: Largest Student-t degrees of freedom: beyond it the Student-t equals the normal to 6 digits.
+MAX_STUDENT_DF = 1e6
+
+#: Smallest positive objective.carry: below it the coverage level 1 - carry rounds to 1 in float64 (measured: the
+#: first-best is lost below about 1e-16).
+MIN_POSITIVE_CARRY = 1e-12
+
+_VOL_HINT = (
+    "a daily volatility of {percent}%[; write decimals ({decimal} for {value}% a day)]; daily vols above {bound} are refused"
+)
+_MARGIN_HINT = (
+    "a margin ratio of {percent}% of notional[; write decimals ({decimal} for {value}%)]; margin ratios above {bound} "
+    "(100% of notional) are refused"
+)
+
+#: key -> (upper bound, hint): a value above the bound is refused with ``key = value is <hint>.`` The hint may use
+#: {value}, {percent} (value x 100), {decimal} (value / 100) and {bound}; a part in [brackets] is kept only when
+#: value / 100 is within the bound (the value reads as a percentage). Keys ``file:column`` bound a CSV column.
+PLAUSIBILITY: dict[str, tuple[float, str]] = {
+    "grid.vol_min": (MAX_DAILY_VOL, _VOL_HINT),
+    "grid.vol_max": (MAX_DAILY_VOL, _VOL_HINT),
+    "states.median_vol": (MAX_DAILY_VOL, _VOL_HINT),
+    "states.file:vol": (MAX_DAILY_VOL, _VOL_HINT),
+    "objective.file:vol": (MAX_DAILY_VOL, _VOL_HINT),
+    "objective.file:target": (MAX_MARGIN_RATIO, _MARGIN_HINT),
+    "objective.prev_margin": (MAX_MARGIN_RATIO, _MARGIN_HINT),
+    "shock.horizon_days": (250.0, "a margin period of risk of {value} days; periods above {bound} days (a trading year) are refused"),
+    "shock.df": (MAX_STUDENT_DF, "more degrees of freedom than matter: above {bound} the Student-t is the normal to 6 digits, "
+                 "so use shock.model = 'normal'"),
+    "cap.window": (2520.0, "a realised-variance window of {value} days; windows above {bound} days (ten trading years) are refused"),
+    "market.alpha": (10.0, "a price impact of {percent}% per ADV traded (a trade of 1% of ADV moving the price {value}%); "
+                     "write alpha = delta / f in decimals (0.2 = 20 bp for 1% of ADV); values above {bound} are refused"),
+    "market.c_eff": (1e4, "{value} ADV of forced liquidation per unit margin ratio (c_eff = epsilon tau / m, benchmark 4.5); "
+                     "values above {bound} are refused"),
+}
+
+
+def fmt_number(x: float) -> str:
+    """A plain, short rendering of a number for sentences (12 significant digits, no numpy repr)."""
+    return format(float(x), ".12g")
+
+
+def plausibility_hint(key: str, value: float) -> str | None:
+    """The refusal clause for ``value`` of ``key`` if it is above its bound in :data:`PLAUSIBILITY`, else None."""
+    bound, hint = PLAUSIBILITY[key]
+    if not float(value) > bound:
+        return None
+    v = float(value)
+    hint = re.sub(r"\[(.*?)\]", r"\1" if v / 100.0 <= bound else "", hint)
+    return hint.format(value=fmt_number(v), percent=fmt_number(100.0 * v), decimal=fmt_number(v / 100.0), bound=fmt_number(bound))
+
+
+def check_plausible(key: str, value: float | None, label: str | None = None) -> None:
+    """ConfigError ``<label or key> = <value> is <hint>.`` if ``value`` is above the bound of ``key``."""
+    if value is None:
+        return
+    clause = plausibility_hint(key, value)
+    if clause is not None:
+        raise ConfigError(f"{label or key} = {float(value)!r} is {clause}.")
+
+
+def daily_vol_problem(value: float, key: str = "grid.vol_max") -> str | None:
+    """Why ``value`` is not an acceptable daily volatility (decimal), or None: the clause after ``X = v is``.
+
+    Bounds: positive, at least MIN_DAILY_VOL, at most the bound of ``key`` in :data:`PLAUSIBILITY`.
+    """
+    v = float(value)
+    if not math.isfinite(v) or v <= 0:
+        return "not a positive daily volatility (decimal, 0.01 = 1% a day)"
+    if v < MIN_DAILY_VOL:
+        return (f"a daily volatility of {fmt_number(100.0 * v)}%; daily vols below {fmt_number(MIN_DAILY_VOL)} "
+                f"({fmt_number(100.0 * MIN_DAILY_VOL)}% a day) are refused")
+    return plausibility_hint(key, v)
+
+
+def margin_ratio_problem(value: float, key: str = "objective.prev_margin", *, positive: bool = False) -> str | None:
+    """Why ``value`` is not an acceptable margin ratio (decimal of notional), or None: non-negative (or positive)
+    and at most the bound of ``key`` in :data:`PLAUSIBILITY`."""
+    v = float(value)
+    if not math.isfinite(v) or v < 0 or (positive and v == 0):
+        return f"not a {'positive' if positive else 'non-negative'} margin ratio (decimal of notional, 0.05 = 5%)"
+    return plausibility_hint(key, v)
+
+
+def _check_vol_key(key: str, value: float) -> None:
+    why = daily_vol_problem(value, key)
+    if why is not None:
+        raise ConfigError(f"{key} = {float(value)!r} is {why}.")
 
 
 def load_config(path: str | Path) -> tuple[dict, Path]:
@@ -147,33 +275,61 @@ def _need(cfg: dict, section: str, key: str, why: str) -> Any:
     return value
 
 
+def _only_with(cfg: dict, section: str, key: str, option: str, allowed: tuple[str, ...]) -> None:
+    """Refuse ``section.key`` (given, i.e. not None) unless ``section.option`` is one of ``allowed``."""
+    value = cfg[section][key]
+    if value is not None and cfg[section][option] not in allowed:
+        need = " or ".join(repr(a) for a in allowed)
+        raise ConfigError(
+            f"{section}.{key} = {value!r} applies only to {section}.{option} = {need}, not {cfg[section][option]!r}; remove it."
+        )
+
+
 def _check_ranges(cfg: dict) -> None:
     o = cfg["objective"]
     if o["kind"] == "cost":
+        if o["file"] is not None:
+            raise ConfigError(f"objective.file = {o['file']!r} applies only to objective.kind = 'target', not 'cost'; remove it.")
         g = cfg["grid"]
         if not g["vol_min"] > 0:
             raise ConfigError(f"grid.vol_min = {g['vol_min']!r} must be positive (daily volatility, decimal).")
+        _check_vol_key("grid.vol_min", g["vol_min"])
+        check_plausible("grid.vol_max", g["vol_max"])
         if not g["vol_max"] > g["vol_min"]:
             raise ConfigError(f"grid.vol_max = {g['vol_max']!r} must be greater than grid.vol_min = {g['vol_min']!r}.")
         if g["points"] < 3:
             raise ConfigError(f"grid.points = {g['points']!r} must be an integer >= 3.")
+        if g["points"] > MAX_GRID_POINTS:
+            raise ConfigError(
+                f"grid.points = {g['points']!r} is above the maximum of {MAX_GRID_POINTS:,} states "
+                "(the exact solver does 10^6 in about 1.5 s); use fewer points."
+            )
         s = cfg["states"]
+        _only_with(cfg, "states", "file", "density", ("table",))
+        _only_with(cfg, "states", "median_vol", "density", ("lognormal",))
+        _only_with(cfg, "states", "dispersion", "density", ("lognormal",))
         if s["density"] == "lognormal":
             med = _need(cfg, "states", "median_vol", "density = 'lognormal'")
             disp = _need(cfg, "states", "dispersion", "density = 'lognormal'")
             if not med > 0:
                 raise ConfigError(f"states.median_vol = {med!r} must be positive (daily volatility, decimal).")
+            _check_vol_key("states.median_vol", med)
             if not disp > 0:
                 raise ConfigError(f"states.dispersion = {disp!r} must be positive (log-sd of volatility).")
         if s["density"] == "table":
             _need(cfg, "states", "file", "density = 'table'")
         k = cfg["shock"]
+        _only_with(cfg, "shock", "df", "model", ("student_t",))
+        _only_with(cfg, "shock", "file", "model", ("empirical",))
+        _only_with(cfg, "shock", "bandwidth", "model", ("empirical",))
         if not k["horizon_days"] > 0:
             raise ConfigError(f"shock.horizon_days = {k['horizon_days']!r} must be positive (days).")
+        check_plausible("shock.horizon_days", k["horizon_days"])
         if k["model"] == "student_t":
             df = _need(cfg, "shock", "df", "model = 'student_t'")
             if not df > 2:
                 raise ConfigError(f"shock.df = {df!r} must be greater than 2 (the shock is scaled to unit variance).")
+            check_plausible("shock.df", df)
         if k["model"] == "empirical":
             _need(cfg, "shock", "file", "model = 'empirical'")
             if k["bandwidth"] is not None and not k["bandwidth"] > 0:
@@ -181,17 +337,24 @@ def _check_ranges(cfg: dict) -> None:
         carry = _need(cfg, "objective", "carry", "kind = 'cost'")
         if not 0 <= carry < 1:
             raise ConfigError(f"objective.carry = {carry!r} must be in [0, 1).")
+        if 0 < carry < MIN_POSITIVE_CARRY:
+            raise ConfigError(
+                f"objective.carry = {carry!r} is below {fmt_number(MIN_POSITIVE_CARRY)}: the coverage level 1 - carry then rounds "
+                "to 1 in float64; use a larger carry, or carry = 0 with a liquidation or participation cost."
+            )
         for key in ("liquidation_weight", "participation_weight", "participation_beta"):
             if o[key] < 0:
                 raise ConfigError(f"objective.{key} = {o[key]!r} must be non-negative.")
         if o["prev_margin"] < 0:
             raise ConfigError(f"objective.prev_margin = {o['prev_margin']!r} must be non-negative (margin ratio).")
+        check_plausible("objective.prev_margin", o["prev_margin"])
     else:
         _need(cfg, "objective", "file", "kind = 'target'")
     m = cfg["market"]
     for key in ("alpha", "c_eff"):
         if not m[key] > 0:
             raise ConfigError(f"market.{key} = {m[key]!r} must be positive.")
+        check_plausible(f"market.{key}", m[key])
     if m["inventory_penalty"] < 0:
         raise ConfigError(f"market.inventory_penalty = {m['inventory_penalty']!r} must be non-negative.")
     c = cfg["cap"]
@@ -200,6 +363,8 @@ def _check_ranges(cfg: dict) -> None:
             raise ConfigError(f"cap.window = {c['window']!r} applies only to cap.input = 'realized_variance', not {c['input']!r}.")
         if c["window"] < 1:
             raise ConfigError(f"cap.window = {c['window']!r} must be an integer >= 1 (days).")
+        if plausibility_hint("cap.window", c["window"]) is not None:
+            raise ConfigError(f"cap.window = {c['window']!r} is {plausibility_hint('cap.window', c['window'])}.")
     elif c["input"] == "realized_variance":
         raise ConfigError("missing required key cap.window (input = 'realized_variance').")
     if c["lambda"] is not None:
@@ -209,9 +374,66 @@ def _check_ranges(cfg: dict) -> None:
             raise ConfigError(f"cap.lambda = {c['lambda']!r} must be in (0, 1).")
     elif c["input"] == "ewma":
         raise ConfigError("missing required key cap.lambda (input = 'ewma').")
+    if c["kind"] == "manipulation_proof":
+        _check_cap_slope(cfg)
+
+
+def _cap_spec(cfg: dict) -> CapSpec:
+    m, c = cfg["market"], cfg["cap"]
+    return CapSpec(
+        kind=c["kind"],
+        input=c["input"],
+        alpha=m["alpha"],
+        c_eff=m["c_eff"],
+        inventory_penalty=m["inventory_penalty"],
+        window=c["window"] or 1,
+        lam=c["lambda"] if c["lambda"] is not None else 0.94,
+    )
+
+
+def _check_cap_slope(cfg: dict) -> None:
+    """Refuse a slope cap K = factor (2 alpha + kappa) / (alpha^2 c_eff) above MAX_CAP_SLOPE (or not a number)."""
+    m = cfg["market"]
+    try:
+        K = _cap_spec(cfg).slope_vol
+    except (ZeroDivisionError, OverflowError):
+        K = math.inf
+    if not K <= MAX_CAP_SLOPE:
+        kappa = f", market.inventory_penalty = {m['inventory_penalty']!r}" if m["inventory_penalty"] else ""
+        c = cfg["cap"]
+        if c["input"] == "realized_variance":
+            kappa += f" and cap.window = {c['window']!r}"
+        elif c["input"] == "ewma":
+            kappa += f" and cap.lambda = {c['lambda']!r}"
+        raise ConfigError(
+            f"market.alpha = {m['alpha']!r} with market.c_eff = {m['c_eff']!r}{kappa} gives the slope cap "
+            f"K = {K:.3g} (margin ratio per unit daily vol), above {fmt_number(MAX_CAP_SLOPE)}: a cap that loose never binds "
+            "and cannot be certified in float64; check the units of alpha and c_eff, or use cap.kind = 'none'."
+        )
 
 
 # ---------------------------------------------------------------------- files
+
+#: Largest |y| accepted in an empirical shock sample (standardised losses: a 1000-sigma day is not data).
+MAX_STANDARDISED_SHOCK = 1e3
+
+
+def _check_vol_column(who: str, key: str, vol: np.ndarray) -> None:
+    """InputError naming the first row whose daily vol is not positive or not plausible (see :data:`PLAUSIBILITY`)."""
+    vol = np.asarray(vol, float)
+    bad = ~(vol >= MIN_DAILY_VOL) | (vol > PLAUSIBILITY[key][0])
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise InputError(f"{who} has vol = {fmt_number(vol[i])} in row {i + 2}, which is {daily_vol_problem(vol[i], key)}.")
+
+
+def _check_margin_column(who: str, key: str, m: np.ndarray) -> None:
+    """InputError naming the first row whose margin ratio is negative or not plausible (see :data:`PLAUSIBILITY`)."""
+    m = np.asarray(m, float)
+    bad = ~(m >= 0) | (m > PLAUSIBILITY[key][0])
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise InputError(f"{who} has {key.split(':')[1]} = {fmt_number(m[i])} in row {i + 2}, which is {margin_ratio_problem(m[i], key)}.")
 
 
 def read_csv_columns(path: Path, role: str, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, np.ndarray]:
@@ -246,30 +468,38 @@ def problem_from_dict(cfg: dict, folder: str | Path = ".", *, validated: bool = 
         cfg = validate(cfg)
     folder = Path(folder)
     files: dict[str, tuple[str, str]] = {}
-    m, c, o = cfg["market"], cfg["cap"], cfg["objective"]
-    cap = CapSpec(
-        kind=c["kind"],
-        input=c["input"],
-        alpha=m["alpha"],
-        c_eff=m["c_eff"],
-        inventory_penalty=m["inventory_penalty"],
-        window=c["window"] or 1,
-        lam=c["lambda"] if c["lambda"] is not None else 0.94,
-    )
+    m, o = cfg["market"], cfg["objective"]
+    cap = _cap_spec(cfg)
     if o["kind"] == "target":
         p = folder / o["file"]
         cols = read_csv_columns(p, "objective.file", ("vol", "target", "weight"), ("curvature",))
         files["objective.file"] = (str(o["file"]), _sha256(p))
         vol, w = cols["vol"], cols["weight"]
         h = cols.get("curvature", np.ones_like(vol))
+        who = f"objective.file = {o['file']!r}"
         if vol.size < 3:
-            raise InputError(f"objective.file = {o['file']!r} has {vol.size} rows; at least 3 states are needed.")
-        if np.any(vol <= 0) or np.any(np.diff(vol) <= 0):
-            raise InputError(f"objective.file = {o['file']!r} column vol must be positive and strictly increasing.")
+            raise InputError(f"{who} has {vol.size} rows; at least 3 states are needed.")
+        _check_vol_column(who, "objective.file:vol", vol)
+        if np.any(np.diff(vol) <= 0):
+            i = int(np.argmax(np.diff(vol) <= 0))
+            raise InputError(
+                f"{who} column vol must be strictly increasing, but row {i + 3} has {fmt_number(vol[i + 1])} after {fmt_number(vol[i])}."
+            )
+        _check_margin_column(who, "objective.file:target", cols["target"])
         if np.any(w <= 0):
-            raise InputError(f"objective.file = {o['file']!r} column weight has {w[w <= 0][0]!r}; weights must be positive.")
+            raise InputError(f"{who} column weight has {fmt_number(w[w <= 0][0])}; weights must be positive.")
+        total = float(np.sum(w))
+        if not math.isfinite(total):
+            raise InputError(f"{who} column weight sums to more than float64 holds; rescale the weights (only their ratios matter).")
+        if np.any(h < 0):
+            i = int(np.argmax(h < 0))
+            raise NonConvexError(
+                f"{who} has curvature h = {fmt_number(h[i])} < 0 at vol = {fmt_number(vol[i])} (row {i + 2}): the objective is not convex in M."
+            )
+        if not np.any(h > 0):
+            raise InputError(f"{who} column curvature is zero in every state, so every rule costs the same; give positive curvatures.")
         objective = TargetSpec(target=cols["target"], curvature=h)
-        weights = w / w.sum()
+        weights = w / total
     else:
         g, s, k = cfg["grid"], cfg["states"], cfg["shock"]
         grid = make_grid(g["vol_min"], g["vol_max"], g["points"], g["spacing"])
@@ -278,8 +508,12 @@ def problem_from_dict(cfg: dict, folder: str | Path = ".", *, validated: bool = 
             p = folder / s["file"]
             cols = read_csv_columns(p, "states.file", ("vol", "weight"))
             files["states.file"] = (str(s["file"]), _sha256(p))
+            who = f"states.file = {s['file']!r}"
+            _check_vol_column(who, "states.file:vol", cols["vol"])
             if np.any(cols["weight"] < 0):
-                raise InputError(f"states.file = {s['file']!r} column weight has a negative mass {cols['weight'].min()!r}.")
+                raise InputError(f"{who} column weight has a negative mass {fmt_number(cols['weight'].min())}.")
+            if not math.isfinite(float(np.sum(cols["weight"]))):
+                raise InputError(f"{who} column weight sums to more than float64 holds; rescale the masses (only their ratios matter).")
             weights = state_weights(grid, "table", table_vol=cols["vol"], table_weight=cols["weight"])
         else:
             weights = state_weights(grid, s["density"], median_vol=s["median_vol"], dispersion=s["dispersion"])
@@ -290,6 +524,17 @@ def problem_from_dict(cfg: dict, folder: str | Path = ".", *, validated: bool = 
             files["shock.file"] = (str(k["file"]), _sha256(p))
             if sample.size < 10:
                 raise InputError(f"shock.file = {k['file']!r} has {sample.size} observations; at least 10 are needed.")
+            if k["bandwidth"] is None and not float(np.std(sample)) > 0:
+                raise InputError(
+                    f"shock.file = {k['file']!r} has {sample.size} observations all equal to {fmt_number(sample[0])}, so the kernel "
+                    "bandwidth (Silverman's rule) is 0; give a sample that varies or set shock.bandwidth > 0."
+                )
+            if np.max(np.abs(sample)) > MAX_STANDARDISED_SHOCK:
+                i = int(np.argmax(np.abs(sample)))
+                raise InputError(
+                    f"shock.file = {k['file']!r} has y = {fmt_number(sample[i])} in row {i + 2}; the values are standardised losses "
+                    f"(loss / (daily vol x sqrt(horizon_days))), so values beyond +-{fmt_number(MAX_STANDARDISED_SHOCK)} are refused."
+                )
             bandwidth = k["bandwidth"] if k["bandwidth"] is not None else silverman_bandwidth(sample)
             cfg["shock"]["bandwidth_used"] = bandwidth
         shock = ShockSpec(model=k["model"], horizon_days=k["horizon_days"], df=k["df"], sample=sample, bandwidth=bandwidth)

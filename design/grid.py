@@ -63,6 +63,11 @@ def make_grid(vol_min: float, vol_max: float, points: int, spacing: str = "vol")
     else:  # validated in config; kept for direct library use
         raise ConfigError(f"grid.spacing = {spacing!r} is not one of {', '.join(SPACINGS)}.")
     vol[0], vol[-1] = vol_min, vol_max
+    if np.any(np.diff(vol) <= 0):
+        raise ConfigError(
+            f"grid.points = {points} states between grid.vol_min = {float(vol_min)!r} and grid.vol_max = {float(vol_max)!r} "
+            "are closer together than float64 can tell apart; use fewer points or a wider range."
+        )
     return RiskGrid(vol=vol, spacing=spacing)
 
 
@@ -90,7 +95,8 @@ def state_weights(
         outside = (tv < grid.vol[0] - tol) | (tv > grid.vol[-1] + tol)
         if outside.any():
             raise ConfigError(
-                f"states.file has vol = {tv[outside][0]!r} outside the grid [{grid.vol[0]!r}, {grid.vol[-1]!r}]."
+                f"states.file has vol = {float(tv[outside][0])!r} outside the grid "
+                f"[{float(grid.vol[0])!r}, {float(grid.vol[-1])!r}] (grid.vol_min, grid.vol_max)."
             )
         # cell index: the cell [edges[i], edges[i+1]) containing each vol; the last edge belongs to the last cell
         idx = np.clip(np.searchsorted(edges, tv, side="right") - 1, 0, grid.n - 1)
@@ -102,5 +108,11 @@ def state_weights(
         raise ConfigError(f"states.density = {density!r} is not one of {', '.join(DENSITIES)}.")
     total = mass.sum()
     if not np.isfinite(total) or total <= 0:
-        raise ConfigError(f"states.density = {density!r} puts no probability mass on the grid [{grid.vol[0]}, {grid.vol[-1]}].")
+        where = f"the grid [{float(grid.vol[0])!r}, {float(grid.vol[-1])!r}] (grid.vol_min, grid.vol_max)"
+        if density == "lognormal":
+            raise ConfigError(
+                f"states.median_vol = {float(median_vol)!r} with states.dispersion = {float(dispersion)!r} puts no probability "
+                f"mass on {where}; centre the lognormal inside the grid or widen the grid."
+            )
+        raise ConfigError(f"states.density = {density!r} puts no probability mass on {where}.")
     return mass / total

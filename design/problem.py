@@ -211,7 +211,7 @@ class Problem:
             if np.any(d2 < -CONVEXITY_TOL * scale):
                 i = int(np.argmin(d2))
                 raise NonConvexError(
-                    f"d2Psi/dM2 = {d2[i]:.3g} < 0 at vol = {self.vol[i]!r}, M = {m:.4g}: the objective is not convex in M."
+                    f"d2Psi/dM2 = {d2[i]:.3g} < 0 at vol = {float(self.vol[i])!r}, M = {m:.4g}: the objective is not convex in M."
                 )
 
     # ----------------------------------------------------------------- identity

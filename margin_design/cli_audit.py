@@ -39,10 +39,12 @@ def _addon(text: str) -> tuple[float, float]:
 def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("rule", help="rule: a .csv table (vol, margin), a .toml rule file, or a formula in r (daily variance) or sigma "
                    "(daily vol) using only numbers, pi, e, + - * / ** (or ^), parentheses and the functions sqrt, exp, log, "
-                   "abs, Abs, min, Min, max, Max, Heaviside, floor, ceiling, ceil (nothing else is accepted; never run as code)")
+                   "abs, Abs, min, Min, max, Max, Heaviside, floor, ceiling, ceil (nothing else is accepted; never run as code); "
+                   "a formula that starts with '-' goes after '--' (margin-design audit --market m.toml -- '-0.001+3*sigma')")
     p.add_argument("--market", required=True, help="design config (TOML) giving the market, the cap input and the grid of states")
     p.add_argument("--data", help="backtest data: 'sp500' (arch's S&P 500, 1999-2018) or a CSV with date, close[, volume]")
-    p.add_argument("--out", help="output folder (written atomically; replaced if it exists)")
+    p.add_argument("--out", help="output folder (written atomically; an existing folder is replaced only if it holds nothing "
+                   "but audit files; never the current folder, a file, or a folder holding an input)")
     p.add_argument("--name", help="label of the rule in tables and figures")
     p.add_argument("--interpolation", choices=("linear", "step"), help="table rules: linear in sigma (default) or step")
     p.add_argument("--method", choices=("cvxpy", "exact"), default="cvxpy", help="solver path for the capped optimum (default: %(default)s)")
@@ -81,16 +83,77 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--horizon-days", type=int, help="margin period of risk in days (default the config's, else 2)")
 
 
-def run(args: argparse.Namespace) -> int:
-    from margin_design.calibration.audit import load_rule
-    from margin_design.reports.audit import AuditOptions, build_audit, write_audit
+def _check_overlay_flags(args: argparse.Namespace) -> None:
+    """Daily-vol and margin-ratio flags must be plausible decimals (bounds of :mod:`margin_design.design.config`)."""
+    from margin_design.design.config import daily_vol_problem, margin_ratio_problem
 
+    checks = [
+        ("--floor-vol", args.floor_vol, daily_vol_problem),
+        ("--buffer-release-vol", args.buffer_release_vol, daily_vol_problem),
+        ("--stressed-vol", args.stressed_vol, daily_vol_problem),
+        ("--floor", args.floor, margin_ratio_problem),
+        ("--tick", args.tick, lambda v: margin_ratio_problem(v, positive=True)),
+    ]
+    for vol, amount in args.addon or ():
+        checks.append((f"--addon {vol!r}:{amount!r}: VOL", vol, daily_vol_problem))
+        checks.append((f"--addon {vol!r}:{amount!r}: AMOUNT", amount, lambda v: margin_ratio_problem(v, positive=True)))
+    for flag, value, problem in checks:
+        why = None if value is None else problem(value)
+        if why is not None:
+            raise InputError(f"{flag} = {value!r} is {why}.")
+
+
+def _check_rule_plausible(rule, source: str) -> None:
+    """A rule table's vols and margins, and the overlays of a rule file, must be plausible decimals (a table
+    written in percent would otherwise be audited as a rule for daily vols of 100% and more)."""
+    import numpy as np
+
+    from margin_design.design.config import daily_vol_problem, margin_ratio_problem
+
+    base = getattr(rule, "base", None)
+    for column, problem in (("vol", daily_vol_problem), ("margin", margin_ratio_problem)):
+        values = getattr(base, column, None)
+        if values is None or not isinstance(values, np.ndarray):
+            continue
+        for i, v in enumerate(np.asarray(values, float)):
+            why = problem(v)
+            if why is not None:
+                raise InputError(f"rule table {source} has {column} = {float(v):.12g} in row {i + 2}, which is {why}.")
+    o = getattr(rule, "overlays", None)
+    checks = [("floor_vol", daily_vol_problem), ("buffer_release_vol", daily_vol_problem), ("stressed_vol", daily_vol_problem),
+              ("floor", margin_ratio_problem), ("tick", margin_ratio_problem)]
+    for name, problem in checks:
+        v = getattr(o, name, None)
+        why = None if v is None else problem(v)
+        if why is not None:
+            raise InputError(f"overlay {name} = {float(v)!r} of {source} is {why}.")
+    for pair in getattr(o, "addons", ()) or ():
+        vol, amount = (float(x) for x in pair)
+        why = daily_vol_problem(vol) or margin_ratio_problem(amount)
+        if why is not None:
+            raise InputError(f"overlay addons entry [{vol!r}, {amount!r}] of {source} is {why}.")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from margin_design.calibration.audit import load_rule
+    from margin_design.reports.audit import AuditOptions, build_audit, check_audit_folder, write_audit
+
+    if args.out is not None:
+        inputs = [args.market, args.accounts, args.data if args.data != "sp500" else None]
+        if Path(args.rule).suffix.lower() in (".csv", ".toml"):
+            inputs.append(args.rule)
+        check_audit_folder(args.out, inputs=inputs)
+
+    _check_overlay_flags(args)
     overlays = {
         "floor": args.floor, "floor_vol": args.floor_vol, "buffer": args.buffer, "buffer_release_vol": args.buffer_release_vol,
         "buffer_release": args.buffer_release, "stressed_weight": args.stressed_weight, "stressed_vol": args.stressed_vol,
         "tick": args.tick, "addons": [list(a) for a in args.addon] if args.addon else None,
     }
     rule = load_rule(args.rule, interpolation=args.interpolation, overlays=overlays, name=args.name)
+    _check_rule_plausible(rule, Path(args.rule).name if Path(args.rule).suffix.lower() in (".csv", ".toml") else "the rule")
     if args.data is not None and args.data != "sp500" and not args.data.lower().endswith(".csv"):
         raise InputError(f"--data {args.data!r} must be 'sp500' or a .csv file with columns date, close.")
     options = AuditOptions(

@@ -19,19 +19,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import tomllib
 from pathlib import Path
 from typing import Any
 
 from margin_design.errors import ConfigError, InputError
-from margin_design.fileio import atomic_write_text
+from margin_design.fileio import atomic_write_text, check_output_file
 
 __all__ = ["register", "main"]
 
 _BENCH_ELASTICITY = 0.225
 _BENCH_PARTICIPATION = 0.01
 _BENCH_DISTORTION_BPS = 20.0
+#: calibrate data defaults: realised-variance window (days) and EWMA decay; longest window in days (a trading year).
+DEFAULT_WINDOW = 20
+DEFAULT_LAMBDA = 0.94
+MAX_DAYS = 250
 
 
 # ----------------------------------------------------------------------------------------------
@@ -54,6 +59,15 @@ def _fraction(flag: str, value: float | None, what: str) -> None:
         raise InputError(f"{flag} must be {what} in (0, 1], got {value:g}.")
 
 
+#: Largest impact constant k and distortion accepted (bp): 1e4 bp = 100% of the price.
+MAX_BPS = 1e4
+
+
+def _at_most_bps(flag: str, value: float | None) -> None:
+    if value is not None and value > MAX_BPS:
+        raise InputError(f"{flag} must be at most {MAX_BPS:g} bp (100% of the price; 20 bp is the benchmark), got {value:g}.")
+
+
 def _check_market_flags(args: argparse.Namespace) -> None:
     _positive("--elasticity", getattr(args, "elasticity", None), "positive (epsilon_XM = -dlog X/dlog M)")
     _positive("--turnover", getattr(args, "turnover", None), "positive (tau = XP/ADV)")
@@ -61,12 +75,64 @@ def _check_market_flags(args: argparse.Namespace) -> None:
     _fraction("--margin", getattr(args, "margin", None), "a margin ratio")
     _positive("--impact-k", getattr(args, "impact_k", None), "positive (bp)")
     _positive("--distortion-bps", getattr(args, "distortion_bps", None), "positive (bp)")
+    _at_most_bps("--impact-k", getattr(args, "impact_k", None))
+    _at_most_bps("--distortion-bps", getattr(args, "distortion_bps", None))
     _nonnegative("--inventory-penalty", getattr(args, "inventory_penalty", None))
     _positive("--vol", getattr(args, "vol", None), "a positive daily volatility (decimal)")
+    vol = getattr(args, "vol", None)
+    if vol is not None:
+        from margin_design.design.config import daily_vol_problem
+
+        why = daily_vol_problem(vol)
+        if why is not None:
+            raise InputError(f"--vol = {vol!r} is {why}.")
+
+
+def _preflight_json(args: argparse.Namespace) -> None:
+    """Refuse a ``--json FILE`` that cannot be written (a folder, a file as its folder) before any work."""
+    target = getattr(args, "json", None)
+    if target not in (None, "-"):
+        check_output_file(target, "--json")
+
+
+_FLAG_NAMES = {"lam": "lambda"}
+
+
+def _non_finite(payload: Any, path: str = "") -> str | None:
+    """The dotted path of the first non-finite number in ``payload`` (None if all are finite)."""
+    if isinstance(payload, dict):
+        for k, v in payload.items():
+            found = _non_finite(v, f"{path}.{k}" if path else str(k))
+            if found:
+                return found
+    elif isinstance(payload, (list, tuple)):
+        for i, v in enumerate(payload):
+            found = _non_finite(v, f"{path}[{i}]")
+            if found:
+                return found
+    elif isinstance(payload, float) and not math.isfinite(payload):
+        return f"{path} = {payload!r}"
+    return None
+
+
+def _check_finite(args: argparse.Namespace, payload: dict) -> None:
+    """One sentence instead of inf/nan in the output: name the result and the number flags given."""
+    bad = _non_finite(payload)
+    if bad is None:
+        return
+    given = [
+        f"--{_FLAG_NAMES.get(k, k.replace('_', '-'))} {v:g}" for k, v in sorted(vars(args).items())
+        if isinstance(v, float) and not isinstance(v, bool)
+    ]
+    raise InputError(
+        f"the result {bad} is not a finite number (float64 overflow or underflow) for {', '.join(given) or 'these inputs'}; "
+        "check the units and magnitudes of the flags."
+    )
 
 
 def _emit_json(args: argparse.Namespace, payload: dict, text: str) -> int:
-    """Print text and/or JSON according to ``--json [FILE]``."""
+    """Print text and/or JSON according to ``--json [FILE]`` (InputError instead of a non-finite number)."""
+    _check_finite(args, payload)
     data = json.dumps(payload, indent=2, allow_nan=False) + "\n"
     target = getattr(args, "json", None)
     if target == "-":
@@ -74,7 +140,7 @@ def _emit_json(args: argparse.Namespace, payload: dict, text: str) -> int:
         return 0
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     if target is not None:
-        atomic_write_text(target, data)
+        atomic_write_text(target, data, label="--json")
     return 0
 
 
@@ -130,7 +196,9 @@ def _fmt(x: Any, digits: int = 4) -> str:
 def _cmd_tables(args: argparse.Namespace) -> int:
     from margin_design.calibration.tables import paper_tables, render_tables
 
+    _preflight_json(args)
     _positive("--impact-k", args.impact_k, "positive (bp)")
+    _at_most_bps("--impact-k", args.impact_k)
     t = paper_tables(args.impact_k)
     return _emit_json(args, t, render_tables(t))
 
@@ -144,6 +212,7 @@ def _cmd_cap(args: argparse.Namespace) -> int:
     from margin_design.calibration.cap import calibrate_market
     from margin_design.calibration.tables import text_table
 
+    _preflight_json(args)
     _check_market_flags(args)
     cal = calibrate_market(
         args.elasticity,
@@ -172,10 +241,24 @@ def _cmd_cap(args: argparse.Namespace) -> int:
         left=(0, 2),
         title="Manipulation-proof slope cap (Nicolai 2026, (16)-(18), (74)-(81))\n" + cal.describe() + "\n",
     )
-    if args.append_market is not None:
+    if args.append_market is not None:  # the only side effect: after every check of the result and of --json
+        _check_finite(args, payload)
+        _preflight_json(args)
+        _check_market_block(cal)
         _append_market(Path(args.append_market), cal.market_toml())
         text += f"\n\nAppended a [market] block to {args.append_market}."
     return _emit_json(args, payload, text)
+
+
+def _check_market_block(cal) -> None:
+    """The appended [market] block must pass the design config's plausibility bounds (alpha, c_eff)."""
+    from margin_design.design.config import plausibility_hint
+
+    for key, value, source in (("market.alpha", float(cal.alpha), "--distortion-bps or --impact-k and --participation"),
+                               ("market.c_eff", float(cal.c_eff), "--elasticity, --turnover and --margin")):
+        clause = plausibility_hint(key, value)
+        if clause is not None:
+            raise InputError(f"--append-market would write {key} = {value!r} (from {source}), which is {clause}.")
 
 
 def _append_market(path: Path, block: str) -> None:
@@ -201,6 +284,7 @@ def _cmd_gain(args: argparse.Namespace) -> int:
     from margin_design.calibration.gain import assess_margin_move
     from margin_design.calibration.tables import text_table
 
+    _preflight_json(args)
     _check_market_flags(args)
     _fraction("--margin-from", args.margin_from, "a margin ratio")
     _fraction("--margin-to", args.margin_to, "a margin ratio")
@@ -250,6 +334,7 @@ def _cmd_threshold(args: argparse.Namespace) -> int:
     from margin_design.calibration.cap import max_relative_margin_increase, relative_cap_coefficient, vol_points_needed
     from margin_design.calibration.tables import text_table
 
+    _preflight_json(args)
     _check_market_flags(args)
     if args.margin_jump is None and args.vol_rise is None:
         raise InputError("give --margin-jump (decimal, 0.2 = +20%) or --vol-rise (annualised-vol points), or both.")
@@ -286,6 +371,7 @@ def _cmd_elasticity(args: argparse.Namespace) -> int:
     from margin_design.calibration.elasticity import estimate_elasticity, read_elasticity_csv
     from margin_design.calibration.tables import text_table
 
+    _preflight_json(args)
     _check_market_flags(args)
     if args.lags < 0:
         raise InputError(f"--lags must be a non-negative integer, got {args.lags}.")
@@ -341,6 +427,7 @@ def _cmd_accounts(args: argparse.Namespace) -> int:
     from margin_design.calibration.accounts import calibrate_accounts, read_accounts_csv
     from margin_design.calibration.tables import text_table
 
+    _preflight_json(args)
     _fraction("--margin", args.margin, "a margin ratio")
     _nonnegative("--margin-headroom", args.margin_headroom)
     _positive("--adv", args.adv, "positive (currency per day)")
@@ -376,19 +463,35 @@ def _cmd_data(args: argparse.Namespace) -> int:
         write_design_config,
     )
 
+    _preflight_json(args)
     _check_market_flags(args)
     _positive("--trigger-notional", args.trigger_notional, "positive (currency)")
     _positive("--sector-notional", args.sector_notional, "positive (currency)")
-    if args.window < 1:
-        raise InputError(f"--window must be a positive integer number of days, got {args.window}.")
-    if not 0 < args.lam < 1:
-        raise InputError(f"--lambda must be in (0, 1), got {args.lam:g}.")
-    if args.horizon_days < 1:
-        raise InputError(f"--horizon-days must be a positive integer, got {args.horizon_days}.")
+    from margin_design.design.config import MAX_GRID_POINTS
+
+    if args.risk_input == "ewma" and args.window is not None:
+        raise InputError(f"--window {args.window} applies only to --risk-input realized_variance, not ewma (which uses --lambda).")
+    if args.risk_input != "ewma" and args.lam is not None:
+        raise InputError(f"--lambda {args.lam:g} applies only to --risk-input ewma, not {args.risk_input} (which uses --window).")
+    window = DEFAULT_WINDOW if args.window is None else args.window
+    lam = DEFAULT_LAMBDA if args.lam is None else args.lam
+    if not 1 <= window <= MAX_DAYS:
+        raise InputError(f"--window must be a positive integer number of days up to {MAX_DAYS}, got {window}.")
+    if not 0 < lam < 1:
+        raise InputError(f"--lambda must be in (0, 1), got {lam:g}.")
+    if not 1 <= args.horizon_days <= MAX_DAYS:
+        raise InputError(f"--horizon-days must be a positive integer up to {MAX_DAYS}, got {args.horizon_days}.")
     if args.points < 3:
         raise InputError(f"--points must be an integer >= 3, got {args.points}.")
-    if args.adv_window < 1:
-        raise InputError(f"--adv-window must be a positive integer number of days, got {args.adv_window}.")
+    if args.points > MAX_GRID_POINTS:
+        raise InputError(f"--points {args.points} is above the maximum of {MAX_GRID_POINTS:,} grid points (grid.points of the config).")
+    if not 1 <= args.adv_window <= MAX_DAYS:
+        raise InputError(f"--adv-window must be a positive integer number of days up to {MAX_DAYS}, got {args.adv_window}.")
+    out = check_output_file(args.out, "--out")
+    if out.suffix.lower() != ".toml":
+        raise InputError(f"--out must name a .toml file, got {str(out)!r}.")
+    for sibling in (out.with_name(out.stem + ".states.csv"), out.with_name(out.stem + ".shock.csv")):
+        check_output_file(sibling, "--out")
     series = load_dataset(args.dataset) if args.csv is None else read_price_csv(args.csv)
     series = select_window(series, args.start, args.end)
     objective = ObjectiveSettings(
@@ -404,8 +507,8 @@ def _cmd_data(args: argparse.Namespace) -> int:
     cal = calibrate_from_prices(
         series,
         risk_input=args.risk_input,
-        window=args.window,
-        lam=args.lam,
+        window=window,
+        lam=lam,
         horizon_days=args.horizon_days,
         position=args.position,
         points=args.points,
@@ -453,13 +556,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         help="calibrate the cap and the manipulation diagnostics; reproduce the paper's tables; estimate design inputs from data",
         description=__doc__.split("\n\n")[0],
     )
-    sub = p.add_subparsers(dest="calibrate_command", metavar="{tables,cap,gain,threshold,elasticity,accounts,data}")
-
-    def _usage(args: argparse.Namespace, _p: argparse.ArgumentParser = p) -> int:
-        _p.print_help(sys.stderr)
-        return 2
-
-    p.set_defaults(func=_usage)
+    sub = p.add_subparsers(dest="calibrate_command", metavar="{tables,cap,gain,threshold,elasticity,accounts,data}", required=True)
 
     t = sub.add_parser("tables", help="reproduce Tables 1, 3, 4, 5, eq. (45) and the D.6 calibration from the formulas")
     t.add_argument("--impact-k", type=float, default=200.0, metavar="K", help="impact constant k in delta_bps = k sqrt(f), bp (default 200)")
@@ -526,8 +623,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     d.add_argument("--start", default=None, help="first date (YYYY-MM-DD) of the data window")
     d.add_argument("--end", default=None, help="last date (YYYY-MM-DD) of the data window")
     d.add_argument("--risk-input", choices=["realized_variance", "ewma"], default="realized_variance", help="risk input r_t (default realized_variance)")
-    d.add_argument("--window", type=int, default=20, help="realised-variance window in days (default 20)")
-    d.add_argument("--lambda", dest="lam", type=float, default=0.94, help="EWMA decay lambda (default 0.94, RiskMetrics)")
+    d.add_argument("--window", type=int, default=None, help="realised-variance window in days (default 20; only with --risk-input realized_variance)")
+    d.add_argument("--lambda", dest="lam", type=float, default=None, help="EWMA decay lambda (default 0.94, RiskMetrics; only with --risk-input ewma)")
     d.add_argument("--horizon-days", type=int, default=2, help="margin period of risk in days (default 2)")
     d.add_argument("--position", choices=["long", "short", "both"], default="long", help="whose close-out loss is standardised (default long)")
     d.add_argument("--points", type=int, default=51, help="grid points (default 51)")

@@ -24,7 +24,8 @@ __all__ = ["register", "main", "run"]
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", help="a TOML configuration (solved here) or a schedule.json written by 'margin-design solve --out'")
-    p.add_argument("--out", required=True, help="report folder (written atomically; replaced if it exists)")
+    p.add_argument("--out", required=True, help="report folder (written atomically; an existing folder is replaced only if it "
+                   "holds nothing but report files; never the current folder, a file, or a folder holding the input)")
     p.add_argument("--method", choices=("cvxpy", "exact"), default="exact", help="solver path for a TOML input (default: %(default)s)")
     p.add_argument("--effective-date", metavar="YYYY-MM-DD", help="effective date printed in the provenance block (never the clock)")
     p.add_argument("--knots", type=int, metavar="N", help="number of knots (default: as many as --tolerance needs)")
@@ -45,10 +46,11 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from margin_design.reports.knots import DEFAULT_TOLERANCE
     from margin_design.reports.parameters import ElasticityInputs
-    from margin_design.reports.report import ReportOptions, build_report, write_report
+    from margin_design.reports.report import ReportOptions, build_report, check_report_folder, write_report
     from margin_design.reports.rule_data import RuleData, load_schedule_json
 
     src = Path(args.input)
+    check_report_folder(args.out, inputs=[src])
     elasticity = ElasticityInputs(
         elasticity=args.elasticity, turnover=args.turnover, participation=args.participation,
         distortion_bps=args.distortion_bps, margin_level=args.margin_level,

@@ -2,18 +2,69 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
+import sys
+
+#: Most LocalCluster worker processes (--workers); each imports JAX and holds its own caches.
+MAX_WORKERS = max(64, os.cpu_count() or 1)
+
+
+class _Progress:
+    """stderr for the progress bar, remembering whether a bar line is open (to end it before a message)."""
+
+    def __init__(self, stream=sys.stderr):
+        self.stream = stream
+        self.open_line = False
+
+    def write(self, text: str) -> None:
+        self.stream.write(text)
+        self.open_line = not text.endswith("\n")
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def end_line(self) -> None:
+        if self.open_line:
+            self.stream.write("\n")
+            self.open_line = False
+
+
+def _interrupt(signum, frame):
+    """Ctrl-C during a sweep: quiet dask's shutdown warnings (cancelled tasks, killed workers), then interrupt."""
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
+    raise KeyboardInterrupt
 
 
 def _run(args) -> int:
     from margin_design.errors import InputError
+    from margin_design.fileio import check_output_file
     from margin_design.reports.sweep_table import write_sweep_table
     from margin_design.solvers.sweep import run_sweep
 
     if args.workers < 0:
         raise InputError(f"--workers = {args.workers} must be >= 0 (0 solves in this process).")
+    if args.workers > MAX_WORKERS:
+        raise InputError(f"--workers = {args.workers} is above the maximum of {MAX_WORKERS} local worker processes.")
     if args.chunk < 1:
         raise InputError(f"--chunk = {args.chunk} must be >= 1.")
-    rows = run_sweep(args.config, args.vary, workers=args.workers, scheduler=args.scheduler, chunk_size=args.chunk)
+    if not 0 < args.timeout <= 3600:
+        raise InputError(f"--timeout = {args.timeout:g} must be a number of seconds in (0, 3600].")
+    check_output_file(args.out, "--out")
+    progress = _Progress(sys.stderr)
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _interrupt)
+    try:
+        rows = run_sweep(args.config, args.vary, workers=args.workers, scheduler=args.scheduler, chunk_size=args.chunk,
+                         progress=progress, timeout=args.timeout)
+    except BaseException:
+        progress.end_line()  # the error sentence (or the interruption line) starts on a line of its own
+        raise
+    finally:
+        if previous is signal.default_int_handler:
+            signal.signal(signal.SIGINT, previous)
     path = write_sweep_table(rows, args.out)
     bad = sum(not r["certified"] for r in rows)
     prices = [r["price_of_manipulation_proofness"] for r in rows]
@@ -29,9 +80,12 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("sweep", help="solve a grid of configurations (local cores or a dask cluster)")
     p.add_argument("config", help="base TOML configuration (objective.kind = 'cost')")
     p.add_argument("--vary", action="append", required=True, metavar="SECTION.KEY=SPEC",
-                   help="values to sweep: a:b:n (n points from a to b) or v1,v2,...; repeat for a grid")
+                   help="values to sweep: a:b:n (n points from a to b) or v1,v2,...; repeat for a grid; integer keys "
+                   "(grid.points, cap.window) take whole numbers (grid.points=10:50:5)")
     p.add_argument("--out", required=True, help="CSV table to write (one row per configuration)")
     p.add_argument("--scheduler", help="address of a dask.distributed scheduler (default: a LocalCluster)")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="seconds to wait for --scheduler to answer before giving up (default %(default)g)")
     p.add_argument("--workers", type=int, default=2, help="LocalCluster workers; 0 solves in this process (default 2)")
     p.add_argument("--chunk", type=int, default=500, help="configurations per work unit (default 500)")
     p.set_defaults(func=_run)

@@ -27,3 +27,8 @@ class NonConvexError(MarginDesignError):
 
 class SolverError(MarginDesignError):
     """A solver failed to produce a certified answer (numerical trouble, not a user mistake we can name)."""
+
+
+class OutputError(MarginDesignError):
+    """An output path cannot be written as asked (an existing file where a folder is wanted, a folder with
+    files margin-design did not write, a read-only folder, a full disk); nothing is written."""

@@ -73,7 +73,7 @@ from margin_design.calibration.audit import (
 from margin_design.calibration.cap import TRADING_DAYS_PER_YEAR
 from margin_design.calibration.tables import text_table
 from margin_design.errors import InputError
-from margin_design.fileio import write_tree
+from margin_design.fileio import check_output_folder, write_tree
 
 __all__ = [
     "AuditOptions",
@@ -100,6 +100,12 @@ SEARCH_UNITS = (0.0025, 0.005, 0.01)
 SEARCH_LATTICE = (-2, -1, 0, 1, 2)
 #: Exact expected profits below this (price units x ADV) count as zero (float rounding of sums of O(1) prices).
 PROFIT_TOL = 1e-13
+#: Largest |daily return| accepted by --last-return and --trim (decimal): 1 = 100% in a day.
+MAX_DAILY_RETURN = 1.0
+#: Most Monte Carlo paths per state (--paths): 10^6 paths x states x periods already take gigabytes.
+MAX_PATHS = 10**6
+#: Longest window in days (--window, --sim-window, --horizon-days): a trading year.
+MAX_WINDOW_DAYS = 250
 #: Accounts in the simulated constrained sector.
 POPULATION_SIZE = 400
 #: Grid-weight quantiles of the states shown for the other risk inputs.
@@ -147,16 +153,28 @@ class AuditOptions:
         from margin_design.calibration._checks import check_range
 
         check_range("--trigger", self.trigger, low=0.0, high=1.0, what="a trigger size in ADV units in (0, 1]")
-        check_range("--last-return", self.last_return, low=0.0, what="a positive daily return |R_t| (decimal)")
-        check_range("--trim", self.trim, low=0.0, what="a positive cutoff |R| (decimal daily return)")
-        check_range("--execution-cost", self.execution_cost, low=0.0, low_inclusive=True, what="non-negative (decimal of notional)")
-        check_range("--funding-spread", self.funding_spread, low=0.0, low_inclusive=True, what="non-negative (decimal per period)")
+        check_range("--last-return", self.last_return, low=0.0, high=MAX_DAILY_RETURN,
+                    what=f"a positive daily return |R_t| (decimal, 0.02 = 2%) up to {MAX_DAILY_RETURN:g}")
+        check_range("--trim", self.trim, low=0.0, high=MAX_DAILY_RETURN,
+                    what=f"a positive cutoff |R| (decimal daily return, 0.05 = 5%) up to {MAX_DAILY_RETURN:g}")
+        check_range("--execution-cost", self.execution_cost, low=0.0, low_inclusive=True, high=1.0,
+                    what="a cost in [0, 1] (decimal of notional, 0.0005 = 5 bp)")
+        check_range("--funding-spread", self.funding_spread, low=0.0, low_inclusive=True, high=1.0,
+                    what="a spread in [0, 1] (decimal per period, 0.001 = 10 bp)")
         check_range("--chi", self.chi, low=0.0, what="positive (quadratic exposure penalty of (59))")
         check_range("--eta", self.eta, low=0.0, low_inclusive=True, what="non-negative (aversion to margin jumps of (59))")
         if int(self.paths) != self.paths or self.paths < 100:
             raise InputError(f"--paths {self.paths!r} must be an integer >= 100.")
+        if self.paths > MAX_PATHS:
+            raise InputError(f"--paths {self.paths!r} is above the maximum of {MAX_PATHS:,} Monte Carlo paths per state.")
+        if int(self.seed) != self.seed or self.seed < 0:
+            raise InputError(f"--seed {self.seed!r} must be a non-negative integer.")
         if int(self.sim_window) != self.sim_window or self.sim_window < 2:
             raise InputError(f"--sim-window {self.sim_window!r} must be an integer >= 2 (returns in the window).")
+        if self.sim_window > MAX_WINDOW_DAYS:
+            raise InputError(f"--sim-window {self.sim_window!r} is above the maximum of {MAX_WINDOW_DAYS} returns.")
+        if self.backtest_window is not None and (int(self.backtest_window) != self.backtest_window or not 1 <= self.backtest_window <= MAX_WINDOW_DAYS):
+            raise InputError(f"--window {self.backtest_window!r} must be an integer number of days from 1 to {MAX_WINDOW_DAYS}.")
         if int(self.max_horizon) != self.max_horizon or not 1 <= self.max_horizon <= 6:
             raise InputError(f"--max-horizon {self.max_horizon!r} must be an integer from 1 to 6.")
         if self.position not in ("long", "short", "both"):
@@ -165,8 +183,8 @@ class AuditOptions:
             raise InputError("--accounts needs --chi, the quadratic exposure penalty chi > 0 of (59).")
         if self.coverage is not None and not 0 < self.coverage < 1:
             raise InputError(f"--coverage {self.coverage!r} must be in (0, 1) (0.99 = 99%).")
-        if self.horizon_days is not None and (int(self.horizon_days) != self.horizon_days or self.horizon_days < 1):
-            raise InputError(f"--horizon-days {self.horizon_days!r} must be a positive integer.")
+        if self.horizon_days is not None and (int(self.horizon_days) != self.horizon_days or not 1 <= self.horizon_days <= MAX_WINDOW_DAYS):
+            raise InputError(f"--horizon-days {self.horizon_days!r} must be a positive integer number of days up to {MAX_WINDOW_DAYS}.")
 
 
 @dataclass(frozen=True, eq=False)
@@ -744,9 +762,19 @@ def audit_files(audit: Audit, *, figures: bool = True) -> dict[str, bytes]:
     return files
 
 
+#: Everything an audit folder may hold (an existing folder holding only these is replaced as a whole).
+AUDIT_OWNED = ("summary.txt", "audit.json", "states.csv", "states.json", "jumps.csv", "risk_inputs.csv",
+               "backtest_paths.csv", "figures/*.png")
+
+
+def check_audit_folder(folder: str | Path, inputs=()) -> Path:
+    """Refuse (OutputError) an ``--out`` the audit may not write (see :mod:`margin_design.fileio`), before any work."""
+    return check_output_folder(folder, owned=AUDIT_OWNED, inputs=inputs)
+
+
 def write_audit(audit: Audit, folder: str | Path) -> Path:
-    """Write every file into ``folder`` (replaced as a whole, atomically)."""
-    return write_tree(folder, audit_files(audit))
+    """Write every file into ``folder`` (replaced as a whole, atomically, only if it holds nothing but audit files)."""
+    return write_tree(folder, audit_files(audit), owned=AUDIT_OWNED)
 
 
 def render_audit_figures(audit: Audit) -> dict[str, bytes]:

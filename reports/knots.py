@@ -88,8 +88,9 @@ def select_knots(vol, x, segments, *, tolerance: float = DEFAULT_TOLERANCE, coun
                 break
         elif len(knots) >= count:
             break
-        if worst <= EXACT_TOL:
-            knots = _spread(vol, knots, count - len(knots))
+        if worst <= EXACT_TOL:  # exact up to float noise: a finer --tolerance cannot be met by more knots
+            if count is not None:
+                knots = _spread(vol, knots, count - len(knots))
             break
         knots = sorted(set(knots) | {int(np.argmax(err))})
     return np.asarray(knots, dtype=int)

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from margin_design.errors import InputError
-from margin_design.fileio import write_tree
+from margin_design.fileio import check_output_folder, write_tree
 from margin_design.reports import appendix
 from margin_design.reports.formulas import segment_formulas
 from margin_design.reports.knots import (
@@ -53,10 +53,16 @@ from margin_design.reports.table import (
     rule_table_markdown,
 )
 
+#: Finest rounding tick accepted (margin ratio): 1e-8 = 0.0001 bp; finer ticks overflow the integer tick counts.
+MIN_TICK = 1e-8
+
 REPORT_FILES = (
     "rule_table.csv", "rule_table.json", "rule_table.md", "rule_table.tex", "rule_table.xlsx",
     "parameters.json", "report.md", "report.tex", "schedule.json",
 )
+STEP_FILES = ("step_table.csv", "step_jumps.csv", "step_table.json")
+#: Everything a report folder may hold (an existing folder holding only these is replaced as a whole).
+REPORT_OWNED = REPORT_FILES + STEP_FILES + ("figures/*.png", "figures/*.pdf")
 STEP_BUCKET_COLUMNS = ("bucket", "vol_daily_from", "vol_daily_to", "vol_annual_from", "vol_annual_to", "margin")
 STEP_JUMP_COLUMNS = ("threshold_vol_daily", "threshold_vol_annual", "margin_below", "margin_above", "jump", "gain_per_unit_trigger")
 
@@ -90,6 +96,11 @@ class ReportOptions:
             raise InputError(f"--tolerance {self.tolerance!r} must be a positive margin ratio (e.g. 0.0001 for 1 bp).")
         if self.tick is not None and not (isinstance(self.tick, (int, float)) and math.isfinite(self.tick) and 0 < self.tick < 1):
             raise InputError(f"--round {self.tick!r} must be a tick size in (0, 1) (margin ratio, e.g. 0.0005 for 5 bp).")
+        if self.tick is not None and self.tick < MIN_TICK:
+            raise InputError(
+                f"--round {self.tick!r} is finer than {MIN_TICK:g} (0.0001 bp of notional), the finest tick accepted "
+                "(margin ratio, e.g. 0.0005 for 5 bp)."
+            )
         if self.effective_date is not None:
             try:
                 d = dt.date.fromisoformat(self.effective_date)
@@ -259,6 +270,12 @@ def report_files(report: Report, *, figures: bool = True) -> dict[str, bytes]:
     return dict(sorted(out.items()))
 
 
+def check_report_folder(folder: str | Path, inputs=()) -> Path:
+    """Refuse (OutputError) an ``--out`` the report may not write (see :mod:`margin_design.fileio`), before any work."""
+    return check_output_folder(folder, owned=REPORT_OWNED, inputs=inputs)
+
+
 def write_report(report: Report, folder: str | Path) -> Path:
-    """Write the report folder atomically: it appears whole, or (on any error) not at all."""
-    return write_tree(folder, report_files(report))
+    """Write the report folder atomically: it appears whole, or (on any error) not at all. An existing folder
+    is replaced only if it holds nothing but report files (:data:`REPORT_OWNED`)."""
+    return write_tree(folder, report_files(report), owned=REPORT_OWNED)

@@ -25,6 +25,9 @@ from margin_design.errors import InputError
 from margin_design.reports.schedule_files import schedule_json_text
 
 TRADING_DAYS = 252
+#: Largest violation of M >= 0, monotonicity or the cap (margin ratio) a stored schedule may show: the solver's
+#: own feasibility target (:class:`~margin_design.solvers.certificate.Certificate`) for margins of order 1.
+FEASIBILITY_TOL = 1e-12
 SQRT_252 = math.sqrt(TRADING_DAYS)
 SCHEMA_VERSION = 1
 KIND_CODES = {"tracking": 0, "pooling": 1, "saturated": 2, "floor": 1}  # as in margin_design.solvers.chain (floor: pooled at M = 0)
@@ -141,6 +144,7 @@ class RuleData:
             raise InputError(f"{name} has arrays of inconsistent lengths (grid.vol has {n} points).")
         if not np.all(np.isfinite(x)) or not np.all(np.diff(vol) > 0):
             raise InputError(f"{name} has a non-finite schedule or a grid that is not increasing.")
+        _check_feasible(name, vol, x, u)
         segments = tuple(dict(s) for s in d["segments"])
         codes = np.full(n - 1, -1, dtype=np.int8)
         for s in segments:
@@ -169,6 +173,33 @@ class RuleData:
             problem_sha256=d.get("problem_sha256"),
             package_version=d.get("package_version"),
             schedule_json=text if text is not None else json.dumps(d, indent=2, allow_nan=False) + "\n",
+        )
+
+
+def _check_feasible(name: str, vol: np.ndarray, x: np.ndarray, u: np.ndarray) -> None:
+    """Refuse a schedule that is not a publishable rule: M >= 0, non-decreasing, steps within the cap increments u.
+
+    A schedule written by ``solve`` meets these to float rounding (:data:`FEASIBILITY_TOL`); a failure means the
+    file was edited or damaged, and a report must not publish it.
+    """
+    if np.any(x < -FEASIBILITY_TOL):
+        i = int(np.argmin(x))
+        raise InputError(
+            f"{name} has the negative margin {float(x[i])!r} at daily vol {float(vol[i])!r}; a margin rule must be >= 0, so it is not published."
+        )
+    d = np.diff(x)
+    if np.any(d < -FEASIBILITY_TOL):
+        k = int(np.argmin(d))
+        raise InputError(
+            f"{name} has margins that fall from {float(x[k])!r} to {float(x[k + 1])!r} between daily vol {float(vol[k])!r} and "
+            f"{float(vol[k + 1])!r}; a margin rule must be non-decreasing, so it is not published."
+        )
+    over = d - u
+    if np.any(over > FEASIBILITY_TOL):
+        k = int(np.argmax(over))
+        raise InputError(
+            f"{name} has a step of {float(d[k]):.6g} between daily vol {float(vol[k])!r} and {float(vol[k + 1])!r}, above the cap "
+            f"increment {float(u[k]):.6g} (cap_increments); a manipulation-proof rule must stay within the cap, so it is not published."
         )
 
 

@@ -3,7 +3,9 @@
 ``schedule.json`` keys (public contract): version, grid.r, grid.vol, weights, first_best, schedule,
 cap_increments, multipliers, segments, objective, certificate, solver (plus units, cap, config,
 source_files, problem_sha256). ``schedule.csv`` has one row per grid point with unit-named columns.
-Both are written atomically. Numbers are printed with repr precision (17 significant digits), so
+The folder is written atomically as a whole (:func:`~margin_design.fileio.write_tree`): both files appear
+together or neither does, and an existing folder is replaced only if it holds nothing but these two files
+(a folder from an earlier ``solve``). Numbers are printed with repr precision (17 significant digits), so
 reading the files back reproduces the schedule exactly; the only field that varies between identical
 runs is ``solver.seconds``.
 """
@@ -13,9 +15,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from margin_design.fileio import atomic_write_text
+from margin_design.fileio import check_output_folder, write_tree
 
 CSV_COLUMNS = ("vol", "r", "weight", "first_best", "schedule", "segment")
+#: The files ``solve --out`` writes (an existing folder holding only these is replaced as a whole).
+SCHEDULE_FILES = ("schedule.json", "schedule.csv")
 CSV_HEADER = ("vol_daily", "variance_daily", "weight", "first_best_margin", "margin", "segment_to_right")
 
 
@@ -30,13 +34,18 @@ def schedule_csv_text(result) -> str:
     return "\n".join(lines) + "\n"
 
 
+def check_schedule_folder(folder: str | Path, inputs=()) -> Path:
+    """Refuse (OutputError) an ``--out`` that ``write_schedule_files`` may not write, before any solving."""
+    return check_output_folder(folder, owned=SCHEDULE_FILES, inputs=inputs)
+
+
 def write_schedule_files(result, folder: str | Path) -> list[Path]:
-    """Write schedule.json and schedule.csv into ``folder`` (each atomically). Returns the paths."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    return [
-        atomic_write_text(folder / "schedule.json", schedule_json_text(result)),
-        atomic_write_text(folder / "schedule.csv", schedule_csv_text(result)),
-    ]
+    """Write schedule.json and schedule.csv as the folder ``folder``, atomically as a pair. Returns the paths."""
+    files = {
+        "schedule.json": schedule_json_text(result).encode("utf-8"),
+        "schedule.csv": schedule_csv_text(result).encode("utf-8"),
+    }
+    folder = write_tree(folder, files, owned=SCHEDULE_FILES)
+    return [folder / name for name in SCHEDULE_FILES]
 
 

@@ -31,4 +31,5 @@ def sweep_csv_text(rows: list[dict]) -> str:
 
 
 def write_sweep_table(rows: list[dict], path: str | Path) -> Path:
-    return atomic_write_text(path, sweep_csv_text(rows))
+    """Write the table to ``path`` atomically (OutputError, naming ``--out``, if it is a folder or cannot be written)."""
+    return atomic_write_text(path, sweep_csv_text(rows), label="--out")

@@ -1,7 +1,9 @@
 """Sweeps: solve a grid of configurations and return one tidy row per configuration.
 
 ``--vary section.key=SPEC`` takes ``a:b:n`` (n evenly spaced values from a to b inclusive) or a comma list
-(``0.005,0.01,0.025``; strings allowed for non-numeric keys). The configurations are the Cartesian
+(``0.005,0.01,0.025``; strings allowed for non-numeric keys). Integer-typed keys (``grid.points``,
+``cap.window``) get integer values: ``grid.points=10:50:5`` is 10, 20, 30, 40, 50, and an a:b:n whose values
+are not whole numbers is refused. A sweep has at most :data:`MAX_CONFIGURATIONS` configurations. The configurations are the Cartesian
 product in the order the keys are given (the last key varies fastest). Keys in
 :data:`~margin_design.design.batch.STACKABLE` are solved as stacked batches (one Newton loop per chunk);
 other keys (grid size, shock model, ...) split the sweep into groups with their own base problem.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import logging
 import math
 import sys
 from pathlib import Path
@@ -22,11 +25,22 @@ from pathlib import Path
 import numpy as np
 
 from margin_design.design.batch import STACKABLE, stack_problems
-from margin_design.design.config import problem_from_dict, validate
-from margin_design.errors import ConfigError
+from margin_design.design.config import SCHEMA, problem_from_dict, validate
+from margin_design.errors import ConfigError, InputError
 from margin_design.solvers.sensitivity import PARAMETERS
 
 DEFAULT_CHUNK = 500
+#: Seconds to wait for a dask scheduler (``--scheduler``) to answer before giving up.
+DEFAULT_TIMEOUT = 30.0
+#: Most configurations in one sweep (each is validated up front and gives one row).
+MAX_CONFIGURATIONS = 10**6
+#: An a:b:n value of an integer key within this (relative) of a whole number counts as that number.
+INTEGER_RTOL = 1e-9
+
+
+def _is_integer_key(key: str) -> bool:
+    section, _, name = key.partition(".")
+    return SCHEMA.get(section, {}).get(name, ("", None))[0] == "integer"
 
 
 def parse_vary(spec: str) -> tuple[str, list]:
@@ -46,8 +60,18 @@ def parse_vary(spec: str) -> tuple[str, list]:
             raise ConfigError(f"--vary {spec!r}: a:b:n needs two numbers and an integer count.") from None
         if count < 1:
             raise ConfigError(f"--vary {spec!r}: the count {count} must be at least 1.")
-        values = list(np.linspace(a, b, count)) if count > 1 else [a]
-        return key, [float(v) for v in values]
+        if count > MAX_CONFIGURATIONS:
+            raise ConfigError(f"--vary {spec!r}: the count {count} is above the maximum of {MAX_CONFIGURATIONS:,} configurations.")
+        values = [float(v) for v in (np.linspace(a, b, count) if count > 1 else [a])]
+        if _is_integer_key(key):  # integer-typed keys (grid.points, cap.window) sweep whole numbers
+            for v in values:
+                if not math.isfinite(v) or abs(v - round(v)) > INTEGER_RTOL * max(1.0, abs(v)):
+                    raise ConfigError(
+                        f"--vary {spec!r}: {key} is an integer, but a:b:n gives {v:.6g}; choose a, b and n so that a and "
+                        "(b - a)/(n - 1) are whole numbers, or list the values (v1,v2,...)."
+                    )
+            return key, [int(round(v)) for v in values]
+        return key, values
     values = []
     for item in text.split(","):
         item = item.strip()
@@ -71,6 +95,9 @@ def expand(base_cfg: dict, varies: list[tuple[str, list]]) -> tuple[list[str], l
     keys = [k for k, _ in varies]
     if len(set(keys)) != len(keys):
         raise ConfigError(f"--vary names a key twice: {keys}.")
+    total = math.prod(len(v) for _, v in varies)
+    if total > MAX_CONFIGURATIONS:
+        raise ConfigError(f"--vary gives {total:,} configurations, above the maximum of {MAX_CONFIGURATIONS:,}; sweep fewer values.")
     combos = list(itertools.product(*[v for _, v in varies]))
     for combo in combos:  # one-sentence errors before any solving
         validate(_apply(base_cfg, keys, combo))
@@ -144,8 +171,10 @@ def run_sweep(
     scheduler: str | None = None,
     chunk_size: int = DEFAULT_CHUNK,
     progress=sys.stderr,
+    timeout: float = DEFAULT_TIMEOUT,
 ) -> list[dict]:
-    """Run a sweep; ``scheduler`` (a dask address) or ``workers`` (LocalCluster size; 0 = in this process)."""
+    """Run a sweep; ``scheduler`` (a dask address, waited for ``timeout`` seconds) or ``workers`` (LocalCluster
+    size; 0 = in this process)."""
     from margin_design.design.config import load_config
 
     cfg, folder = load_config(config_path)
@@ -164,8 +193,8 @@ def run_sweep(
             progress.write(f"\rsweep [{'#' * filled}{'.' * (width - filled)}] {done}/{len(units)} chunks, {len(combos)} configurations")
             progress.flush()
 
-    report(0)
     if scheduler is None and workers == 0:
+        report(0)
         for i, members in enumerate(units):
             results[i] = solve_chunk(raw, folder, keys, members)
             report(i + 1)
@@ -174,10 +203,21 @@ def run_sweep(
 
         cluster = None
         if scheduler is None:
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+            # silence_logs: workers log only errors (their warnings about cancelled tasks after Ctrl-C are noise)
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                                   silence_logs=logging.ERROR)
             client = Client(cluster)
         else:
-            client = Client(scheduler)
+            try:
+                client = Client(scheduler, timeout=timeout)
+            except ValueError as exc:
+                raise InputError(f"--scheduler {scheduler!r} is not a dask address ({str(exc).rstrip('.')}); use e.g. tcp://HOST:8786.") from None
+            except (OSError, TimeoutError) as exc:
+                raise InputError(
+                    f"--scheduler {scheduler!r}: no dask scheduler answered within --timeout {timeout:g} s ({str(exc).rstrip('.')}); "
+                    "check the address and that the scheduler is running."
+                ) from None
+        report(0)  # after connecting, so a refused connection prints only its sentence
         try:
             futures = {client.submit(solve_chunk, raw, folder, keys, members, pure=False): i for i, members in enumerate(units)}
             for done, fut in enumerate(as_completed(futures), start=1):

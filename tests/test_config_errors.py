@@ -14,6 +14,12 @@ def _replace(old: str, new: str) -> str:
     return BASE_CONFIG.replace(old, new)
 
 
+def _table_states(file: str) -> str:
+    """BASE_CONFIG with density = "table" reading ``file`` (median_vol and dispersion apply only to lognormal states)."""
+    text = _replace('density = "lognormal"', f'density = "table"\nfile = "{file}"')
+    return text.replace("median_vol = 0.01\n", "").replace("dispersion = 0.5\n", "")
+
+
 CASES = {
     "not toml": ("[grid\nvol_min = ", "not valid TOML"),
     "unknown section": (BASE_CONFIG + "\n[extra]\nx = 1\n", r"unknown section \[extra\]"),
@@ -43,7 +49,7 @@ CASES = {
     "negative inventory penalty": (_replace("c_eff = 4.5", "c_eff = 4.5\ninventory_penalty = -0.1"), r"market.inventory_penalty = -0.1 must be non-negative"),
     "window < 1": (_replace('input = "variance"', 'input = "realized_variance"\nwindow = 0'), r"cap.window = 0 must be an integer >= 1"),
     "lambda outside (0,1)": (_replace('input = "variance"', 'input = "ewma"\nlambda = 1.0'), r"cap.lambda = 1.0 must be in \(0, 1\)"),
-    "missing states file": (_replace('density = "lognormal"', 'density = "table"\nfile = "nope.csv"'), r"states.file = '.*nope.csv' does not exist"),
+    "missing states file": (_table_states("nope.csv"), r"states.file = '.*nope.csv' does not exist"),
     "missing shock file": (_replace('model = "normal"', 'model = "empirical"\nfile = "missing.csv"'), r"shock.file = '.*missing.csv' does not exist"),
     "target with grid": ('[objective]\nkind = "target"\nfile = "t.csv"\n[grid]\nvol_min = 0.01\nvol_max = 0.02\npoints = 3\n[market]\nalpha = 0.2\nc_eff = 4.5\n', r"section \[grid\] must be absent"),
 }
@@ -68,7 +74,7 @@ def test_bad_config_exits_2_with_one_line(name, write_config, tmp_path, capsys):
 
 def test_missing_column_in_states_file(write_config, tmp_path, capsys):
     (tmp_path / "w.csv").write_text("vol,mass\n0.01,1\n")
-    cfg = write_config(_replace('density = "lognormal"', 'density = "table"\nfile = "w.csv"'))
+    cfg = write_config(_table_states("w.csv"))
     assert main(["solve", str(cfg)]) == 2
     assert "has no column 'weight'" in capsys.readouterr().err
 

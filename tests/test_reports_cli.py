@@ -176,12 +176,13 @@ def test_failed_run_leaves_no_partial_folder(two_runs, tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         cli_report.main([src, "--out", str(out)])
     assert not out.exists() and not list(tmp_path.iterdir())
-    # an existing report is left as it was
+    # an existing report is left as it was (a folder holding only report files may be replaced, so the run gets
+    # as far as the failure; a folder with other files is refused before any work, see test_bad_inputs.py)
     out.mkdir()
-    (out / "keep.txt").write_text("old")
+    (out / "report.md").write_text("old")
     with pytest.raises(RuntimeError):
         cli_report.main([src, "--out", str(out)])
-    assert [p.name for p in tmp_path.iterdir()] == ["report"] and (out / "keep.txt").read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["report"] and (out / "report.md").read_text() == "old"
 
 
 @pytest.mark.parametrize(
