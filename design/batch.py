@@ -89,5 +89,6 @@ def stack_problems(base: Problem, overrides: dict[str, np.ndarray]) -> BatchProb
         chain=n,
         count=count,
     )
+    batch.check_scaling()
     batch.check_convexity()
     return batch

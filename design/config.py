@@ -551,5 +551,6 @@ def problem_from_dict(cfg: dict, folder: str | Path = ".", *, validated: bool = 
             c_eff=m["c_eff"],
         )
     problem = Problem(vol=np.asarray(vol, float), weights=np.asarray(weights, float), objective=objective, cap=cap, config=cfg, source_files=files)
+    problem.check_scaling()
     problem.check_convexity()
     return problem

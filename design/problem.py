@@ -26,6 +26,11 @@ from margin_design.errors import ConfigError, NonConvexError
 
 # A second derivative below -CONVEXITY_TOL * (typical curvature) on the check grid is non-convex.
 CONVEXITY_TOL = 1e-9
+#: Largest accepted ratio of the cost forms' curvature jump Q at M_- (and kink K, per unit of margin) to the
+#: coverage cost's typical curvature: derivatives near M_- carry rounding of order eps Q |M|, which enters the
+#: certificate's duality gap. Measured on the issue-9 configuration (200 and 2,000 states): a ratio of 3e7
+#: certifies at relative gap 3e-11, 1e8 does not (4e-10 > 1e-10); the bound keeps a margin below that.
+SCALE_RATIO_MAX = 1e7
 #: The floor of (3) and (34): margins are non-negative (margin ratio).
 MARGIN_FLOOR = 0.0
 
@@ -183,6 +188,50 @@ class Problem:
                 "(no marginal cost ever outweighs coverage); use carry > 0 or a liquidation or participation cost."
             )
         return m
+
+    # ----------------------------------------------------------------- scaling
+    def check_scaling(self) -> None:
+        """Raise ConfigError if the cost forms at M_- are too steep, against coverage, for float64 to certify.
+
+        The reference is the coverage cost's curvature d2Psi_rest/dM2 at the normal-quantile guess of the
+        first-best, weighted-median over the states. Q (quadratic forms) and K (linear forms, per unit of the
+        guess margin) may be at most SCALE_RATIO_MAX times it; the message names the key that dominates.
+        """
+        if self.objective.kind != "cost":
+            return
+        o = self.objective
+        Q = float(np.max(self.curvature_jump))
+        K = float(np.max(self.kink[0]))
+        if Q == 0.0 and K == 0.0:
+            return
+        s = np.sqrt(float(o.shock.horizon_days) * self.r)
+        guess = np.maximum(s * 2.326, 1e-12)
+        _, d2 = self._unweighted_rest(guess)
+        w = self.weights
+        order = np.argsort(d2)
+        cum = np.cumsum(w[order])
+        h_ref = float(d2[order][np.searchsorted(cum, 0.5 * cum[-1])])
+        scale = max(Q, K / float(np.median(guess)))
+        if not (h_ref > 0 and np.isfinite(scale)) or scale > SCALE_RATIO_MAX * h_ref:
+            parts = {
+                "liquidation_weight": o.liquidation_weight * (o.c_eff**2 if o.liquidation_cost == "quadratic" else o.c_eff / float(np.median(guess))),
+                "participation_weight": o.participation_weight
+                * (o.participation_beta**2 if o.participation_cost == "quadratic" else o.participation_beta / float(np.median(guess))),
+            }
+            key = max(parts, key=lambda k: float(np.max(parts[k])))
+            value = float(np.max(getattr(o, key)))
+            other = (f" with market.c_eff = {float(np.max(o.c_eff)):g}" if key == "liquidation_weight"
+                     else f" with objective.participation_beta = {float(np.max(o.participation_beta)):g}")
+            ratio = scale / h_ref if h_ref > 0 else float("inf")
+            raise ConfigError(
+                f"objective.{key} = {value:g}{other} makes the cost at prev_margin {ratio:.1e} times steeper than the coverage "
+                f"cost (at most {SCALE_RATIO_MAX:.0e} can be certified in float64); lower it (here objective.{key} "
+                f"<= {value * SCALE_RATIO_MAX / ratio:.3g}) or check its units."
+            )
+
+    def _unweighted_rest(self, x) -> tuple[np.ndarray, np.ndarray]:
+        _, d1, d2 = obj.model_derivatives(self.static, self.params, self._jr, self._jw, jnp.asarray(x))
+        return np.asarray(d1), np.asarray(d2)
 
     # ----------------------------------------------------------------- convexity
     def check_convexity(self, points: int = 12) -> None:

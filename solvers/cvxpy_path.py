@@ -17,6 +17,7 @@ import cvxpy as cp
 import numpy as np
 
 from margin_design.design.problem import MARGIN_FLOOR
+from margin_design.errors import SolverError
 from margin_design.solvers.chain import FREE, POOLED, SATURATED
 from margin_design.solvers.chain_pw import ChainStep
 from margin_design.solvers.newton import piecewise_part, solve_with_steps
@@ -67,9 +68,12 @@ def cvxpy_step(problem):
         try:
             prob.solve(solver=cp.CLARABEL, **CLARABEL_OPTIONS)
         except cp.SolverError:
-            prob.solve(solver=cp.CLARABEL)
+            try:
+                prob.solve(solver=cp.CLARABEL)
+            except cp.SolverError:
+                raise SolverError("Clarabel failed on a Newton step of the cvxpy path (badly scaled costs?); try --method exact.") from None
         if y.value is None:
-            raise cp.SolverError(f"Clarabel returned status {prob.status}")
+            raise SolverError(f"Clarabel returned status {prob.status} on a Newton step of the cvxpy path; try --method exact.")
         yv = np.asarray(y.value, float)
         d = np.diff(yv)
         span = max(float(np.ptp(yv)), float(np.max(np.abs(yv))), 1e-12)

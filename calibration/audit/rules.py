@@ -120,20 +120,20 @@ class TableRule:
         if not (np.all(np.isfinite(v)) and np.all(np.isfinite(m))):
             raise InputError(f"rule table {name} has a non-finite vol or margin.")
         if np.any(v <= 0):
-            raise InputError(f"rule table {name} column vol has {v[v <= 0][0]!r}; knots must be positive daily vols (decimal).")
+            raise InputError(f"rule table {name} column vol has {float(v[v <= 0][0])!r}; knots must be positive daily vols (decimal).")
         bad = np.flatnonzero(np.diff(v) <= 0)
         if bad.size:
             k = int(bad[0])
             raise InputError(
-                f"rule table {name} knots are out of order: vol {v[k + 1]!r} (row {k + 3}) does not exceed {v[k]!r} (row {k + 2}); vols must be strictly increasing."
+                f"rule table {name} knots are out of order: vol {float(v[k + 1])!r} (row {k + 3}) does not exceed {float(v[k])!r} (row {k + 2}); vols must be strictly increasing."
             )
         if np.any(m < 0):
-            raise InputError(f"rule table {name} column margin has {m[m < 0][0]!r}; margins must be non-negative margin ratios.")
+            raise InputError(f"rule table {name} column margin has {float(m[m < 0][0])!r}; margins must be non-negative margin ratios.")
         bad = np.flatnonzero(np.diff(m) < 0) if self.require_monotone else np.empty(0, dtype=int)
         if bad.size:
             k = int(bad[0])
             raise InputError(
-                f"rule table {name} is not monotone: margin falls from {m[k]!r} to {m[k + 1]!r} between vol {v[k]!r} and {v[k + 1]!r}; a margin rule must be non-decreasing."
+                f"rule table {name} is not monotone: margin falls from {float(m[k])!r} to {float(m[k + 1])!r} between vol {float(v[k])!r} and {float(v[k + 1])!r}; a margin rule must be non-decreasing."
             )
 
     @property
