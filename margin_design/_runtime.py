@@ -3,25 +3,26 @@ and a usable folder for numba's on-disk cache.
 
 * :func:`configure_jax` switches JAX to float64 (``jax_enable_x64``; every JAX function of the package feeds
   an optimiser or a certificate) and points JAX's persistent compilation cache at a per-user folder, so that
-  a second run loads the compiled XLA programmes instead of compiling them again (compiled code is the same,
-  so results are byte-identical). Called on import by :mod:`margin_design.design` and by the JAX path of
-  :mod:`margin_design.calibration`, hence by every command that solves.
+  a second run loads the compiled XLA programmes instead of compiling them again (the compiled code is the
+  same, so results are byte-identical). Called on import by :mod:`margin_design.design` and by the JAX
+  formulas of :mod:`margin_design.calibration`, hence by every command that solves.
 * :func:`configure_numba` makes sure numba can cache the ``@njit(cache=True)`` kernels of
-  :mod:`margin_design.solvers`: numba caches next to the source (``__pycache__``) or in the user's cache
-  folder, and refuses to import a ``cache=True`` function when neither is writable (an installed package
-  used by someone without a writable home). Called by :mod:`margin_design.solvers` before any kernel is
-  defined.
+  :mod:`margin_design.solvers`. numba caches beside the source (``__pycache__``) or in the user's cache
+  folder, and refuses to define a ``cache=True`` function when neither is writable ("cannot cache function
+  ...: no locator available"), which is the case for an installed package used by someone without a
+  writable home folder. Called by :mod:`margin_design.solvers` before any kernel is defined.
 
-Cache folder: ``$XDG_CACHE_HOME/margin-design`` (``~/.cache/margin-design`` when XDG_CACHE_HOME is unset).
-When that cannot be created, a private per-user folder in the temporary directory is used
-(``<tmp>/margin-design-<uid>``, mode 0700, checked to be ours), else a per-process temporary folder, else
-JAX runs without its persistent cache. None of this prints anything unless ``MARGIN_DESIGN_VERBOSE`` is set
-(to anything but ``0``). JAX's own settings win: a ``jax_compilation_cache_dir`` set by the user
-(``JAX_COMPILATION_CACHE_DIR``) is kept, and ``JAX_ENABLE_COMPILATION_CACHE=false`` turns the cache off;
-``NUMBA_CACHE_DIR`` is honoured when it is writable.
+Folders: ``$XDG_CACHE_HOME/margin-design/{jax,numba}`` (``~/.cache/margin-design/...`` when XDG_CACHE_HOME
+is unset; numba's own locations come first and are normally used). When that folder cannot be created, a
+private per-user folder in the temporary directory is used, ``<tmp>/margin-design-<uid>`` (mode 0700, used
+only if it is a directory owned by this user that nobody else can write). If even that is unusable, numba
+gets a per-process temporary folder removed at exit and JAX runs without its persistent cache. Nothing is
+printed unless ``MARGIN_DESIGN_VERBOSE`` is set (to anything but ``0``), which prints the folders used.
 
-Both functions are idempotent and cheap after the first call. This module imports neither JAX nor numba
-at import time.
+JAX's and numba's own settings win: a ``jax_compilation_cache_dir`` set by the user
+(``JAX_COMPILATION_CACHE_DIR``) is kept, ``JAX_ENABLE_COMPILATION_CACHE=false`` turns the cache off, and a
+writable ``NUMBA_CACHE_DIR`` is used by numba as usual. Both functions are idempotent and cheap after the
+first call; this module imports neither JAX nor numba at import time.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def _note(message: str) -> None:
 
 
 def _writable_dir(path: Path) -> Path | None:
-    """``path`` created if needed and proven writable (a temporary file is created and removed), else None."""
+    """``path``, created if needed and proven writable (a temporary file is created and removed), else None."""
     try:
         path.mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=path).close()
@@ -72,43 +73,32 @@ def cache_root() -> Path:
 
 
 def _private_temp_root() -> Path | None:
-    """A temporary cache folder that only this user can write: ``<tmp>/margin-design-<uid>`` if it is ours
-    (a directory, not a link, owned by us, no access for group or others), else a fresh per-process folder
-    removed at exit; None if the system has no usable temporary directory."""
-    if "temp_root" in _state:
-        return _state["temp_root"]
-    root = None
-    try:
-        tmp = tempfile.gettempdir()
-        uid = os.getuid() if hasattr(os, "getuid") else None
-        shared = Path(tmp) / f"{APP}-{uid if uid is not None else 'user'}"
+    """``<tmp>/margin-design-<uid>``, created with mode 0700, if it is a real directory owned by this user
+    that group and others cannot access (another user could otherwise plant compiled code in it); else None."""
+    if "temp_root" not in _state:
+        root = None
         try:
+            uid = os.getuid() if hasattr(os, "getuid") else None
+            shared = Path(tempfile.gettempdir()) / f"{APP}-{uid if uid is not None else 'user'}"
             shared.mkdir(mode=0o700, exist_ok=True)
             st = os.lstat(shared)
-            ours = stat.S_ISDIR(st.st_mode) and (uid is None or st.st_uid == uid) and not (st.st_mode & 0o077)
-            if ours and _writable_dir(shared) is not None:
+            private = stat.S_ISDIR(st.st_mode) and (uid is None or st.st_uid == uid) and not st.st_mode & 0o077
+            if private and _writable_dir(shared) is not None:
                 root = shared
-        except OSError:
-            pass
-        if root is None:
-            root = Path(tempfile.mkdtemp(prefix=f"{APP}-"))
-            atexit.register(shutil.rmtree, root, ignore_errors=True)
-    except (OSError, FileNotFoundError):
-        root = None
-    _state["temp_root"] = root
-    return root
+        except OSError:  # includes "no usable temporary directory"
+            root = None
+        _state["temp_root"] = root
+    return _state["temp_root"]
 
 
-def _cache_dir(name: str) -> Path | None:
-    """``cache_root()/name`` if usable, else the same name under the private temporary folder, else None."""
+def _cache_dir(name: str) -> tuple[Path | None, str]:
+    """(folder, how it was chosen): ``cache_root()/name`` if writable, else the private temporary folder's."""
     preferred = cache_root() / name
-    found = _writable_dir(preferred)
-    if found is not None:
-        return found
+    if _writable_dir(preferred) is not None:
+        return preferred, ""
     temp = _private_temp_root()
-    found = None if temp is None else _writable_dir(temp / name)
-    _note(f"cannot write the cache folder {preferred}; using {found if found is not None else 'no cache'} for {name}")
-    return found
+    folder = None if temp is None else _writable_dir(temp / name)
+    return folder, f"{preferred} is not writable"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -119,27 +109,31 @@ def _cache_dir(name: str) -> Path | None:
 def configure_jax():
     """Switch JAX to float64 and enable its persistent compilation cache; returns the ``jax`` module.
 
-    The cache keeps every compiled programme (``jax_persistent_cache_min_compile_time_secs = 0``, no size
-    floor): this package's programmes compile in tens of milliseconds each, far below JAX's default
-    threshold of one second, but a solve compiles about ten of them.
+    Every compiled programme is kept (``jax_persistent_cache_min_compile_time_secs = 0``, no size floor):
+    this package's programmes compile in tens of milliseconds each, far below JAX's default threshold of
+    one second, but a solve needs about ten of them. Call before the first compilation (JAX reads the
+    cache settings once, at its first compilation).
     """
     import jax
 
     if _state.get("jax"):
         return jax
+    _state["jax"] = True
     jax.config.update("jax_enable_x64", True)
     if not jax.config.jax_enable_compilation_cache:
-        _note("JAX persistent compilation cache disabled (jax_enable_compilation_cache is off)")
-    elif jax.config.jax_compilation_cache_dir:
-        _note(f"JAX persistent compilation cache: {jax.config.jax_compilation_cache_dir} (set by the user)")
-    else:
-        folder = _cache_dir("jax")
-        if folder is not None:
-            jax.config.update("jax_compilation_cache_dir", str(folder))
-            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-            jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
-            _note(f"JAX persistent compilation cache: {folder}")
-    _state["jax"] = True
+        _note("JAX compilation cache: off (jax_enable_compilation_cache is false)")
+        return jax
+    if jax.config.jax_compilation_cache_dir:
+        _note(f"JAX compilation cache: {jax.config.jax_compilation_cache_dir} (JAX's own setting)")
+        return jax
+    folder, why = _cache_dir("jax")
+    if folder is None:
+        _note(f"JAX compilation cache: off ({why}, and no private temporary folder)")
+        return jax
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
+    _note(f"JAX compilation cache: {folder}" + (f" ({why})" if why else ""))
     return jax
 
 
@@ -148,36 +142,43 @@ def configure_jax():
 # ----------------------------------------------------------------------------------------------
 
 
-def _probe():  # pragma: no cover - never called; its code object stands in for a cached kernel
+def _probe():  # pragma: no cover - never called; its code object stands in for a cached kernel's
     pass
 
 
 def configure_numba(source_file: str) -> None:
-    """Make numba's cache usable for the ``@njit(cache=True)`` kernels defined in ``source_file``'s folder.
+    """Make sure numba can cache the ``@njit(cache=True)`` kernels defined in ``source_file``'s folder.
 
-    Runs numba's own cache locators (``NUMBA_CACHE_DIR``, ``__pycache__`` beside the source, the user-wide
-    cache folder) on ``source_file``; if none can write, numba would refuse to define the kernels ("cannot
-    cache function ...: no locator available"), so ``numba.config.CACHE_DIR`` is pointed at a writable
-    folder (see :func:`cache_root`, then the private temporary folder). Call before the kernels are defined.
+    Asks numba's own cache locators (``NUMBA_CACHE_DIR``, ``__pycache__`` beside the source, the user-wide
+    cache folder) whether one of them can write for ``source_file``; if none can, ``numba.config.CACHE_DIR``
+    is pointed at ``cache_root()/numba``, else at the private temporary folder, else at a per-process
+    temporary folder removed at exit. Call before the kernels are defined.
     """
-    key = ("numba", os.path.dirname(os.path.abspath(source_file)))
-    if _state.get(key):
+    folder_key = ("numba", os.path.dirname(os.path.abspath(source_file)))
+    if _state.get(folder_key):
         return
-    _state[key] = True
-    try:
-        from numba.core import caching, config
-    except ImportError:  # pragma: no cover - numba is a hard dependency
+    _state[folder_key] = True
+    from numba.core import caching, config
+
+    impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl", None)  # public from numba 0.61
+    locators = getattr(impl, "_locator_classes", None)
+    if locators:
+        for cls in locators:
+            try:
+                if cls.from_function(_probe, source_file) is not None:
+                    return
+            except Exception:  # a locator that does not apply to this file: try the next one
+                continue
+    elif _writable_dir(Path(source_file).parent / "__pycache__") is not None:  # pragma: no cover - other numba
         return
-    locators = getattr(getattr(caching, "_CacheImpl", None), "_locator_classes", None)
-    if not locators:  # pragma: no cover - a numba without the class list: let numba decide
-        return
-    for cls in locators:
+    folder, why = _cache_dir("numba")
+    if folder is None:
         try:
-            if cls.from_function(_probe, source_file) is not None:
-                return
-        except Exception:  # a locator that cannot handle this file: try the next one
-            continue
-    folder = _cache_dir("numba")
-    if folder is not None:
-        config.CACHE_DIR = str(folder)
-        _note(f"numba cache: {folder} (no writable __pycache__ or user cache folder)")
+            folder = Path(tempfile.mkdtemp(prefix=f"{APP}-numba-"))
+        except OSError:
+            _note("numba cache: no writable folder at all; numba will refuse to define the cached kernels")
+            return
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        why += ", and no private temporary folder: this run compiles the kernels afresh"
+    config.CACHE_DIR = str(folder)
+    _note(f"numba cache: {folder} (no writable __pycache__ beside the source or numba user cache; {why})")
