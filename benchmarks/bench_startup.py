@@ -3,7 +3,9 @@
 Rows: ``python -c "import jax"`` (the yardstick), ``margin-design --help``, ``margin-design calibrate threshold``
 (a Table 5 row at the benchmark), and ``margin-design solve examples/benchmark.toml`` (400 states) with cold
 caches (a fresh JAX cache folder via XDG_CACHE_HOME and a fresh NUMBA_CACHE_DIR: the first run on a machine)
-and with warm caches (every run after the first). Each command runs ``--repeat`` times in a fresh process;
+and with warm caches (every run after the first). Python's byte-code caches are warm in every row (written
+by a warm-up run under PYTHONPYCACHEPREFIX, as an installed package has them; PYTHONDONTWRITEBYTECODE is
+dropped). Each command runs ``--repeat`` times in a fresh process;
 a cell gives the minimum and the median wall seconds, and the minimum CPU seconds (user + system) of the
 process. Other processes on the machine disturb single runs: the minimum is the most stable figure, and CPU
 time is less sensitive to a busy machine than wall time. The last row is the warm solve over the jax import,
@@ -56,10 +58,12 @@ class Installation:
         self.label = str(parents[2]) if len(parents) > 2 else self.python
         script = Path(self.python).parent / "margin-design"
         self.cli = [str(script)] if script.exists() else [self.python, "-m", "margin_design.cli"]
-        base = {k: v for k, v in os.environ.items() if not k.startswith(("NUMBA_", "JAX_", "XLA_", "MARGIN_DESIGN_"))}
-        self.base = base
         self.tmp = f"{tmp}/{index}"
         os.makedirs(self.tmp)
+        drop = ("NUMBA_", "JAX_", "XLA_", "MARGIN_DESIGN_", "PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")
+        base = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+        # byte-code caches as an installed package has them (written by the warm-up run), kept out of the source tree
+        self.base = base = dict(base, PYTHONPYCACHEPREFIX=f"{self.tmp}/pycache")
         self.warm = dict(base, XDG_CACHE_HOME=f"{self.tmp}/warm-xdg", NUMBA_CACHE_DIR=f"{self.tmp}/warm-numba")
         self.cold_runs = 0
         self.results: dict[str, list[tuple[float, float]]] = {row: [] for row in ROWS}
@@ -93,8 +97,10 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
         installs = [Installation(py, tmp, i) for i, py in enumerate(args.python)]
+        for inst in installs:  # warm-up: byte code of everything a solve imports, the warm caches
+            inst.run(ROWS[4], record=False)
         for row in ROWS:
-            for inst in installs:  # warm-up: .pyc files, the disk cache, and the warm caches of the solve
+            for inst in installs:  # warm-up: the disk cache
                 if row != ROWS[3]:
                     inst.run(row, record=False)
             for _ in range(args.cold_repeat if row == ROWS[3] else args.repeat):
