@@ -7,7 +7,7 @@ in a fraction of a second. JAX arrays and tracers (inside ``jax.grad``, ``jax.vm
 arrays of more than one element go to jax.numpy (float64, set by :func:`margin_design._runtime.configure_jax`),
 as before. The split keeps every result bit for bit: on scalars each of these operations is correctly
 rounded in both libraries, but XLA divides an array by a scalar through its reciprocal (``x * (1/c)``),
-which differs from NumPy's ``x / c`` in the last bit for about a third of the elements; so arrays stay
+which differs from NumPy's ``x / c`` in the last bit for many elements (30-70% of random ones); so arrays stay
 where they were. Squares are written ``x * x``, which is what ``jax.numpy``'s ``x ** 2`` computes
 (``lax.integer_pow``), whereas NumPy's scalar ``**`` may go through ``pow``.
 """

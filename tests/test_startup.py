@@ -275,3 +275,39 @@ def test_the_temporary_fallback_is_used_only_if_private(monkeypatch, tmp_path):
     elsewhere.mkdir(mode=0o700)
     folder.symlink_to(elsewhere)  # a link, possibly planted by someone else
     assert fresh() is None
+
+
+# ----------------------------------------------------------------------------------------------
+# the cap formulas on plain numbers: NumPy, same bits as jax.numpy
+# ----------------------------------------------------------------------------------------------
+
+
+def test_cap_formulas_give_the_same_bits_on_numbers_as_on_jax_scalars():
+    import jax.numpy as jnp
+    import numpy as np
+
+    from margin_design.calibration import cap
+
+    rng = np.random.default_rng(20260901)
+    for _ in range(300):
+        eps, tau, kappa = rng.uniform(0.01, 2.0), rng.uniform(0.05, 5.0), rng.uniform(0.0, 1.0)
+        f, m, vol = rng.uniform(1e-4, 1.0), rng.uniform(1e-3, 1.0), rng.uniform(1e-4, 0.2)
+        k, jump, pts = rng.uniform(1.0, 500.0), rng.uniform(0.0, 3.0), rng.uniform(0.0, 50.0)
+        cases = [
+            (cap.relative_cap_coefficient, (eps, tau, f, None, k, kappa)),
+            (cap.vol_points_needed, (jump, eps, tau, f, None, k, kappa)),
+            (cap.max_relative_margin_increase, (pts, eps, tau, f, None, k, kappa)),
+            (cap.participation_for_distortion, (k * np.sqrt(f), k)),
+        ]
+        cal = cap.calibrate_market(eps, tau, f, m, impact_k=k, inventory_penalty=kappa)
+        a, c = cal.alpha, cal.c_eff
+        cases += [
+            (cap.cap_dm_dr, (a, c, vol, kappa)),
+            (cap.cap_relative_dvol_annual, (a, c, m, kappa)),
+            (cap.alpha_c_eff, (eps, tau, m, f, float(cal.distortion_bps))),
+        ]
+        for fn, args in cases:
+            plain = fn(*args)
+            traced = fn(*(None if x is None else jnp.asarray(x) for x in args))
+            assert type(plain).__module__ == "numpy"  # computed without JAX
+            assert np.asarray(plain).tobytes() == np.asarray(traced).tobytes(), fn.__name__
