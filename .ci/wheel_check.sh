@@ -26,3 +26,16 @@ PY
 "$tmp/venv/bin/margin-design" solve "$OLDPWD/examples/benchmark.toml" --out "$tmp/out" >/dev/null
 test -s "$tmp/out/schedule.json"
 echo "wheel-check: non-editable install solved the benchmark"
+# (4) a user who can write neither the installed package nor a home folder can still solve (numba and JAX
+# caches fall back to a private temporary folder). Root writes anywhere, so this step needs an ordinary
+# user; as root, tests/test_startup.py runs the same check as nobody.
+if [ "$(id -u)" != 0 ]; then
+    mkdir "$tmp/tmp"
+    chmod -R a-w "$tmp/venv/lib"
+    status=0
+    env -u NUMBA_CACHE_DIR -u XDG_CACHE_HOME -u JAX_COMPILATION_CACHE_DIR HOME=/nonexistent TMPDIR="$tmp/tmp" \
+        "$tmp/venv/bin/margin-design" solve "$OLDPWD/examples/benchmark.toml" >/dev/null || status=$?
+    chmod -R u+w "$tmp/venv/lib"
+    test "$status" = 0
+    echo "wheel-check: solved from a read-only install without a writable home folder"
+fi

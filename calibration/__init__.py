@@ -18,69 +18,83 @@ r is the variance of daily returns, sigma = sqrt(r) the daily vol, sigma_ann = s
 
 from __future__ import annotations
 
-from .accounts import (
-    AccountsCalibration,
-    aggregate_exposure,
-    binding_mass,
-    c_eff_from_accounts,
-    calibrate_accounts,
-    lemma11_slope_bound,
-    read_accounts_csv,
-)
-from .cap import (
-    BENCHMARK,
-    DEFAULT_IMPACT_K_BPS,
-    TRADING_DAYS_PER_YEAR,
-    CapValues,
-    MarketCalibration,
-    alpha_c_eff,
-    calibrate_market,
-    cap_dm_dr,
-    cap_dm_dvol,
-    cap_dm_dvol_annual,
-    cap_relative_dvol_annual,
-    distortion_bps,
-    impact_alpha,
-    liquidation_slope,
-    max_relative_margin_increase,
-    participation_for_distortion,
-    relative_cap_coefficient,
-    vol_points_needed,
-)
-from .data import (
-    DataCalibration,
-    ObjectiveSettings,
-    PriceSeries,
-    calibrate_from_prices,
-    ewma_variance,
-    load_dataset,
-    load_sp500,
-    read_price_csv,
-    realized_variance,
-    standardized_losses,
-    write_design_config,
-)
-from .elasticity import ElasticityEstimate, estimate_elasticity, newey_west_covariance, read_elasticity_csv
-from .gain import (
-    GainAssessment,
-    assess_margin_move,
-    gain_coefficients,
-    gain_condition,
-    liquidation_multiple,
-    minimum_trigger,
-    profit_bps_lower_bound,
-    roi_pct_lower_bound,
-)
-from .portfolio import (
-    TWO_ASSET_RHO_THRESHOLD,
-    alignment,
-    portfolio_slope_cap,
-    price_pressure_scale,
-    two_asset_max_relative_increase,
-    two_asset_pressure_ratio,
-    two_asset_slope_ratio,
-)
-from .tables import paper_tables, render_tables
+import importlib
+
+# Exports are loaded on first use (as in margin_design.reports): ``from margin_design.calibration.cap import ...``
+# then runs only the cap formulas, without JAX, SciPy's statistics or the data sets, so that the cap-only
+# commands start quickly. The names and what they refer to are unchanged.
+_EXPORTS = {
+    "AccountsCalibration": "accounts",
+    "aggregate_exposure": "accounts",
+    "binding_mass": "accounts",
+    "c_eff_from_accounts": "accounts",
+    "calibrate_accounts": "accounts",
+    "lemma11_slope_bound": "accounts",
+    "read_accounts_csv": "accounts",
+    "BENCHMARK": "cap",
+    "DEFAULT_IMPACT_K_BPS": "cap",
+    "TRADING_DAYS_PER_YEAR": "cap",
+    "CapValues": "cap",
+    "MarketCalibration": "cap",
+    "alpha_c_eff": "cap",
+    "calibrate_market": "cap",
+    "cap_dm_dr": "cap",
+    "cap_dm_dvol": "cap",
+    "cap_dm_dvol_annual": "cap",
+    "cap_relative_dvol_annual": "cap",
+    "distortion_bps": "cap",
+    "impact_alpha": "cap",
+    "liquidation_slope": "cap",
+    "max_relative_margin_increase": "cap",
+    "participation_for_distortion": "cap",
+    "relative_cap_coefficient": "cap",
+    "vol_points_needed": "cap",
+    "DataCalibration": "data",
+    "ObjectiveSettings": "data",
+    "PriceSeries": "data",
+    "calibrate_from_prices": "data",
+    "ewma_variance": "data",
+    "load_dataset": "data",
+    "load_sp500": "data",
+    "read_price_csv": "data",
+    "realized_variance": "data",
+    "standardized_losses": "data",
+    "write_design_config": "data",
+    "ElasticityEstimate": "elasticity",
+    "estimate_elasticity": "elasticity",
+    "newey_west_covariance": "elasticity",
+    "read_elasticity_csv": "elasticity",
+    "GainAssessment": "gain",
+    "assess_margin_move": "gain",
+    "gain_coefficients": "gain",
+    "gain_condition": "gain",
+    "liquidation_multiple": "gain",
+    "minimum_trigger": "gain",
+    "profit_bps_lower_bound": "gain",
+    "roi_pct_lower_bound": "gain",
+    "TWO_ASSET_RHO_THRESHOLD": "portfolio",
+    "alignment": "portfolio",
+    "portfolio_slope_cap": "portfolio",
+    "price_pressure_scale": "portfolio",
+    "two_asset_max_relative_increase": "portfolio",
+    "two_asset_pressure_ratio": "portfolio",
+    "two_asset_slope_ratio": "portfolio",
+    "paper_tables": "tables",
+    "render_tables": "tables",
+}
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'margin_design.calibration' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))
 
 __all__ = [
     "AccountsCalibration",

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import math
+import sys
 
 import numpy as np
 
@@ -20,11 +21,12 @@ __all__ = ["check_range", "fmt_value", "to_py"]
 
 
 def _is_tracer(x: Any) -> bool:
+    jax = sys.modules.get("jax")  # a value can only be a tracer once JAX is imported; do not import it here
+    if jax is None:
+        return False
     try:
-        import jax
-
         return isinstance(x, jax.core.Tracer)
-    except Exception:  # pragma: no cover - jax is a hard dependency
+    except Exception:  # pragma: no cover - a partially imported jax
         return False
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import jax
+from margin_design._runtime import configure_jax
 
-jax.config.update("jax_enable_x64", True)
+jax = configure_jax()
 
 import jax.numpy as jnp  # noqa: E402  (after the precision switch)
 

@@ -19,9 +19,10 @@ Chain of formulas (equation numbers of the paper):
 * the benchmark reading (44)/(81): ``Delta m / m <= 2 f / (sqrt(252) epsilon tau delta(f)) Delta sigma_ann``,
   2.80/tau at epsilon = 0.225, f = 1%, delta = 20 bp (45)/(82); Table 5 thresholds (83)-(84).
 
-Every function is a pure ``jax.numpy`` expression: arguments broadcast (a sweep over epsilon, tau, f is
-one call) and the formulas can be differentiated with ``jax.grad``. Concrete inputs are range-checked
-and raise :class:`~margin_design.errors.InputError`; traced inputs are not checked.
+Every function is a pure array expression: arguments broadcast (a sweep over epsilon, tau, f is one call)
+and the formulas can be differentiated with ``jax.grad``. Numbers and NumPy arrays are computed with NumPy
+(no JAX import), JAX arrays and tracers with jax.numpy, to the same float64 bits (:mod:`._xp`). Concrete
+inputs are range-checked and raise :class:`~margin_design.errors.InputError`; traced inputs are not checked.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import numpy as np
 from margin_design.errors import InputError
 
 from ._checks import check_range, to_py as _to_py
-from ._jax import jnp
+from ._xp import f64 as _f, sqrt as _sqrt, square as _square
 
 __all__ = [
     "TRADING_DAYS_PER_YEAR",
@@ -83,10 +84,6 @@ BENCHMARK = {
 _SQRT_YEAR = math.sqrt(TRADING_DAYS_PER_YEAR)
 
 
-def _f(x: Any):
-    return jnp.asarray(x, dtype=jnp.float64)
-
-
 # ----------------------------------------------------------------------------------------------
 # Impact, alpha, c_eff: (65), (75)-(77)
 # ----------------------------------------------------------------------------------------------
@@ -100,14 +97,14 @@ def distortion_bps(participation, impact_k: Any = DEFAULT_IMPACT_K_BPS):
     """
     check_range("participation", participation, low=0.0, high=1.0, what="a fraction of ADV in (0, 1]")
     check_range("impact_k", impact_k, low=0.0, what="positive (bp)")
-    return _f(impact_k) * jnp.sqrt(_f(participation))
+    return _f(impact_k) * _sqrt(_f(participation))
 
 
 def participation_for_distortion(distortion, impact_k: Any = DEFAULT_IMPACT_K_BPS):
     """Inverse of (65): the participation f (decimal of ADV) whose distortion is ``distortion`` bp, ``(delta_bps/k)^2``."""
     check_range("distortion_bps", distortion, low=0.0, what="positive (bp)")
     check_range("impact_k", impact_k, low=0.0, what="positive (bp)")
-    return (_f(distortion) / _f(impact_k)) ** 2
+    return _square(_f(distortion) / _f(impact_k))
 
 
 def impact_alpha(participation, distortion):
@@ -158,7 +155,7 @@ def cap_dm_dvol(alpha, c_eff, inventory_penalty: Any = 0.0):
     """
     _cap_checks(alpha, c_eff, inventory_penalty)
     a = _f(alpha)
-    return (2.0 * a + _f(inventory_penalty)) / (a**2 * _f(c_eff))
+    return (2.0 * a + _f(inventory_penalty)) / (_square(a) * _f(c_eff))
 
 
 def cap_dm_dr(alpha, c_eff, vol, inventory_penalty: Any = 0.0):

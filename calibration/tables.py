@@ -25,13 +25,9 @@ from .cap import (
     relative_cap_coefficient,
     vol_points_needed,
 )
-from .gain import liquidation_multiple, profit_bps_lower_bound, roi_pct_lower_bound
-from .portfolio import (
-    TWO_ASSET_RHO_THRESHOLD,
-    two_asset_max_relative_increase,
-    two_asset_pressure_ratio,
-    two_asset_slope_ratio,
-)
+
+# .gain and .portfolio (jax.numpy) are imported by the tables that use them, so that text_table and the
+# cap-only commands (calibrate cap, calibrate threshold) run without importing JAX.
 
 __all__ = [
     "MARGIN_FROM",
@@ -84,6 +80,8 @@ def table1(impact_k: float = DEFAULT_IMPACT_K_BPS) -> dict:
 
     Rows are f in {0.5%, 1%, 2%}, columns m_0 = 5% -> m_1 in {6%, 7%, 8%}.
     """
+    from .gain import liquidation_multiple, profit_bps_lower_bound, roi_pct_lower_bound
+
     f = np.asarray(TABLE1_PARTICIPATIONS)[:, None]
     m1 = np.asarray(MARGINS_TO)[None, :]
     jump = m1 / MARGIN_FROM - 1.0
@@ -115,6 +113,8 @@ def _grid():
 
 def table3() -> dict:
     """Table 3: G = epsilon (Delta M/M) tau / f (67) on the full grid; index order [jump][f][tau][epsilon]."""
+    from .gain import liquidation_multiple
+
     jump, f, tau, eps = _grid()
     g = liquidation_multiple(eps, jump, tau, f)
     return {
@@ -136,6 +136,8 @@ def table4(impact_k: float = DEFAULT_IMPACT_K_BPS) -> dict:
     (e.g. Panel A, f = 1%, tau = 1, epsilon = 0.225: printed 10.1, formula 8.3 = Table 1's 8.3).
     ``table4(impact_k=241.6)`` reproduces the printed table; see tests/test_calibration_tables.py.
     """
+    from .gain import liquidation_multiple, profit_bps_lower_bound, roi_pct_lower_bound
+
     jump, f, tau, eps = _grid()
     m1 = (np.asarray(MARGINS_TO))[:, None, None, None]
     g = liquidation_multiple(eps, jump, tau, f)
@@ -213,6 +215,8 @@ def section64() -> dict:
 
 def appendix_d6(margin: float = MARGIN_FROM) -> dict:
     """D.6 two-asset example: ratios (91)-(92), threshold rho = sqrt(2) - 1, calibration (93) at tau = 1."""
+    from .portfolio import TWO_ASSET_RHO_THRESHOLD, two_asset_max_relative_increase, two_asset_pressure_ratio, two_asset_slope_ratio
+
     rho = np.asarray(D6_RHOS)
     rel = two_asset_max_relative_increase(rho, TABLE5_VOL_RISE_POINTS, turnover=1.0)
     return {

@@ -6,12 +6,13 @@ sqrt(252) * sigma the annualised volatility; positions and flows are in units of
 traded value (ADV).
 
 Importing this package switches JAX to float64 (``jax_enable_x64``): everything here feeds an
-optimiser or a certificate.
+optimiser or a certificate. The switch and JAX's persistent compilation cache are set up in one place,
+:func:`margin_design._runtime.configure_jax`.
 """
 
-import jax
+from margin_design._runtime import configure_jax
 
-jax.config.update("jax_enable_x64", True)
+configure_jax()
 
 from margin_design.design.cap import CapSpec, cap_increments, cap_slope_r, cap_slope_vol  # noqa: E402
 from margin_design.design.config import load_config, load_problem, problem_from_dict  # noqa: E402

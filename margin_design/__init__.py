@@ -7,9 +7,17 @@ Subpackages: ``margin_design.calibration`` (inputs from elasticities and data), 
 
 __all__ = ["__version__"]
 
-try:
-    from importlib.metadata import version as _version
 
-    __version__ = _version("margin-design")
-except Exception:  # pragma: no cover - source tree without installation
-    __version__ = "0+unknown"
+def __getattr__(name: str):
+    # The version is read from the installed metadata on first use: importlib.metadata costs about 30 ms,
+    # a tenth of a command that needs no solve.
+    if name == "__version__":
+        try:
+            from importlib.metadata import version
+
+            value = version("margin-design")
+        except Exception:  # pragma: no cover - source tree without installation
+            value = "0+unknown"
+        globals()["__version__"] = value
+        return value
+    raise AttributeError(f"module 'margin_design' has no attribute {name!r}")

@@ -16,7 +16,10 @@ import sys
 import warnings
 from pathlib import Path
 
+from margin_design._runtime import quick_exit
 from margin_design.errors import MarginDesignError
+
+quick_exit()  # a command is a short-lived process: no garbage-collector passes over JAX's objects at exit
 
 # Each module adds its subcommand(s) with register(subparsers): calibrate, report, sweep, audit.
 SUBCOMMAND_MODULES = ("cli_calibrate", "cli_report", "cli_sweep", "cli_audit")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import jax
 import pytest
 
-jax.config.update("jax_enable_x64", True)
+from margin_design._runtime import configure_jax
+
+configure_jax()  # float64 and the persistent compilation cache, as the package sets them
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
