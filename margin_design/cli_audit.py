@@ -85,7 +85,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _check_overlay_flags(args: argparse.Namespace) -> None:
     """Daily-vol and margin-ratio flags must be plausible decimals (bounds of :mod:`margin_design.design.config`)."""
-    from margin_design.design.config import daily_vol_problem, margin_ratio_problem
+    from margin_design.plausibility import daily_vol_problem, margin_ratio_problem
 
     checks = [
         ("--floor-vol", args.floor_vol, daily_vol_problem),
@@ -108,7 +108,7 @@ def _check_rule_plausible(rule, source: str) -> None:
     written in percent would otherwise be audited as a rule for daily vols of 100% and more)."""
     import numpy as np
 
-    from margin_design.design.config import daily_vol_problem, margin_ratio_problem
+    from margin_design.plausibility import daily_vol_problem, margin_ratio_problem
 
     base = getattr(rule, "base", None)
     for column, problem in (("vol", daily_vol_problem), ("margin", margin_ratio_problem)):

@@ -54,6 +54,11 @@ def _nonnegative(flag: str, value: float | None) -> None:
         raise InputError(f"{flag} must be non-negative, got {value:g}.")
 
 
+#: Smallest trigger size accepted (fraction of ADV): 1e-6 of a day's volume is already below one lot in
+#: most markets; far smaller values only push the impact and gain formulas to float64's limits.
+MIN_PARTICIPATION = 1e-6
+
+
 def _fraction(flag: str, value: float | None, what: str) -> None:
     if value is not None and not (0 < value <= 1):
         raise InputError(f"{flag} must be {what} in (0, 1], got {value:g}.")
@@ -72,6 +77,9 @@ def _check_market_flags(args: argparse.Namespace) -> None:
     _positive("--elasticity", getattr(args, "elasticity", None), "positive (epsilon_XM = -dlog X/dlog M)")
     _positive("--turnover", getattr(args, "turnover", None), "positive (tau = XP/ADV)")
     _fraction("--participation", getattr(args, "participation", None), "a fraction of ADV")
+    f = getattr(args, "participation", None)
+    if f is not None and f < MIN_PARTICIPATION:
+        raise InputError(f"--participation = {f:g} is below {MIN_PARTICIPATION:g} of ADV; the trigger size f is a decimal fraction of ADV (0.01 = 1%).")
     _fraction("--margin", getattr(args, "margin", None), "a margin ratio")
     _positive("--impact-k", getattr(args, "impact_k", None), "positive (bp)")
     _positive("--distortion-bps", getattr(args, "distortion_bps", None), "positive (bp)")
@@ -81,7 +89,7 @@ def _check_market_flags(args: argparse.Namespace) -> None:
     _positive("--vol", getattr(args, "vol", None), "a positive daily volatility (decimal)")
     vol = getattr(args, "vol", None)
     if vol is not None:
-        from margin_design.design.config import daily_vol_problem
+        from margin_design.plausibility import daily_vol_problem
 
         why = daily_vol_problem(vol)
         if why is not None:
@@ -252,7 +260,7 @@ def _cmd_cap(args: argparse.Namespace) -> int:
 
 def _check_market_block(cal) -> None:
     """The appended [market] block must pass the design config's plausibility bounds (alpha, c_eff)."""
-    from margin_design.design.config import plausibility_hint
+    from margin_design.plausibility import plausibility_hint
 
     for key, value, source in (("market.alpha", float(cal.alpha), "--distortion-bps or --impact-k and --participation"),
                                ("market.c_eff", float(cal.c_eff), "--elasticity, --turnover and --margin")):
@@ -467,7 +475,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
     _check_market_flags(args)
     _positive("--trigger-notional", args.trigger_notional, "positive (currency)")
     _positive("--sector-notional", args.sector_notional, "positive (currency)")
-    from margin_design.design.config import MAX_GRID_POINTS
+    from margin_design.plausibility import MAX_GRID_POINTS
 
     if args.risk_input == "ewma" and args.window is not None:
         raise InputError(f"--window {args.window} applies only to --risk-input realized_variance, not ewma (which uses --lambda).")

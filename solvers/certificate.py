@@ -85,8 +85,6 @@ def _choose_prefix_sums(glo, ghi, codes, vstart):
     n = glo.size
     rlo = np.empty(n)
     rhi = np.empty(n)
-    vlo = np.zeros(n)
-    vhi = np.zeros(n)
     lo = 0.0
     hi = 0.0
     inf = np.inf
@@ -94,7 +92,6 @@ def _choose_prefix_sums(glo, ghi, codes, vstart):
         if vstart[k]:
             lo = -inf
             hi = 0.0
-            vlo[k] = -inf
         lo += glo[k]
         hi += ghi[k]
         if k == n - 1 or codes[k] == 0:

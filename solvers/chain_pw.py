@@ -41,12 +41,12 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from margin_design.solvers.chain import FREE, POOLED, SATURATED, _as_real_vector, _dd_add
+from margin_design.solvers.chain import POOLED, SATURATED, _as_real_vector, _dd_add
 
 __all__ = ["ChainStep", "chain_pwq"]
 
-#: The backward clip counts c_i within TIE_RTOL times the data's magnitude of a bound as on it: positions
-#: carry a few ulps of rounding, and a zero that sits exactly on a bound in exact arithmetic (for instance
+#: The backward clip counts c_i within TIE_RTOL (|x_{i+1}| + sum of finite u) of a bound as on it: positions
+#: carry a few ulps of rounding of their magnitude and of the bounds summed to shift them, and a zero that sits exactly on a bound in exact arithmetic (for instance
 #: where the floor and a saturated link hold the same state) must get the active code, or the certificate
 #: would ask for a zero multiplier on a link that is held. An active code with a zero multiplier is valid.
 TIE_RTOL = 8.0 * np.finfo(float).eps
@@ -62,7 +62,7 @@ class ChainStep:
 
 
 @njit(cache=True)
-def _pwq_kernel(a, t, u, c, k, m, has_hinge, lower, has_floor, span, tie):
+def _pwq_kernel(a, t, u, c, k, m, has_hinge, lower, has_floor, span, tie, u_total):
     n = t.shape[0]
     cap = 2 * n + 2
     # main stacks
@@ -240,12 +240,13 @@ def _pwq_kernel(a, t, u, c, k, m, has_hinge, lower, has_floor, span, tie):
     for i in range(n - 2, -1, -1):
         upper = x[i + 1]
         ci = x[i]
-        if ci >= upper - tie:
+        tie_i = tie * (abs(upper) + u_total)
+        if ci >= upper - tie_i:
             x[i] = upper
             codes[i] = POOLED
         elif u[i] <= span:
             lower_i = upper - u[i]
-            if ci <= lower_i + tie:
+            if ci <= lower_i + tie_i:
                 x[i] = lower_i
                 codes[i] = SATURATED
     return x, codes
@@ -307,13 +308,14 @@ def chain_pwq(a, t, u, *, hinge: tuple | None = None, lower: float | None = None
     span = 2.0 * (hi - lo)
     if not np.isfinite(span):
         span = float(np.finfo(np.float64).max)
-    # positions carry absolute rounding of a few ulps of the data's magnitude
-    tie = TIE_RTOL * (max(abs(lo), abs(hi)) + (hi - lo))
-    x, codes = _pwq_kernel(a * scale, t, u, c, k, m, has_hinge, 0.0 if lower is None else lower, lower is not None, span, tie)
+    # a position carries rounding of a few ulps of its own magnitude and of the bounds summed to shift it
+    finite_u = u[u <= span]
+    u_total = float(finite_u.sum()) if finite_u.size else 0.0
+    x, codes = _pwq_kernel(a * scale, t, u, c, k, m, has_hinge, 0.0 if lower is None else lower, lower is not None, span, TIE_RTOL, u_total)
     if not (np.isfinite(x.min()) and np.isfinite(x.max())):
         raise FloatingPointError("chain_pwq overflowed; rescale a and t to moderate magnitudes.")
     # x_0 may sit a few ulps above the floor when it was placed by a saturated link that ends on it
-    floor = lower is not None and bool(x[0] <= lower + tie)
+    floor = lower is not None and bool(x[0] <= lower + TIE_RTOL * (abs(x[0]) + u_total))
     if floor:
         x[0] = lower
     return ChainStep(x=x, codes=codes, floor=floor)

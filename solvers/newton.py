@@ -39,6 +39,8 @@ MAX_RESTARTS = 3
 # Stop when the step is below STEP_TOL * (1 + max|x|) or the model predicts a negligible decrease.
 STEP_TOL = 1e-12
 DECREASE_TOL = 1e-15
+# The line search gives up below this step length (the model's decrease is then below J's rounding).
+MIN_STEP = 1e-12
 
 # step(a, t) -> object with x, codes: minimiser of sum a/2 (y - t)^2 + the exact piecewise part, feasible
 QPStep = Callable[[np.ndarray, np.ndarray], object]
@@ -87,12 +89,17 @@ def newton_iterations(problem, step: QPStep, x0: np.ndarray | None = None, *, ma
         xn = y
         Fn, gn, hn = evaluate(xn)
         a = 1.0
-        while Fn > F + ARMIJO * a * pred and a >= 1e-12:
+        F0 = F
+        if Fn > F0 + ARMIJO * pred:
+            # shorter steps are valued by problem.value, a different XLA programme whose rounding differs from the
+            # fused evaluation's by a few ulps of J: compare like with like
+            F0 = problem.value(x)
+        while Fn > F0 + ARMIJO * a * pred and a >= MIN_STEP:
             a *= 0.5
             xn = x + a * dx
             Fn = problem.value(xn)
             gn = None
-        if Fn > F:  # no decrease possible at machine precision
+        if a < MIN_STEP or Fn >= F0:  # no decrease J can resolve in float64: the polish takes it from here
             break
         if gn is None:
             Fn, gn, hn = evaluate(xn)

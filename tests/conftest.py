@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from margin_design._runtime import configure_jax
+# JAX writes persistent-cache entries in place, so two test workers compiling the same programme could read
+# each other's half-written entry (a warning on stderr and a recompilation). Each worker gets its own cache.
+os.environ["XDG_CACHE_HOME"] = str(Path(tempfile.gettempdir()) / "margin-design-test-cache" / os.environ.get("PYTEST_XDIST_WORKER", "main"))
+
+from margin_design._runtime import configure_jax  # noqa: E402
 
 configure_jax()  # float64 and the persistent compilation cache, as the package sets them
 

@@ -388,7 +388,7 @@ CASES = [
     ("threshold vol rise 1e308", ["calibrate", "threshold", "--turnover", "1", "--vol-rise", "1e308"], {}, r"max_relative_margin_increase = inf .*--vol-rise 1e\+308"),
     ("threshold turnover 1e308", ["calibrate", "threshold", "--turnover", "1e308", "--margin-jump", "0.2"], {}, r"vol_points_needed = inf .*--turnover 1e\+308"),
     ("threshold participation 1e-308", ["calibrate", "threshold", "--turnover", "1", "--margin-jump", "0.2", "--participation", "1e-308"], {},
-     r"is not a finite number .*--participation 1e-308"),
+     r"--participation = 1e-308 is below 1e-06 of ADV"),
     ("threshold neither", ["calibrate", "threshold", "--turnover", "1"], {}, r"give --margin-jump .* or --vol-rise"),
     ("threshold jump -1", ["calibrate", "threshold", "--turnover", "1", "--margin-jump", "-1"], {}, r"--margin-jump must be non-negative, got -1"),
     ("elasticity missing file", ["calibrate", "elasticity", "none.csv"], {}, r"none\.csv"),

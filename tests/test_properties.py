@@ -13,6 +13,7 @@ import re
 import tempfile
 import tomllib
 
+import jax
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -83,6 +84,9 @@ def test_random_configurations(seed):
         check_answer(p, ref)
         heavy = p.weights >= NEGLIGIBLE_WEIGHT
         np.testing.assert_allclose(exact.schedule[heavy], ref.schedule[heavy], rtol=0, atol=PATH_AGREEMENT)
+    # every example has its own grid size, so its own compiled programmes: release them, or a long run
+    # exhausts the process's memory maps (vm.max_map_count) inside LLVM
+    jax.clear_caches()
 
 
 def test_quadratic_liquidation_near_prev_margin_needs_few_newton_iterations():
