@@ -96,9 +96,32 @@ def refine_active_set(problem, codes, x_guess, certify_fn):
         new[(codes == FREE) & (d > u)] = SATURATED
         new[(codes == POOLED) & (G > tol)] = FREE
         new[(codes == SATURATED) & (G < -tol)] = FREE
+        if np.array_equal(new, codes):
+            # The certificate's prefix sums put an unmet condition where the propagation runs out of room,
+            # which need not be the wrong link (on the floor, where a block's level is pinned, it shows as a
+            # subgradient residual instead). Read each active link off its block's suffix: the states after
+            # it would move up (pooled link) or down (saturated link) even with the most favourable
+            # subgradients.
+            up, down = _block_suffix_sums(codes, glo, ghi)
+            new[(codes == POOLED) & (up < -tol)] = FREE
+            new[(codes == SATURATED) & (down > tol)] = FREE
         if problem.breaks is not None:
             new[problem.breaks] = FREE  # links between the chains of a batch carry no constraint
         if np.array_equal(new, codes):
             break
         codes = new
     return x, codes, cert, G, rounds
+
+
+def _block_suffix_sums(codes, glo, ghi) -> tuple[np.ndarray, np.ndarray]:
+    """Per link k inside a block: (sum of ghi, sum of glo) over the block's states after k (0 on free links)."""
+    starts = chain_qp_codes_to_blocks(codes)
+    ends = np.append(starts[1:], codes.size + 1) - 1  # last state of each block
+    bid = np.zeros(codes.size + 1, np.int64)
+    bid[starts[1:]] = 1
+    bid = np.cumsum(bid)
+    out = []
+    for g in (ghi, glo):
+        cs = np.cumsum(g)
+        out.append(np.where(codes != FREE, cs[ends[bid[:-1]]] - cs[:-1], 0.0))
+    return out[0], out[1]
