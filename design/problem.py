@@ -31,6 +31,8 @@ CONVEXITY_TOL = 1e-9
 #: certificate's duality gap. Measured on the issue-9 configuration (200 and 2,000 states): a ratio of 3e7
 #: certifies at relative gap 3e-11, 1e8 does not (4e-10 > 1e-10); the bound keeps a margin below that.
 SCALE_RATIO_MAX = 1e7
+#: Margins this many units in the last place from the kink M_- of a linear cost form count as on it.
+KINK_ULPS = 4
 #: The floor of (3) and (34): margins are non-negative (margin ratio).
 MARGIN_FLOOR = 0.0
 
@@ -132,13 +134,24 @@ class Problem:
         return np.asarray(d1), np.asarray(d2)
 
     def _kink_jumps(self, x) -> tuple[np.ndarray, np.ndarray]:
-        """(K 1{x > M_-}, K 1{x >= M_-}): the kinked part's left and right derivatives per state."""
+        """(K 1{x > M_-}, K 1{x >= M_-}): the kinked part's left and right derivatives per state.
+
+        A margin within KINK_ULPS units in the last place of M_- is on the kink: a block held there is placed as
+        level + offset, and that sum rounds to a neighbour of M_- as often as to M_- itself.
+        """
         K, m0 = self.kink
         x = np.asarray(x, float)
         if not self.has_kink:
             z = np.zeros_like(x)
             return z, z
-        return K * (x > m0), K * (x >= m0)
+        on = self.on_kink(x)
+        return K * ((x > m0) & ~on), K * ((x > m0) | on)
+
+    def on_kink(self, x) -> np.ndarray:
+        """Per state: is the margin on the kink M_- of a linear cost form (within KINK_ULPS ulps)?"""
+        K, m0 = self.kink
+        x = np.asarray(x, float)
+        return (K > 0) & (np.abs(x - m0) <= KINK_ULPS * np.spacing(np.maximum(np.abs(m0), np.abs(x))))
 
     def gradient_bounds(self, x, smooth: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(w_i dPsi/dM from the left, from the right) at x: the subdifferential of each f_i = w_i Psi_i.

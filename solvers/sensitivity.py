@@ -81,13 +81,13 @@ def sensitivity_arrays(problem, x, codes, parameters: tuple[str, ...] = PARAMETE
     at_kink = np.zeros(starts.size, bool)
     kink_point = np.full(starts.size, -1)
     if cost and p.has_kink:
-        on = np.flatnonzero((x == m0) & (K_kink > 0))
+        on = np.flatnonzero(p.on_kink(x))
         at_kink[bid[on]] = True
         kink_point[bid[on[::-1]]] = on[::-1]
     # blocks that start a chain with its first margin on the floor g_1 >= 0 (their level is fixed at 0)
     floor = np.isin(starts, p.starts) & (x[starts] <= MARGIN_FLOOR)
     glo, ghi = p.gradient_bounds(x, g_s)
-    g = np.where(x == m0, 0.5 * (glo + ghi), ghi) if cost and p.has_kink else g_s
+    g = np.where(p.on_kink(x), 0.5 * (glo + ghi), ghi) if cost and p.has_kink else g_s
     chain = getattr(p, "chain", 0) or n
 
     out = {}

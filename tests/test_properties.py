@@ -70,8 +70,26 @@ def check_answer(p, res):
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(st.integers(0, 2**31 - 1))
 def test_random_configurations(seed):
+    check_random_configuration(seed, (5, 120))
+
+
+# Seeds that failed during development, each for a reason now fixed and named here.
+@pytest.mark.parametrize(
+    "seed, points",
+    [
+        (178, (20, 1000)),      # a saturated block ending on the kink M_-, one ulp below it after the polish
+        (278, (5, 120)),        # a curvature-floored state with target -8.8e8 made the chain's tie tolerance 3e-6
+        (527711, (5, 120)),     # the line search compared J from two XLA programmes: 60 Newton iterations
+        (608598859, (5, 120)),  # a pooled link into the floor block, hidden from the certificate's prefix sums
+    ],
+)
+def test_configurations_that_once_failed(seed, points):
+    check_random_configuration(seed, points)
+
+
+def check_random_configuration(seed, points):
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = random_config(seed, tmp, points=(5, 120))
+        cfg = random_config(seed, tmp, points=points)
         try:
             p = problem_from_dict(cfg, tmp)
         except ConfigError as exc:  # the scaling guard is the only refusal expected of this family
