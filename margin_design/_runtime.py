@@ -10,7 +10,8 @@ and a usable folder for numba's on-disk cache.
   :mod:`margin_design.solvers`. numba caches beside the source (``__pycache__``) or in the user's cache
   folder, and refuses to define a ``cache=True`` function when neither is writable ("cannot cache function
   ...: no locator available"), which is the case for an installed package used by someone without a
-  writable home folder. Called by :mod:`margin_design.solvers` before any kernel is defined.
+  writable home folder. Called by :mod:`margin_design.solvers._jit` before numba compiles the first kernel
+  (small solves never import numba).
 
 Folders: ``$XDG_CACHE_HOME/margin-design/{jax,numba}`` (``~/.cache/margin-design/...`` when XDG_CACHE_HOME
 is unset; numba's own locations come first and are normally used). When that folder cannot be created, a

@@ -9,14 +9,8 @@
 
 from __future__ import annotations
 
-from margin_design import _runtime
 from margin_design.errors import ConfigError
-
-# Before any @njit(cache=True) kernel is defined: numba needs a writable cache folder (an installed package
-# run by a user without a writable home has none by default).
-_runtime.configure_numba(__file__)
-
-from margin_design.solvers.result import Schedule  # noqa: E402  (after the numba set-up)
+from margin_design.solvers.result import Schedule
 
 METHODS = ("cvxpy", "exact")
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from numba import njit
+from margin_design.solvers._jit import kernel
 
 from margin_design.solvers.chain import FREE, POOLED, SATURATED
 
@@ -73,7 +73,7 @@ class Certificate:
         return {k: float(v) for k, v in asdict(self).items()}
 
 
-@njit(cache=True)
+@kernel()
 def _choose_prefix_sums(glo, ghi, codes, vstart):
     """Interval propagation: pick G_k with increments in [glo_k, ghi_k] meeting the link constraints.
 
@@ -200,7 +200,7 @@ def certify(
         G = np.cumsum(glo)
         Gv = np.zeros(n)
     else:
-        G, Gv = _choose_prefix_sums(glo, ghi, codes, vstart)
+        G, Gv = _choose_prefix_sums.for_size(n)(glo, ghi, codes, vstart)
     g = np.diff(np.concatenate([[0.0], G]))
     g[vstart] = G[vstart] - Gv[vstart]  # a chain on its floor starts from G_virtual, not from the chain before
     sub_violation = np.maximum(np.maximum(glo - g, g - ghi), 0.0)

@@ -56,7 +56,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
+from margin_design.solvers._jit import kernel
 
 __all__ = [
     "FREE",
@@ -152,7 +152,7 @@ def _validate(a, t, u) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float
 # numba kernel
 
 
-@njit(cache=True, inline="always")
+@kernel(helper=True, inline="always")
 def _dd_add(hi, lo, v):
     """Double-double accumulation ``(hi, lo) + v`` (TwoSum, then renormalise with FastTwoSum)."""
     s = hi + v
@@ -163,7 +163,7 @@ def _dd_add(hi, lo, v):
     return hi, lo
 
 
-@njit(cache=True)
+@kernel()
 def _chain_qp_kernel(a, t, u, scale, span, max_crossings):
     """Forward two-stack derivative DP and backward clip (see the module docstring).
 
@@ -438,7 +438,7 @@ def chain_qp(a, t, u, *, backend: str = "numba", max_crossings: int | None = Non
         raise ValueError(f"max_crossings must be a non-negative integer or None, got {max_crossings!r}.")
     a, t, u, scale, span = _validate(a, t, u)
     if backend == "numba":
-        x, codes, crossings, status = _chain_qp_kernel(a, t, u, scale, span, np.int64(budget))
+        x, codes, crossings, status = _chain_qp_kernel.compiled(a, t, u, scale, span, np.int64(budget))
     else:
         x, codes, crossings, status = _chain_qp_python(a, t, u, scale, span, budget)
     if status == _STATUS_BUDGET:
@@ -471,7 +471,7 @@ def chain_qp_codes_to_blocks(codes) -> np.ndarray:
     return np.concatenate(([0], np.flatnonzero(codes == FREE) + 1)).astype(np.int64)
 
 
-@njit(cache=True)
+@kernel()
 def _block_offsets_kernel(u, codes):
     n = codes.shape[0] + 1
     s = np.zeros(n)
@@ -486,7 +486,7 @@ def _block_offsets_kernel(u, codes):
     return s
 
 
-@njit(cache=True)
+@kernel()
 def _block_levels_kernel(a, t, s, codes, scale):
     """Block levels ``L_B = sum a_j (t_j - s_j) / sum a_j``, accumulated relative to the block's first term."""
     n = t.shape[0]
@@ -520,7 +520,7 @@ def chain_qp_block_offsets(u, codes) -> np.ndarray:
     codes = _validate_codes(codes, u.shape[0])
     if not np.all(np.isfinite(u[codes == SATURATED])):
         raise ValueError("a SATURATED link must have a finite bound u.")
-    return _block_offsets_kernel(u, codes)
+    return _block_offsets_kernel.for_size(u.shape[0] + 1)(u, codes)
 
 
 def polish_quadratic_blocks(a, t, u, codes) -> np.ndarray:
@@ -533,4 +533,4 @@ def polish_quadratic_blocks(a, t, u, codes) -> np.ndarray:
     """
     a, t, u, scale, _ = _validate(a, t, u)
     s = chain_qp_block_offsets(u, codes)
-    return _block_levels_kernel(a, t, s, _validate_codes(codes, u.shape[0]), scale)
+    return _block_levels_kernel.for_size(t.shape[0])(a, t, s, _validate_codes(codes, u.shape[0]), scale)

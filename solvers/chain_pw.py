@@ -39,8 +39,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 
+from margin_design.solvers._jit import kernel
 from margin_design.solvers.chain import POOLED, SATURATED, _as_real_vector, _dd_add
 
 __all__ = ["ChainStep", "chain_pwq"]
@@ -61,7 +61,7 @@ class ChainStep:
     floor: bool
 
 
-@njit(cache=True)
+@kernel()
 def _pwq_kernel(a, t, u, c, k, m, has_hinge, lower, has_floor, span, tie, u_total):
     n = t.shape[0]
     cap = 2 * n + 2
@@ -311,7 +311,7 @@ def chain_pwq(a, t, u, *, hinge: tuple | None = None, lower: float | None = None
     # a position carries rounding of a few ulps of its own magnitude and of the bounds summed to shift it
     finite_u = u[u <= span]
     u_total = float(finite_u.sum()) if finite_u.size else 0.0
-    x, codes = _pwq_kernel(a * scale, t, u, c, k, m, has_hinge, 0.0 if lower is None else lower, lower is not None, span, TIE_RTOL, u_total)
+    x, codes = _pwq_kernel.for_size(n)(a * scale, t, u, c, k, m, has_hinge, 0.0 if lower is None else lower, lower is not None, span, TIE_RTOL, u_total)
     if not (np.isfinite(x.min()) and np.isfinite(x.max())):
         raise FloatingPointError("chain_pwq overflowed; rescale a and t to moderate magnitudes.")
     # x_0 may sit a few ulps above the floor when it was placed by a saturated link that ends on it

@@ -4,16 +4,18 @@ Each Newton step of (41) is the chain programme min sum_i a_i/2 (y_i - t_i)^2 + 
 + K (y_i - M_-)_+] s.t. y_1 >= 0, 0 <= y_{i+1} - y_i <= u_i: the Taylor model of the smooth part of Psi plus
 its exact piecewise part (quadratic and linear cost forms at M_-), which
 :func:`~margin_design.solvers.chain_pw.chain_pwq` solves in O(n + crossings) (two-stack derivative
-programme; numba). Psi is separable, so the diagonal Hessian is exact and Newton converges quadratically;
+programme; plain Python on small grids, numba on large ones, see :mod:`~margin_design.solvers._jit`). Psi is separable, so the diagonal Hessian is exact and Newton converges quadratically;
 the blocks are then solved exactly and the answer certified exactly as on the cvxpy path.
 """
 
 from __future__ import annotations
 
-import numba
+from importlib import metadata
+
 import numpy as np
 
 from margin_design.design.problem import MARGIN_FLOOR
+from margin_design.solvers._jit import small_n
 from margin_design.solvers.chain_pw import ChainStep, chain_pwq
 from margin_design.solvers.newton import piecewise_part, solve_with_steps
 
@@ -52,6 +54,6 @@ def solve_exact(problem):
         problem,
         dp_step(problem),
         method="exact",
-        backend="chain-dp (numba)",
-        versions={"numba": numba.__version__, "numpy": np.__version__},
+        backend=f"chain-dp ({'python' if problem.n <= small_n() else 'numba'})",
+        versions={"numba": metadata.version("numba"), "numpy": np.__version__},
     )

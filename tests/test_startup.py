@@ -75,8 +75,12 @@ def test_the_import_check_sees_jax_and_numba_when_a_command_solves():
     # the control for the test above: the same check on `solve` does see the heavy modules
     got = _imports(["solve", str(EXAMPLES / "benchmark.toml")])
     assert got["status"] == 0
-    assert {"jax", "numba", "scipy"} <= set(got["heavy"])
+    assert {"jax", "scipy"} <= set(got["heavy"])
     assert "cvxpy" not in got["heavy"]  # only --method cvxpy imports cvxpy
+    # a 400-state design runs the solver's kernels as plain Python (solvers/_jit.py): numba is not even imported
+    assert "numba" not in got["heavy"]
+    forced = _imports(["solve", str(EXAMPLES / "benchmark.toml")], env=dict(os.environ, MARGIN_DESIGN_SMALL_N="0"))
+    assert forced["status"] == 0 and "numba" in forced["heavy"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -210,7 +214,8 @@ def test_solve_runs_without_a_writable_home_or_package_folder(tmp_path):
         tmp = box / "tmp"  # the user's temporary folder (TMPDIR): the fallback for both caches
         tmp.mkdir()
         tmp.chmod(0o1777)
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/nonexistent", "TMPDIR": str(tmp)}
+        # MARGIN_DESIGN_SMALL_N=0: compiled kernels even on this small grid, so that numba's cache is exercised
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": "/nonexistent", "TMPDIR": str(tmp), "MARGIN_DESIGN_SMALL_N": "0"}
 
         def run(**extra):
             cmd = [*runner, exe, "-I", "-S", "-c", _SOLVE_SCRIPT, json.dumps(deps), str(package), "solve", str(box / "benchmark.toml")]
