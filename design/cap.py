@@ -24,7 +24,7 @@ constant. Between grid points the cap integrates exactly: u_i = K (sigma_{i+1} -
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -43,10 +43,13 @@ class CapSpec:
     inventory_penalty: float = 0.0
     window: int = 1
     lam: float = 0.94
+    portfolio: object = field(default=None, repr=False)   # a PortfolioSpec: the cap is (88) (design/portfolio.py)
 
     @property
     def input_factor(self) -> float:
         """Multiplier of the paper's (17) for this risk input (derived in the module docstring)."""
+        if self.portfolio is not None:
+            return 1.0 / float(self.portfolio.sensitivity)
         if self.input == "variance":
             return 1.0
         if self.input == "realized_variance":
@@ -60,6 +63,8 @@ class CapSpec:
         """K: the cap on dM/dsigma (margin ratio per unit of daily vol), (18)/(40) times the input factor; inf if none."""
         if self.kind == "none":
             return float("inf")
+        if self.portfolio is not None:
+            return self.portfolio.cap_vol(self.inventory_penalty)
         a, c, kap = self.alpha, self.c_eff, self.inventory_penalty
         return self.input_factor * (2.0 * a + kap) / (a * a * c)
 
@@ -67,6 +72,14 @@ class CapSpec:
         """The cap as text, with its numbers, for reports."""
         if self.kind == "none":
             return "no slope cap (monotonicity only)"
+        if self.portfolio is not None:
+            p = self.portfolio
+            if not p.psi > 0:
+                return f"no slope cap from manipulation: psi = max(0, -d'AB) = 0 (the trigger direction does not load on the liquidation pressure); monotonicity only"
+            return (
+                f"dM/dsigma <= K = (2 + kappa ||B||^2/B'AB)/(s_f psi) = {self.slope_vol:.6g} (88) (psi = {p.psi:.6g}, "
+                f"||AB|| = {p.price_pressure:.6g}, s_f = {p.sensitivity:.6g}, kappa = {self.inventory_penalty:g}, input = {p.source})"
+            )
         return (
             f"dM/dsigma <= K = {self.input_factor:.6g} * (2*alpha + kappa)/(alpha^2 * c_eff) = {self.slope_vol:.6g}"
             f" (alpha = {self.alpha:g}, c_eff = {self.c_eff:g}, kappa = {self.inventory_penalty:g}, input = {self.input})"

@@ -42,6 +42,7 @@ binds on a plausible grid and cannot be certified in float64; use cap.kind = "no
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import tomllib
@@ -53,6 +54,7 @@ import numpy as np
 from margin_design.design.cap import CAP_INPUTS, CAP_KINDS, CapSpec
 from margin_design.design.grid import DENSITIES, SPACINGS, make_grid, state_weights
 from margin_design.design.objective import COST_FORMS, LOSSES, CostSpec, TargetSpec
+from margin_design.design.portfolio import portfolio_spec, validate_portfolio_section
 from margin_design.design.problem import Problem
 from margin_design.design.shocks import SHOCK_MODELS, ShockSpec
 from margin_design.csvio import read_csv_columns as _read_columns
@@ -80,7 +82,7 @@ SCHEMA: dict[str, dict[str, tuple[str, Any]]] = {
         "participation_cost": (_STR, "linear"),
         "file": (_STR, None),
     },
-    "market": {"alpha": (_NUM, REQUIRED), "c_eff": (_NUM, REQUIRED), "inventory_penalty": (_NUM, 0.0)},
+    "market": {"alpha": (_NUM, None), "c_eff": (_NUM, None), "inventory_penalty": (_NUM, 0.0)},  # alpha, c_eff required without [portfolio]
     "cap": {"kind": (_STR, "manipulation_proof"), "input": (_STR, "variance"), "window": (_INT, None), "lambda": (_NUM, None)},
 }
 CHOICES = {
@@ -138,8 +140,8 @@ def load_config(path: str | Path) -> tuple[dict, Path]:
 def validate(raw: dict) -> dict:
     """Check sections, keys, types, names and ranges; fill defaults. Returns a new nested dict."""
     for section in raw:
-        if section not in SCHEMA:
-            raise ConfigError(f"unknown section [{section}]; expected one of {', '.join('[' + s + ']' for s in SCHEMA)}.")
+        if section not in SCHEMA and section != "portfolio":
+            raise ConfigError(f"unknown section [{section}]; expected one of {', '.join('[' + s + ']' for s in [*SCHEMA, 'portfolio'])}.")
         if not isinstance(raw[section], dict):
             raise ConfigError(f"{section} = {raw[section]!r} must be a table [{section}].")
     kind = raw.get("objective", {}).get("kind", "cost")
@@ -151,6 +153,14 @@ def validate(raw: dict) -> dict:
             if section in raw:
                 raise ConfigError(f"section [{section}] must be absent with objective.kind = 'target' (the target file defines the states).")
     cfg: dict[str, dict] = {}
+    if "portfolio" in raw:
+        cfg["portfolio"] = validate_portfolio_section(raw["portfolio"])
+        for key in ("alpha", "c_eff"):
+            if key in raw.get("market", {}):
+                raise ConfigError(
+                    f"market.{key} = {raw['market'][key]!r} does not apply with [portfolio]: the impact matrix A and the liquidation "
+                    "vector B replace alpha and c_eff; [market] keeps only inventory_penalty."
+                )
     for section, keys in SCHEMA.items():
         given = raw.get(section, {})
         for key in given:
@@ -272,7 +282,9 @@ def _check_ranges(cfg: dict) -> None:
     else:
         _need(cfg, "objective", "file", "kind = 'target'")
     m = cfg["market"]
-    for key in ("alpha", "c_eff"):
+    for key in ("alpha", "c_eff") if "portfolio" not in cfg else ():
+        if m[key] is None:
+            raise ConfigError(f"missing required key market.{key}.")
         if not m[key] > 0:
             raise ConfigError(f"market.{key} = {m[key]!r} must be positive.")
         check_plausible(f"market.{key}", m[key])
@@ -301,24 +313,36 @@ def _check_ranges(cfg: dict) -> None:
 
 def _cap_spec(cfg: dict) -> CapSpec:
     m, c = cfg["market"], cfg["cap"]
-    return CapSpec(
+    cap = CapSpec(
         kind=c["kind"],
         input=c["input"],
-        alpha=m["alpha"],
-        c_eff=m["c_eff"],
+        alpha=m["alpha"] if m["alpha"] is not None else math.nan,
+        c_eff=m["c_eff"] if m["c_eff"] is not None else math.nan,
         inventory_penalty=m["inventory_penalty"],
         window=c["window"] or 1,
         lam=c["lambda"] if c["lambda"] is not None else 0.94,
     )
+    if "portfolio" in cfg:
+        cap = dataclasses.replace(cap, portfolio=portfolio_spec(cfg["portfolio"], input_factor=cap.input_factor))
+    return cap
 
 
 def _check_cap_slope(cfg: dict) -> None:
     """Refuse a slope cap K = factor (2 alpha + kappa) / (alpha^2 c_eff) above MAX_CAP_SLOPE (or not a number)."""
     m = cfg["market"]
     try:
-        K = _cap_spec(cfg).slope_vol
+        cap = _cap_spec(cfg)
+        K = cap.slope_vol
     except (ZeroDivisionError, OverflowError):
-        K = math.inf
+        cap, K = None, math.inf
+    if cap is not None and cap.portfolio is not None:
+        if cap.portfolio.psi > 0 and not K <= MAX_CAP_SLOPE:
+            raise ConfigError(
+                f"[portfolio] gives psi = {cap.portfolio.psi:.3g} and the slope cap K = {K:.3g} (margin ratio per unit daily "
+                f"portfolio vol), above {fmt_number(MAX_CAP_SLOPE)}: a cap that loose never binds and cannot be certified in "
+                "float64; check the units of portfolio.impact and portfolio.liquidation, or use cap.kind = 'none'."
+            )
+        return
     if not K <= MAX_CAP_SLOPE:
         kappa = f", market.inventory_penalty = {m['inventory_penalty']!r}" if m["inventory_penalty"] else ""
         c = cfg["cap"]
@@ -469,7 +493,9 @@ def problem_from_dict(cfg: dict, folder: str | Path = ".", *, validated: bool = 
             participation_weight=o["participation_weight"],
             participation_beta=o["participation_beta"],
             participation_cost=o["participation_cost"],
-            c_eff=m["c_eff"],
+            # the liquidation scale: c_eff (ADV per unit margin ratio) for one contract, ||AB||_2 (price pressure per
+            # unit margin ratio) for a portfolio, (86); see design/portfolio.py for the unit change
+            c_eff=m["c_eff"] if cap.portfolio is None else cap.portfolio.price_pressure,
         )
     problem = Problem(vol=np.asarray(vol, float), weights=np.asarray(weights, float), objective=objective, cap=cap, config=cfg, source_files=files)
     problem.check_scaling()

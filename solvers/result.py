@@ -72,9 +72,9 @@ class Schedule:
         """Derivatives of the schedule, J(g*), J(M_fb) and the price of manipulation-proofness with respect to
         alpha, c_eff, inventory_penalty, carry, liquidation_weight, participation_weight and prev_margin, by the
         implicit function theorem on the active set (:mod:`~margin_design.solvers.sensitivity`)."""
-        from margin_design.solvers.sensitivity import PARAMETERS, sensitivities
+        from margin_design.solvers.sensitivity import sensitivities
 
-        return sensitivities(self, parameters or PARAMETERS)
+        return sensitivities(self, parameters)
 
     # ------------------------------------------------------------ renderings
     def to_dict(self) -> dict:
@@ -103,6 +103,7 @@ class Schedule:
             },
             "multipliers": [float(v) for v in self.multipliers],
             "floor": {"level": 0.0, "active": self.floor_active, "multiplier": self.certificate.floor_multiplier},
+            **({"portfolio": p.cap.portfolio.to_dict(p.cap.inventory_penalty)} if p.cap.portfolio is not None else {}),
             "segments": [dict(s) for s in self.segments],
             "objective": dict(self.objective),
             "certificate": self.certificate.to_dict(),
@@ -150,8 +151,21 @@ class Schedule:
             "Manipulation-proof margin schedule (Nicolai 2026, Section 6)",
             f"  states: {p.n}, daily vol {p.vol[0]:.4%} .. {p.vol[-1]:.4%} (annualised {ann * p.vol[0]:.2%} .. {ann * p.vol[-1]:.2%})",
             f"  cap: {p.cap.formula()}",
-            "  segments (vol ranges annualised; margins as % of notional):",
         ]
+        if p.cap.portfolio is not None:
+            pf = p.cap.portfolio
+            alone = pf.single_contract_caps(p.cap.inventory_penalty)
+            ratios = ", ".join(
+                f"{name} {p.cap.slope_vol / c:.3g}x" if math.isfinite(c) and math.isfinite(p.cap.slope_vol) else f"{name} n/a"
+                for name, c in zip(pf.assets, alone)
+            )
+            lines += [
+                f"  portfolio ({pf.k} contracts: {', '.join(pf.assets)}): psi = max(0, -d'AB) = {pf.psi:.6g}, ||AB|| = {pf.price_pressure:.6g} "
+                f"(price change per unit margin ratio); liquidation term lambda_L/2 ||AB||^2 (M - M_-)_+^2 (86)",
+                f"    cap relative to each contract's single-contract cap (A_ii, B_i alone): {ratios}"
+                + ("" if pf.psi > 0 else "; psi = 0: no cap from manipulation, cap increments are null"),
+            ]
+        lines.append("  segments (vol ranges annualised; margins as % of notional):")
         for s in self.segments:
             extra = ""
             if s["kind"] == "saturated":

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from margin_design.design import objective as obj
+from margin_design.errors import ConfigError
 from margin_design.design.problem import MARGIN_FLOOR
 from margin_design.solvers.polish import block_layout
 
@@ -36,8 +37,16 @@ PARAMETERS = CAP_PARAMETERS + COST_PARAMETERS
 
 
 def _cap_slope_derivative(cap, name: str) -> float:
-    """dK/dtheta for K = factor (2 alpha + kappa) / (alpha^2 c_eff)."""
+    """dK/dtheta for K = factor (2 alpha + kappa) / (alpha^2 c_eff), or (2 + kappa ||B||^2/B'AB)/(s_f psi) for a portfolio."""
     if cap.kind == "none":
+        return 0.0
+    if cap.portfolio is not None:
+        pf = cap.portfolio
+        if name in ("alpha", "c_eff"):
+            raise ConfigError(f"{name} is not a parameter of a portfolio design (the impact matrix A and the liquidation vector B replace alpha and c_eff).")
+        if name == "inventory_penalty" and pf.psi > 0:
+            B = pf.liquidation
+            return float(B @ B) / float(B @ pf.impact @ B) / (pf.sensitivity * pf.psi)
         return 0.0
     f, a, c, kap = cap.input_factor, cap.alpha, cap.c_eff, cap.inventory_penalty
     if name == "alpha":
@@ -120,8 +129,16 @@ def sensitivity_arrays(problem, x, codes, parameters: tuple[str, ...] = PARAMETE
     return out
 
 
-def sensitivities(result, parameters: tuple[str, ...] = PARAMETERS) -> dict:
+def parameters_of(problem) -> tuple[str, ...]:
+    """The parameters a problem has: a portfolio design has no alpha or c_eff (A and B replace them)."""
+    if getattr(problem.cap, "portfolio", None) is not None:
+        return tuple(p for p in PARAMETERS if p not in ("alpha", "c_eff"))
+    return PARAMETERS
+
+
+def sensitivities(result, parameters: tuple[str, ...] | None = None) -> dict:
     """{parameter: {"schedule": dx/dtheta (array), "objective", "first_best_objective", "price"}}."""
+    parameters = parameters_of(result.problem) if parameters is None else parameters
     out = {}
     for name, (dx, dj, djfb) in sensitivity_arrays(result.problem, result.schedule, result.codes, parameters).items():
         dJ, dJfb = float(np.sum(dj)), float(np.sum(djfb))
