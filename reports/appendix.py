@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+from margin_design.reports.portfolio import CONTRACT_HEADERS, CONTRACT_HEADERS_TEX, contract_rows, d6_caption
 from margin_design.reports.rule_data import SQRT_252
 from margin_design.reports.table import (
     TeX,
@@ -26,6 +27,24 @@ STEP_WARNING = (
     "while its own round-trip cost is of order q^2, so small threshold-crossing trades pay. Publish the linear knot table "
     "where possible."
 )
+PORTFOLIO_STEP_WARNING = (
+    "A step table has jumps. Section 6.6 of Nicolai (2026): a jump is exploitable however small the slope elsewhere; "
+    "for this portfolio a jump Delta M forces the sales Delta M B and moves prices by Delta M AB, so a trigger of q ADV along the "
+    "best direction that pushes the sampled input across a threshold harvests up to q * ||AB|| * Delta M (Cauchy-Schwarz), "
+    "while its own round-trip cost is of order q^2, so small threshold-crossing trades pay. Publish the linear knot table "
+    "where possible."
+)
+
+
+def step_warning(data) -> str:
+    """The Section 6.6 warning of a step table, in the design's terms (alpha c_eff, or ||AB|| for a portfolio)."""
+    return PORTFOLIO_STEP_WARNING if data.is_portfolio else STEP_WARNING
+
+
+def _gain_symbol(data) -> str:
+    return "||AB|| Delta M" if data.is_portfolio else "alpha c_eff Delta M"
+
+
 FIGURES = (
     ("schedule", "Margin rule against the first-best target across annualised volatility; shaded: regimes."),
     ("slope", "Slope of the rule against the manipulation-proof cap (74), in pp of margin per vol point."),
@@ -76,6 +95,20 @@ LABELS = {
     "elasticity_inputs.implied_c_eff": "Implied c_eff = epsilon tau/m (76)",
     "elasticity_inputs.consistent": "Consistent with alpha, c_eff",
 }
+PORTFOLIO_LABELS = {
+    "liquidation.weight_lambda_L": "Liquidation weight lambda_L, (86)",
+    "liquidation.term": "Liquidation term (price pressure)",
+    "cap.input": "Risk input (of the portfolio's daily return)",
+    "cap.slope_vol_daily": "K: cap (88) on dM/dsigma (daily portfolio vol)",
+    "cap.slope_vol_annual": "K/sqrt(252): cap on dm/dsigma_ann (88), (74)",
+    "cap.equation": "Cap equation",
+    "portfolio.assets": "Portfolio contracts",
+    "portfolio.sensitivity_s_f": "Input sensitivity s_f (c_r = 2 sqrt(r) s_f)",
+    "portfolio.sensitivity_source": "Source of d and s_f",
+    "portfolio.psi": "psi = max(0, -d'AB), (87) (price per unit margin ratio)",
+    "portfolio.price_pressure_AB_norm": "||AB||_2, D.5 (price per unit margin ratio)",
+    "portfolio.cap_vol_daily": "Portfolio cap K, (88) (daily portfolio vol)",
+}
 PERCENT_KEYS = {"states.median_vol_daily", "states.grid_vol_daily_min", "states.grid_vol_daily_max"}
 
 
@@ -90,14 +123,28 @@ def _fmt(key: str, v) -> str:
 
 
 def parameter_rows(block: dict) -> list[tuple[str, str]]:
-    """(label, value) rows of the parameter block, skipping entries that do not apply (None)."""
+    """(label, value) rows of the parameter block, skipping entries that do not apply (None).
+
+    A portfolio design (a ``portfolio`` group) gets its own labels for the cap, the liquidation weight and the
+    portfolio's scalars; its vectors and matrix are in the per-contract table (:func:`portfolio_contract_table`).
+    """
+    labels = dict(LABELS, **PORTFOLIO_LABELS) if "portfolio" in block else LABELS
     rows = []
     for group, entries in block.items():
         for k, v in entries.items():
             key = f"{group}.{k}"
-            if v is None or key not in LABELS:
+            if v is None or key not in labels:
                 continue
-            rows.append((LABELS[key], _fmt(key, v)))
+            if key == "portfolio.assets":
+                rows.append((labels[key], ", ".join(v)))
+                continue
+            if key == "portfolio.cap_vol_daily":   # shown in the cap group when it is the cap in force
+                if not block["portfolio"]["cap_imposed"]:
+                    rows.append((labels[key], f"{v:.6g} (not imposed: cap.kind = none)"))
+                continue
+            rows.append((labels[key], _fmt(key, v)))
+    if "portfolio" in block and block["portfolio"]["cap_vol_daily"] is None:
+        rows.append((labels["portfolio.cap_vol_daily"], "none: psi = 0, no cap from manipulation (monotonicity only)"))
     return rows
 
 
@@ -202,27 +249,44 @@ def _check_lines(report) -> list[str]:
     if s is not None:
         lines.append(
             f"Step table: {len(s.buckets)} buckets, {len(s.jumps)} jump(s); largest jump {100 * s.max_jump:.4f}% of notional, "
-            f"largest threshold-crossing gain alpha c_eff Delta M = {1e4 * s.max_gain_per_unit_trigger:.2f} bp of the price per unit trigger "
+            f"largest threshold-crossing gain {_gain_symbol(report.data)} = {1e4 * s.max_gain_per_unit_trigger:.2f} bp of the price per unit trigger "
             "(a trigger of q ADV harvests q times that; Section 6.6)."
         )
     return lines
+
+
+def _no_cap_text(d) -> str:
+    if d.is_portfolio and d.cap.get("kind") != "none":
+        return "monotonicity only (psi = max(0, -d'AB) = 0: the trigger direction does not load on the liquidation pressure, so (87) sets no cap)"
+    return "monotonicity only (no slope cap)"
 
 
 def _design_paragraph_md(report) -> str:
     d = report.data
     cfg = d.config
     K = d.slope_vol
-    cap = (f"0 <= dM/dsigma <= K = {K:.6g} in daily-vol units (40) (here {d.cap.get('formula')}), i.e. dm/dsigma_ann <= K/sqrt(252) = "
-           f"{K / SQRT_252:.4f} margin points per annualised-vol point (74)") if math.isfinite(K) else "monotonicity only (no slope cap)"
+    pf = d.is_portfolio
+    eq_cap = "(88)" if pf else "(40)"
+    cap = (f"0 <= dM/dsigma <= K = {K:.6g} in daily-vol units {eq_cap} (here {d.cap.get('formula')}), i.e. dm/dsigma_ann <= K/sqrt(252) = "
+           f"{K / SQRT_252:.4f} margin points per annualised-vol point (74)") if math.isfinite(K) else _no_cap_text(d)
     if cfg["objective"]["kind"] == "cost":
         o, k = cfg["objective"], cfg["shock"]
+        if pf:
+            liq = f", the liquidation cost {_liq_md(d)} with lambda_L = {o['liquidation_weight']:g} and ||AB|| = {d.liquidation_scale:.6g}"
+            head = ("For a risk state r (the variance of the margined portfolio's daily return; sigma = sqrt(r) its daily volatility) the "
+                    "per-state cost Psi^P(r, M; z) of (85)-(86)")
+            other = "(86)"
+        else:
+            liq = f", the liquidation cost lambda_L C(c_eff (M - M_-)_+) with lambda_L = {o['liquidation_weight']:g}"
+            head = "For a risk state r (the variance of daily returns; sigma = sqrt(r) the daily volatility) the per-state cost Psi(r, M; z) of (31)-(32)"
+            other = "(32)"
         cost = (
-            f"For a risk state r (the variance of daily returns; sigma = sqrt(r) the daily volatility) the per-state cost Psi(r, M; z) of (31)-(32) "
+            f"{head} "
             f"adds the expected uncovered close-out loss ({o['loss']}, D = sqrt({k['horizon_days']:g} r) Y over a {k['horizon_days']:g}-day margin period, "
             f"{k['model']} shocks) and the carrying cost kappa_M M = {o['carry']:g} M"
-            + (f", the liquidation cost lambda_L C(c_eff (M - M_-)_+) with lambda_L = {o['liquidation_weight']:g}" if o["liquidation_weight"] else "")
+            + (liq if o["liquidation_weight"] else "")
             + (f", the participation cost lambda_P H(1 - N) with lambda_P = {o['participation_weight']:g}" if o["participation_weight"] else "")
-            + "; the other terms of (32) have zero weight here" * (not (o["liquidation_weight"] and o["participation_weight"]))
+            + f"; the other terms of {other} have zero weight here" * (not (o["liquidation_weight"] and o["participation_weight"]))
             + ". The first-best margin M_fb(r) minimises Psi state by state (34); where interior it solves (35)."
         )
     else:
@@ -230,15 +294,163 @@ def _design_paragraph_md(report) -> str:
             "The per-state cost is the quadratic approximation of Appendix D.2, Psi = h/2 (M - t(r))^2, around the target schedule t of "
             f"{cfg['objective']['file']}; the first-best is the target itself."
         )
+    why = ("(Corollary 1, (38); for a portfolio, the trigger along d and the forced sales B through the cross-impact A, Section 5 and (87))"
+           if pf else "(Corollary 1, (38))")
     return (
         f"{cost} A public rule M = g(r) that passes measured risk into margin too steeply can be manipulated by a trigger-and-reverse "
-        f"trade (Corollary 1, (38)); the sufficient cap is {cap}. The published rule solves (41): minimise J(g) = integral f(r | z) "
+        f"trade {why}; the sufficient cap is {cap}. The published rule solves (41): minimise J(g) = integral f(r | z) "
         f"Psi(r, g(r); z) dr (33) over weakly increasing rules under the cap, on {d.n} states with probability masses f(r | z); between "
         "grid points the cap integrates exactly to K (sigma_{i+1} - sigma_i). By the KKT conditions (68)-(72) the rule tracks the "
         "first-best where it can, rises at the cap (42) where the first-best is too steep, and pools at a level solving (43) where "
         "even that is too much. Segments of this rule: "
         + "; ".join(f"{f.kind} from {100 * SQRT_252 * f.vol_start:.2f}% to {100 * SQRT_252 * f.vol_end:.2f}% annualised vol" for f in report.formulas)
         + "."
+    )
+
+
+def _liq_md(d) -> str:
+    if d.config["objective"].get("liquidation_cost") == "linear":
+        return "lambda_L ||AB|| (M - M_-)_+ (linear form of (86))"
+    return "lambda_L/2 ||AB||^2 (M - M_-)_+^2 of (86)"
+
+
+def _liq_tex(d) -> str:
+    if d.config["objective"].get("liquidation_cost") == "linear":
+        return "$\\lambda_L \\lVert AB\\rVert_2 (M-M_-)_+$ (linear form of (86))"
+    return "$\\tfrac{\\lambda_L}{2}\\lVert AB\\rVert_2^2 (M-M_-)_+^2$ of (86)"
+
+
+def figure_captions(report) -> list[tuple[str, str]]:
+    """(name, caption) of every figure of the report: :data:`FIGURES`, and the D.6 figure for a portfolio design."""
+    out = list(FIGURES)
+    if report.data.is_portfolio:
+        out.append(("portfolio", d6_caption(report.parameters["portfolio"])))
+    return out
+
+
+def _d6_sentence(block: dict, tex: bool = False) -> str:
+    """Where the design sits on the D.6 example ((89)-(92)): plain text, or LaTeX with ``tex``."""
+    c = block["d6"]
+    fit = c["two_asset_fit"]
+    thr = c["rho_threshold"]
+    # plain text -> LaTeX for the symbols used below (the rest is escaped)
+    sym = {
+        "||AB||": r"$\lVert AB\rVert_2$", "psi": r"$\psi$", "xi_SA": r"$\xi^{SA}$", "rho": r"$\rho$", "alpha": r"$\alpha$",
+        "sqrt(2)": r"$\sqrt2$", "[[1, rho], [rho, 1]]": r"$\begin{pmatrix}1&\rho\\ \rho&1\end{pmatrix}$", "c_r": r"$c_r$",
+        "kappa": r"$\kappa$", "sum_i A_ii |B_i|": r"$\sum_i A_{ii}|B_i|$",
+    }
+
+    def t(x: str) -> str:
+        return sym.get(x, latex_escape(x)) if tex else x
+
+    def T(x: str) -> str:
+        return latex_escape(x) if tex else x
+
+    if fit is not None:
+        rho = fit["rho"]
+        if rho > thr:
+            side = "above", "the first-best is flatter and the cap tighter than the single-asset benchmark's"
+        elif rho < thr:
+            side = "below", "the first-best is steeper and the cap looser than the single-asset benchmark's"
+        else:
+            side = "at", "the design is the single-asset benchmark exactly"
+        return "".join([
+            T("This design has the two-asset structure of Appendix D.6: A = "), t("alpha"), " ", t("[[1, rho], [rho, 1]]"), T(" with "), t("alpha"),
+            T(f" = {fit['alpha']:.6g} and "), t("rho"), T(f" = {rho:.6g}, B = c/2 (1, 1) with c = {fit['c']:.6g}, d = -(1, 1)/"), t("sqrt(2)"),
+            T(". Then "), t("||AB||"), " = ", t("psi"), " = ", t("alpha"), T(" c (1 + "), t("rho"), ")/", t("sqrt(2)"), T(" (89)-(90), "),
+            t("||AB||"), "/", t("xi_SA"), " = ", t("psi"), "/", t("xi_SA"), T(" = (1 + "), t("rho"), ")/", t("sqrt(2)"),
+            T(f" = {fit['pressure_ratio_89_91']:.4f} (91) against the single-asset benchmark scale "), t("xi_SA"), " = ", t("alpha"),
+            T(f" c = {c['benchmark_scale_xi_SA']:.6g}, and the admissible slope is "), t("sqrt(2)"), T("/(1 + "), t("rho"),
+            T(f") = {fit['slope_ratio_92']:.4f} times the benchmark's (92) (the same "), t("c_r"), ", ", t("kappa"), T(" = 0); "), t("rho"),
+            T(f" is {side[0]} "), t("sqrt(2)"), T(f" - 1 = {thr:.3f}: {side[1]}."),
+        ])
+    parts = [
+        T("This design does not have the two-asset structure of Appendix D.6 (A = "), t("alpha"), " ", t("[[1, rho], [rho, 1]]"),
+        T(", B = c/2 (1, 1), d = -(1, 1)/"), t("sqrt(2)"), T("); against the single-asset benchmark scale generalised as "), t("xi_SA"), " = ",
+        t("sum_i A_ii |B_i|"), T(f" = {c['benchmark_scale_xi_SA']:.6g} (all forced sales at the B-weighted mean own impact, no cross-impact; "),
+        t("alpha"), T(" c in D.6) it has "), t("psi"), "/", t("xi_SA"), T(f" = {c['psi_over_xi_SA']:.4f} and "), t("||AB||"), "/", t("xi_SA"),
+        T(f" = {c['price_pressure_over_xi_SA']:.4f}, so "),
+    ]
+    if c["slope_ratio_xi_SA_over_psi"] is None:
+        parts += [t("psi"), T(" = 0 and (87) sets no cap")]
+    else:
+        parts += [T("an admissible slope "), t("xi_SA"), "/", t("psi"), T(f" = {c['slope_ratio_xi_SA_over_psi']:.4f} times the benchmark's (92) (the same "),
+                  t("c_r"), ", ", t("kappa"), T(" = 0)")]
+    if c["rho_equivalent"] is not None:
+        parts += [T("; the two-asset example of D.6 has this alignment at "), t("rho"), T(f" = {c['rho_equivalent']:.4f} ("), t("sqrt(2)"), " ",
+                  t("psi"), "/", t("xi_SA"), T(" - 1), against the threshold "), t("sqrt(2)"), T(f" - 1 = {thr:.3f}")]
+    parts.append(".")
+    return "".join(parts)
+
+
+def _contracts(block: dict) -> str:
+    n = block["contracts"]
+    return f"{n} contract" + ("s" if n != 1 else "")
+
+
+def _portfolio_md(report) -> str:
+    d = report.data
+    b = report.parameters["portfolio"]
+    cap = b["cap_vol_daily"]
+    kappa = b["inventory_penalty_kappa"]
+    if cap is None:
+        cap_txt = "psi = 0 here, so (87) sets no cap: the rule is only monotone"
+    else:
+        cap_txt = (f"here K = {cap:.6g} margin ratio per unit daily portfolio vol (K/sqrt(252) = {cap / SQRT_252:.4f} per annualised-vol point, (74))"
+                   + ("" if b["cap_imposed"] else ", not imposed because the configuration has cap.kind = none"))
+    ab = ", ".join(f"{v:.6g}" for v in b["pressure_AB"])
+    return (
+        f"The margin is one requirement M = g(r) on a portfolio of {_contracts(b)} ({', '.join(b['assets'])}); the risk input r is the "
+        "variance of the margined portfolio's daily return (Section 5, Appendix D.5). Three inputs describe the market: the cross-impact matrix A "
+        "(price change per unit of ADV traded, symmetric positive definite, Assumption 6), the liquidation vector B (forced sales in ADV of each "
+        "contract per unit rise of the margin ratio) and the trigger direction d (the unit direction of the sampled mark vector that raises r), "
+        f"with the input's sensitivity along d written c_r = 2 sqrt(r) s_f, s_f = {b['sensitivity_s_f']:.6g} ({b['sensitivity_source']}). "
+        f"A unit rise of the margin forces the sales B, which move prices by AB = ({ab}) (price change per unit margin ratio). "
+        "Two numbers carry the portfolio into the design problem:\n\n"
+        f"- the liquidation price-pressure scale ||AB||_2 = {b['price_pressure_AB_norm']:.6g} (D.5): the liquidation term is "
+        f"{b['liquidation_term']} in place of lambda_L C(c_eff (M - M_-)_+) of (32); larger ||AB|| makes the first-best flatter. (86) charges the "
+        "price pressure and (32) the flow, so lambda_L is in other units: a one-contract portfolio A = [[alpha]], B = [c_eff], d = [-1] is the "
+        "single-contract problem with lambda_L multiplied by alpha^2;\n"
+        f"- the trigger-liquidation alignment psi = max{{0, -d'AB}} = {b['psi']:.6g} (87): a trigger along d and the forced sales that follow push "
+        "prices the same way. The no-manipulation condition (g'(r) c_r) psi <= 2 of (87)-(88), with the inventory penalty kappa = "
+        f"{kappa:g} on the trade vector (the paper's (88) has kappa = 0), is in vol units dM/dsigma <= K = (2 + kappa ||B||^2/B'AB)/(s_f psi); "
+        f"{cap_txt}.\n\n"
+        "With these two numbers the portfolio design is the single-contract problem of Section 6 (the cap (88) in place of (40), ||AB|| in place of "
+        "c_eff), solved by the same solver with the same certificate; for one contract both reduce to (16)-(18) and (32) exactly. The contract "
+        "table below compares K with each contract's own single-contract cap. "
+        + _d6_sentence(b) + " The last figure draws the D.6 ratios across rho with this design marked."
+    )
+
+
+def _portfolio_tex(report) -> str:
+    b = report.parameters["portfolio"]
+    cap = b["cap_vol_daily"]
+    kappa = b["inventory_penalty_kappa"]
+    if cap is None:
+        cap_txt = "Here $\\psi=0$, so (87) sets no cap: the rule is only monotone."
+    else:
+        cap_txt = ("\\begin{equation*}\n\\frac{dM}{d\\sigma} \\le K = \\frac{2+\\kappa\\lVert B\\rVert^2/B^\\top\\!AB}{s_f\\,\\psi} = "
+                   + f"{cap:.6g}" + ",\\qquad \\frac{K}{\\sqrt{252}} = " + f"{cap / SQRT_252:.4f}" + "\\qquad\\text{(88), (74)}\n\\end{equation*}\n"
+                   + ("" if b["cap_imposed"] else "It is not imposed: the configuration has \\texttt{cap.kind = none}.\n"))
+    ab = ", ".join(f"{v:.6g}" for v in b["pressure_AB"])
+    names = latex_escape(", ".join(b["assets"]))
+    return (
+        f"The margin is one requirement $M=g(r)$ on a portfolio of {_contracts(b)} ({names}); the risk input $r$ is the variance of the "
+        "margined portfolio's daily return (Section~5, Appendix~D.5). The cross-impact matrix $A$ (price change per unit of ADV traded, symmetric "
+        "positive definite, Assumption~6), the liquidation vector $B$ (forced sales in ADV of each contract per unit rise of the margin ratio) and "
+        "the trigger direction $d$ (the unit direction of the sampled mark vector that raises $r$) describe the market; the input's sensitivity "
+        f"along $d$ is $c_r = 2\\sqrt r\\, s_f$ with $s_f = {b['sensitivity_s_f']:.6g}$ ({latex_escape(b['sensitivity_source'])}). "
+        f"A unit rise of the margin forces the sales $B$, which move prices by $AB = ({ab})$. Two numbers carry the portfolio into the design "
+        "problem. The liquidation price-pressure scale "
+        f"$\\lVert AB\\rVert_2 = {b['price_pressure_AB_norm']:.6g}$ (D.5) enters the liquidation term {_liq_tex(report.data)} in place of "
+        "$\\lambda_L C(c^{\\mathrm{eff}}_X (M-M_-)_+)$ of (32): (86) charges the price pressure and (32) the flow, so a one-contract portfolio "
+        "$A=\\alpha$, $B=c^{\\mathrm{eff}}_X$, $d=-1$ is the single-contract problem with $\\lambda_L$ multiplied by $\\alpha^2$. The "
+        f"trigger-liquidation alignment $\\psi = \\max\\{{0,-d^\\top AB\\}} = {b['psi']:.6g}$ (87) sets the cap: the no-manipulation condition "
+        f"$(g'(r)c_r)\\psi \\le 2$ of (87)--(88), with the inventory penalty $\\kappa = {kappa:g}$ on the trade vector (the paper's (88) has "
+        "$\\kappa=0$), reads in vol units\n" + cap_txt +
+        "With these two numbers the portfolio design is the single-contract problem of Section~6 (the cap (88) in place of (40), "
+        "$\\lVert AB\\rVert_2$ in place of $c^{\\mathrm{eff}}_X$), solved by the same solver with the same certificate. "
+        + _d6_sentence(b, tex=True) + " The last figure draws the D.6 ratios across $\\rho$ with this design marked.\n"
     )
 
 
@@ -256,7 +468,20 @@ def report_markdown(report) -> str:
         parts.append("> **Warnings**\n>\n" + "".join(f"> - {w}\n" for w in report.warnings) + "\n")
     parts += [
         "## 1. Design problem and cap\n\n", _design_paragraph_md(report), "\n\n",
+    ]
+    if d.is_portfolio:
+        parts += ["### Portfolio\n\n", _portfolio_md(report), "\n\n"]
+    parts += [
         "## 2. Parameters\n\n", markdown_table(["Parameter", "Value"], parameter_rows(report.parameters), [":---", ":---"]), "\n",
+    ]
+    if d.is_portfolio:
+        parts += [
+            "Contracts of the portfolio: cross-impact A, forced sales B, trigger direction d, price pressure AB, and each contract's "
+            "single-contract cap for comparison (contract i alone: A_ii, B_i, d = -1, the same s_f and kappa; (16)-(18)), against the "
+            "portfolio cap K of (88).\n\n",
+            markdown_table(list(CONTRACT_HEADERS), contract_rows(report.parameters["portfolio"]), [":---"] + ["---:"] * 7), "\n",
+        ]
+    parts += [
         "## 3. Rule table\n\n", rule_table_markdown(report.table, report.formulas), "\n",
         "Formula notes: " + " ".join(sorted({f"{f.kind}: {f.general_text} ({f.note})." for f in report.formulas})) + "\n\n",
     ]
@@ -264,15 +489,15 @@ def report_markdown(report) -> str:
         rows = [[f"{100 * j['threshold_vol_annual']:.2f}", f"{100 * j['threshold_vol_daily']:.4f}", f"{100 * j['margin_below']:.4f}",
                  f"{100 * j['margin_above']:.4f}", f"{100 * j['jump']:.4f}", f"{1e4 * j['gain_per_unit_trigger']:.2f}"] for j in report.steps.jumps]
         parts += [
-            "### Step table jumps\n\n", f"> **Warning.** {STEP_WARNING}\n\n",
+            "### Step table jumps\n\n", f"> **Warning.** {step_warning(d)}\n\n",
             f"{len(report.steps.buckets)} buckets of about equal width in volatility; each bucket [from, to) charges the published linear rule at "
             "its upper edge" + (" rounded up to the tick" if report.rounding is not None else "") + ", so it never charges less than the linear rule. Jumps:\n\n",
             markdown_table(["Threshold annual vol (%)", "Threshold daily vol (%)", "Margin below (%)", "Margin above (%)", "Jump (pp)",
-                            "Gain per unit trigger alpha c_eff Delta M (bp)"], rows, ["---:"] * 6),
+                            f"Gain per unit trigger {_gain_symbol(d)} (bp)"], rows, ["---:"] * 6),
             "\n",
         ]
     parts.append("## 4. Figures\n\n")
-    for name, cap in FIGURES:
+    for name, cap in figure_captions(report):
         parts.append(f"![{cap}](figures/{name}.png)\n\n*Figure: {cap}* ([PDF](figures/{name}.pdf))\n\n")
     parts += [
         "## 5. Objective and price of manipulation-proofness\n\n",
@@ -294,16 +519,23 @@ def _design_paragraph_tex(report) -> str:
     d = report.data
     cfg = d.config
     K = d.slope_vol
+    pf = d.is_portfolio
     if cfg["objective"]["kind"] == "cost":
         o, k = cfg["objective"], cfg["shock"]
+        head = ("For a risk state $r$ (the variance of the margined portfolio's daily return; $\\sigma=\\sqrt r$ its daily volatility) the "
+                "per-state cost $\\Psi^P(r,M;z)$ of (85)--(86)" if pf else
+                "For a risk state $r$ (the variance of daily returns; $\\sigma=\\sqrt r$ the daily volatility) the per-state cost "
+                "$\\Psi(r,M;z)$ of (31)--(32)")
+        liq = (f", the liquidation cost {_liq_tex(d)} with $\\lambda_L = {o['liquidation_weight']:g}$ and "
+               f"$\\lVert AB\\rVert_2 = {d.liquidation_scale:.6g}$" if pf else
+               f", the liquidation cost $\\lambda_L C(c^{{\\mathrm{{eff}}}}_X (M-M_-)_+)$ with $\\lambda_L = {o['liquidation_weight']:g}$")
         cost = (
-            "For a risk state $r$ (the variance of daily returns; $\\sigma=\\sqrt r$ the daily volatility) the per-state cost "
-            "$\\Psi(r,M;z)$ of (31)--(32) adds the expected uncovered close-out loss, with "
+            head + " adds the expected uncovered close-out loss, with "
             f"$D=\\sqrt{{{k['horizon_days']:g}\\,r}}\\,Y$ over a {k['horizon_days']:g}-day margin period ({latex_escape(k['model'])} shocks) "
             f"and the carrying cost $\\kappa_M M$ with $\\kappa_M = {o['carry']:g}$"
-            + (f", the liquidation cost $\\lambda_L C(c^{{\\mathrm{{eff}}}}_X (M-M_-)_+)$ with $\\lambda_L = {o['liquidation_weight']:g}$" if o["liquidation_weight"] else "")
+            + (liq if o["liquidation_weight"] else "")
             + (f", the participation cost $\\lambda_P H(1-N)$ with $\\lambda_P = {o['participation_weight']:g}$" if o["participation_weight"] else "")
-            + "; the other terms of (32) have zero weight here" * (not (o["liquidation_weight"] and o["participation_weight"]))
+            + f"; the other terms of {'(86)' if pf else '(32)'} have zero weight here" * (not (o["liquidation_weight"] and o["participation_weight"]))
             + ". The first-best margin $M^{\\mathrm{fb}}(r)$ minimises $\\Psi$ state by state (34); where interior it solves (35)."
         )
     else:
@@ -314,16 +546,17 @@ def _design_paragraph_tex(report) -> str:
     if math.isfinite(K):
         cap = (
             "\\begin{equation*}\n0 \\le \\frac{dM}{d\\sigma} \\le K = " + f"{K:.6g}" + ",\\qquad "
-            "\\frac{dm}{d\\sigma^{\\mathrm{ann}}} \\le \\frac{K}{\\sqrt{252}} = " + f"{K / SQRT_252:.4f}" + "\\qquad\\text{(40), (74)}\n\\end{equation*}\n"
+            "\\frac{dm}{d\\sigma^{\\mathrm{ann}}} \\le \\frac{K}{\\sqrt{252}} = " + f"{K / SQRT_252:.4f}" + "\\qquad\\text{" + ("(88)" if pf else "(40)") + ", (74)}\n\\end{equation*}\n"
         )
     else:
-        cap = "Here the rule is only required to be monotone (no slope cap).\n"
+        cap = ("Here the rule is only required to be monotone: $\\psi=\\max\\{0,-d^\\top AB\\}=0$, so (87) sets no cap.\n"
+               if pf and d.cap.get("kind") != "none" else "Here the rule is only required to be monotone (no slope cap).\n")
     segs = "; ".join(
         f"{f.kind} from {100 * SQRT_252 * f.vol_start:.2f}\\% to {100 * SQRT_252 * f.vol_end:.2f}\\%" for f in report.formulas
     )
     return (
         cost + " A public rule $M=g(r)$ that passes measured risk into margin too steeply can be manipulated by a trigger-and-reverse "
-        "trade (Corollary~1, (38)); the sufficient cap is\n" + cap +
+        "trade (Corollary~1, (38)" + ("; for a portfolio Section~5 and (87)" if pf else "") + "); the sufficient cap is\n" + cap +
         "The published rule solves (41),\n\\begin{equation*}\n\\min_{g}\\ J(g)=\\int f(r\\mid z)\\,\\Psi(r,g(r);z)\\,dr \\quad\\text{s.t. } "
         "g \\text{ weakly increasing and within the cap},\n\\end{equation*}\n"
         f"on {d.n} states with probability masses $f(r\\mid z)$; between grid points the cap integrates exactly to $K(\\sigma_{{i+1}}-\\sigma_i)$. "
@@ -347,9 +580,25 @@ def report_latex(report) -> str:
         parts.append("\\paragraph{Warnings.}\n\\begin{itemize}\n" + "".join(f"\\item {esc(w)}\n" for w in report.warnings) + "\\end{itemize}\n\n")
     parts += [
         "\\subsection*{Design problem and cap}\n", _design_paragraph_tex(report), "\n",
+    ]
+    if d.is_portfolio:
+        parts += ["\\subsubsection*{Portfolio}\n", _portfolio_tex(report), "\n"]
+    parts += [
         "\\subsection*{Parameters}\n\\begin{center}\n\\small\n",
         latex_tabular(["Parameter", "Value"], parameter_rows(report.parameters), "lp{0.55\\linewidth}"),
         "\\end{center}\n\n",
+    ]
+    if d.is_portfolio:
+        parts += [
+            "Contracts of the portfolio: row of the cross-impact matrix $A$ (price change per unit of ADV traded), forced sales $B_i$ (ADV per "
+            "unit margin ratio), trigger direction $d_i$, price pressure $(AB)_i$ (price change per unit margin ratio), and each contract's "
+            "single-contract cap for comparison (contract $i$ alone: $A_{ii}$, $B_i$, $d=-1$, the same $s_f$ and $\\kappa$; (16)--(18)), "
+            "$K_i$ per unit daily vol and $K_i/\\sqrt{252}$ in pp of margin per annualised-vol point, against the portfolio cap $K$ of (88)."
+            "\n\\begin{center}\n\\scriptsize\n",
+            latex_tabular([TeX(h) for h in CONTRACT_HEADERS_TEX], contract_rows(report.parameters["portfolio"]), "lrrrrrrr"),
+            "\\end{center}\n\n",
+        ]
+    parts += [
         "\\subsection*{Rule table}\n", rule_table_latex(report.table, report.formulas), "\n",
         "Formula notes: " + " ".join(sorted({f"{f.kind}: ${f.general_latex}$ ({esc(f.note)})." for f in report.formulas})) + "\n\n",
     ]
@@ -357,13 +606,14 @@ def report_latex(report) -> str:
         rows = [[f"{100 * j['threshold_vol_annual']:.2f}", f"{100 * j['margin_below']:.4f}", f"{100 * j['margin_above']:.4f}",
                  f"{100 * j['jump']:.4f}", f"{1e4 * j['gain_per_unit_trigger']:.2f}"] for j in report.steps.jumps]
         parts += [
-            "\\subsection*{Step table jumps}\n", f"\\textbf{{Warning.}} {esc(STEP_WARNING)}\n\n",
+            "\\subsection*{Step table jumps}\n", f"\\textbf{{Warning.}} {esc(step_warning(d))}\n\n",
             "\\begin{center}\n\\small\n",
-            latex_tabular(["Threshold vol (ann., %)", "Below (%)", "Above (%)", "Jump (pp)", TeX("Gain $\\alpha c^{\\mathrm{eff}}_X \\Delta M$ (bp)")], rows, "rrrrr"),
+            latex_tabular(["Threshold vol (ann., %)", "Below (%)", "Above (%)", "Jump (pp)",
+                           TeX("Gain $\\lVert AB\\rVert_2 \\Delta M$ (bp)" if d.is_portfolio else "Gain $\\alpha c^{\\mathrm{eff}}_X \\Delta M$ (bp)")], rows, "rrrrr"),
             "\\end{center}\n\n",
         ]
     parts.append("\\subsection*{Figures}\n")
-    for name, cap in FIGURES:
+    for name, cap in figure_captions(report):
         parts.append(
             "\\begin{figure}[htbp]\n\\centering\n"
             f"\\includegraphics[width=0.9\\linewidth]{{figures/{name}.pdf}}\n\\caption{{{esc(cap)}}}\n\\label{{fig:margin-{name}}}\n\\end{{figure}}\n"

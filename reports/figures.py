@@ -5,6 +5,10 @@
 * ``slope``: the slope of the rule (dm/dsigma_ann) against the cap K / sqrt(252) of (74).
 * ``multipliers``: the shadow prices G_k across states (> 0: the cap binds; < 0: monotonicity binds).
 * ``objective``: expected cost per term, first-best against capped (the price of manipulation-proofness).
+* ``portfolio`` (portfolio designs only): the cap across the assets' alignment, Appendix D.6: the two-asset
+  ratios ||AB||/xi_SA = psi/xi_SA = (1 + rho)/sqrt(2) (89)-(91) and sqrt(2)/(1 + rho) (92) against rho, the
+  threshold rho = sqrt(2) - 1, and the design marked at its rho (when it has the D.6 structure) or as lines at its
+  own psi/xi_SA, ||AB||/xi_SA and xi_SA/psi (:mod:`margin_design.reports.portfolio`).
 
 Determinism: figures are drawn on :class:`matplotlib.figure.Figure` objects (no pyplot, no global backend
 switch) inside ``rc_context(RC)`` with a fixed font (DejaVu Sans, shipped with matplotlib), sizes and dpi,
@@ -19,11 +23,14 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
-from matplotlib.ticker import FuncFormatter, PercentFormatter
+from matplotlib.ticker import FuncFormatter, NullFormatter, PercentFormatter
 
 from margin_design.reports.rule_data import SQRT_252
 
 FIGURE_NAMES = ("schedule", "slope", "multipliers", "objective")
+PORTFOLIO_FIGURE = "portfolio"
+#: Points of the rho grid of the D.6 figure.
+RHO_POINTS = 381
 DPI = 150
 SIZE = (7.0, 4.6)   # inches
 RC = {
@@ -48,6 +55,11 @@ PNG_METADATA = {"Software": None}
 PDF_METADATA = {"Creator": None, "Producer": None, "CreationDate": None, "ModDate": None}
 REGIME_COLORS = {"tracking": "#d9f0d3", "saturated": "#fddbc7", "pooling": "#d1e5f0", "floor": "#e0e0e0"}
 LINE = {"rule": "#1b4f9c", "first_best": "#555555", "cap": "#b2182b", "published": "#e08214", "knots": "#1b4f9c"}
+
+
+def figure_names(report) -> tuple:
+    """The figures of this report: :data:`FIGURE_NAMES`, plus ``portfolio`` for a portfolio design."""
+    return FIGURE_NAMES + ((PORTFOLIO_FIGURE,) if report.data.is_portfolio else ())
 
 
 def _pct_axis(ax, which: str = "both", decimals: int = 0) -> None:
@@ -202,14 +214,74 @@ def objective_figure(report) -> Figure:
     return fig
 
 
-BUILDERS = {"schedule": schedule_figure, "slope": slope_figure, "multipliers": multipliers_figure, "objective": objective_figure}
+def portfolio_figure(report) -> Figure:
+    """The D.6 picture: pressure and slope ratios of the two-asset example against rho, with this design marked."""
+    from margin_design.reports.portfolio import RHO_RANGE, d6_curves
+
+    block = report.parameters["portfolio"]
+    c = block["d6"]
+    fit = c["two_asset_fit"]
+    mark = fit["rho"] if fit is not None else c["rho_equivalent"]
+    # the rho range reaches the design's rho when it lies left of RHO_RANGE (rho > -1 always: A is positive definite)
+    left = RHO_RANGE[0] if mark is None or mark >= RHO_RANGE[0] + 0.02 else max(mark - 0.02, 0.5 * (mark - 1.0))
+    rho = np.linspace(left, RHO_RANGE[1], RHO_POINTS)
+    pressure, slope = d6_curves(rho)
+    thr = c["rho_threshold"]
+    fig, ax = _new("Cap across the assets' alignment (Appendix D.6): two assets, A = $\\alpha$[[1, $\\rho$], [$\\rho$, 1]]")
+    ax.plot(rho, pressure, color=LINE["first_best"], lw=1.8,
+            label="$\\|AB\\|/\\xi_{SA} = \\psi/\\xi_{SA} = (1+\\rho)/\\sqrt{2}$ (89)-(91): first-best flatness")
+    ax.plot(rho, slope, color=LINE["cap"], lw=1.8, label="admissible slope / benchmark $= \\sqrt{2}/(1+\\rho)$ (92)")
+    ax.axhline(1.0, color="black", lw=0.6)
+    ax.axvline(thr, color="black", lw=0.8, ls=":", label=f"$\\rho = \\sqrt{{2}} - 1$ = {thr:.3f}")
+    names = ", ".join(block["assets"])
+    if fit is not None:
+        r = fit["rho"]
+        ax.plot([r], [fit["pressure_ratio_89_91"]], "o", ms=6, color=LINE["first_best"], zorder=5)
+        ax.plot([r], [fit["slope_ratio_92"]], "o", ms=6, color=LINE["cap"], zorder=5,
+                label=f"this design ({names}): $\\rho$ = {r:.3g}")
+        ax.annotate(f"{fit['pressure_ratio_89_91']:.3f}", (r, fit["pressure_ratio_89_91"]), textcoords="offset points", xytext=(-6, 6), ha="right", fontsize=7)
+        ax.annotate(f"{fit['slope_ratio_92']:.3f}", (r, fit["slope_ratio_92"]), textcoords="offset points", xytext=(-6, -11), ha="right", fontsize=7)
+    else:
+        p, q = c["psi_over_xi_SA"], c["price_pressure_over_xi_SA"]
+        same = abs(q - p) <= 1e-12 * q
+        if p > 0:   # psi = 0 (no cap) has no place on a log axis; the legend and the caption say so
+            ax.axhline(p, color=LINE["first_best"], lw=1.0, ls="--",
+                       label=f"this design ({names}): $\\psi/\\xi_{{SA}}$" + (" = $\\|AB\\|/\\xi_{SA}$" if same else "") + f" = {p:.3f}")
+        if not same:
+            ax.axhline(q, color=LINE["published"], lw=1.0, ls="--",
+                       label=(f"this design ({names})" if p <= 0 else "this design") + f": $\\|AB\\|/\\xi_{{SA}}$ = {q:.3f}")
+        if c["slope_ratio_xi_SA_over_psi"] is None:
+            ax.plot([], [], " ", label="this design: $\\psi$ = 0, no cap from manipulation (87)")
+        else:
+            ax.axhline(c["slope_ratio_xi_SA_over_psi"], color=LINE["cap"], lw=1.0, ls="--",
+                       label=f"this design: $\\xi_{{SA}}/\\psi$ = {c['slope_ratio_xi_SA_over_psi']:.3f}")
+        if mark is not None:
+            ax.plot([mark, mark], [p, c["slope_ratio_xi_SA_over_psi"]], "o", ms=5, color="black", zorder=5,
+                    label=f"D.6 alignment equal to the design's: $\\rho$ = {mark:.3f}")
+    ax.set_yscale("log")
+    lo = min(float(pressure.min()), *(v for v in (c["psi_over_xi_SA"], c["price_pressure_over_xi_SA"]) if v))
+    hi = max(float(slope.max()), c["slope_ratio_xi_SA_over_psi"] or 0.0, c["price_pressure_over_xi_SA"] or 0.0)
+    ax.set_ylim(0.8 * lo, 1.25 * hi)
+    ax.set_xlim(rho[0], rho[-1])
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("cross-impact correlation $\\rho$ (D.6)")
+    ax.set_ylabel("ratio to the single-asset benchmark (log scale)")
+    ax.text(thr + 0.02, 0.9 * 1.25 * hi, "first-best flatter,\ncap tighter", fontsize=7, va="top", color="#333333")
+    ax.text(thr - 0.02, 0.9 * 1.25 * hi, "first-best steeper,\ncap looser", fontsize=7, va="top", ha="right", color="#333333")
+    fig.legend(loc="outside lower center", ncols=2, frameon=False)
+    return fig
+
+
+BUILDERS = {"schedule": schedule_figure, "slope": slope_figure, "multipliers": multipliers_figure, "objective": objective_figure,
+            PORTFOLIO_FIGURE: portfolio_figure}
 
 
 def render_figures(report) -> dict[str, bytes]:
     """{"figures/<name>.png": bytes, "figures/<name>.pdf": bytes} for every figure."""
     out = {}
     with matplotlib.rc_context(RC):
-        for name in FIGURE_NAMES:
+        for name in figure_names(report):
             fig = BUILDERS[name](report)
             png, pdf = _save(fig)
             out[f"figures/{name}.png"] = png

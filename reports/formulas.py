@@ -12,6 +12,10 @@
   are written with Fbar_Y (the survival function of Y) or e_Y (its mean excess, E[(Y - k)_+]).
   For the target objective (Appendix D.2), tracking is M = t(r), the target of ``objective.file``.
 
+Portfolio designs ((85)-(88)): r is the variance of the margined portfolio's daily return, the cap of a saturated
+segment is (88), and the liquidation term of (86) puts ||AB||_2 where (32) has c_eff: the tracking condition
+reads ... + lambda_L ||AB||^2 (M - M_-)_+ (quadratic) or lambda_L ||AB|| Heaviside(M - M_-) (linear).
+
 Numbers are sympy Floats with :data:`FORMULA_DIGITS` significant digits. ``text`` is ``sympy.sstr``
 (parseable back with ``sympy.sympify``), ``latex`` is ``sympy.latex``.
 """
@@ -32,6 +36,16 @@ kappa_M, lambda_L, lambda_P, c_eff, M_minus, beta = sp.symbols("kappa_M lambda_L
 Fbar_Y = sp.Function("Fbar_Y")
 e_Y = sp.Function("e_Y")
 t_fun = sp.Function("t")
+
+
+class _NormAB(sp.Symbol):
+    """||AB||_2 of (86): prints as ||AB|| in text and as \\lVert AB \\rVert_2 in LaTeX."""
+
+    def _latex(self, printer):
+        return r"\lVert AB \rVert_2"
+
+
+norm_AB = _NormAB("||AB||")
 
 EQUATIONS = {"saturated": "(42)", "pooling": "(43)", "tracking": "(35)", "floor": "(3), (34)"}
 
@@ -88,9 +102,10 @@ class SegmentFormula:
         }
 
 
-def tracking_condition(config: dict) -> tuple:
+def tracking_condition(config: dict, portfolio: dict | None = None) -> tuple:
     """(lhs, rhs, general_text, general_latex, note) of the first-order condition (35) for a cost objective,
-    or of M = t(r) for the target objective, with the configured numbers substituted."""
+    or of M = t(r) for the target objective, with the configured numbers substituted. ``portfolio``: the
+    schedule.json portfolio block of a portfolio design (its ||AB|| replaces c_eff, (86))."""
     o = config["objective"]
     if o["kind"] == "target":
         return M, t_fun(r), "M = t(r)", "M = t(r)", f"t = target column of objective.file = {o['file']} (Appendix D.2)"
@@ -126,8 +141,12 @@ def tracking_condition(config: dict) -> tuple:
         values[kappa_M] = _f(o["carry"])
     x = M - M_minus
     if o["liquidation_weight"]:
-        sym += lambda_L * c_eff**2 * sp.Max(0, x) if o["liquidation_cost"] == "quadratic" else lambda_L * c_eff * sp.Heaviside(x)
-        values.update({lambda_L: _f(o["liquidation_weight"]), c_eff: _f(m["c_eff"])})
+        # (32): c_eff, forced sales per unit margin ratio; portfolio (86): ||AB||, price pressure per unit margin ratio
+        scale, value = (norm_AB, portfolio["price_pressure"]) if portfolio is not None else (c_eff, m["c_eff"])
+        sym += lambda_L * scale**2 * sp.Max(0, x) if o["liquidation_cost"] == "quadratic" else lambda_L * scale * sp.Heaviside(x)
+        values.update({lambda_L: _f(o["liquidation_weight"]), scale: _f(value)})
+        if portfolio is not None:
+            shock_note += f"; liquidation on the portfolio price pressure (86), ||AB|| = {float(value):.6g} (price change per unit margin ratio)"
     if o["participation_weight"] and o["participation_beta"]:
         sym += lambda_P * beta * sp.Heaviside(x) if o["participation_cost"] == "linear" else lambda_P * beta**2 * sp.Max(0, x)
         values.update({lambda_P: _f(o["participation_weight"]), beta: _f(o["participation_beta"])})
@@ -143,13 +162,14 @@ def segment_formulas(data: RuleData) -> list[SegmentFormula]:
     """One :class:`SegmentFormula` per segment of the solved schedule, in grid order."""
     out = []
     K = data.slope_vol
+    units = "(88), daily portfolio vol units" if data.is_portfolio else "(daily vol units)"
     for s in data.segments:
         kind = s["kind"]
         common = dict(kind=kind, start=int(s["start"]), end=int(s["end"]), vol_start=float(s["vol_start"]), vol_end=float(s["vol_end"]), equation=EQUATIONS[kind])
         if kind == "saturated":
             rhs = sp.Add(_f(s["intercept"]), sp.Mul(_f(K), sp.sqrt(r)), evaluate=False)
             out.append(SegmentFormula(lhs=M, rhs=rhs, general_text="M = a + K*sqrt(r)", general_latex=r"M = a + K \sqrt{r}",
-                                      note=f"a = intercept, K = cap on dM/dsigma = {K:.6g} (daily vol units)", order="none", **common))
+                                      note=f"a = intercept, K = cap on dM/dsigma = {K:.6g} {units}", order="none", **common))
         elif kind == "floor":
             out.append(SegmentFormula(lhs=M, rhs=sp.Integer(0), general_text="M = 0", general_latex="M = 0",
                                       note="margins are non-negative, (3) and (34): the floor binds (the unconstrained level would be negative)", **common))
@@ -157,8 +177,10 @@ def segment_formulas(data: RuleData) -> list[SegmentFormula]:
             out.append(SegmentFormula(lhs=M, rhs=_f(s["level"]), general_text="M = k", general_latex="M = k",
                                       note="k solves sum_j w_j dPsi/dM(r_j, k) = 0 over the pooled states", **common))
         else:
-            lhs, rhs, gt, gl, note = tracking_condition(data.config)
+            lhs, rhs, gt, gl, note = tracking_condition(data.config, data.portfolio)
             if data.objective_kind == "target":
                 common["equation"] = "(D.2)"
+            elif data.is_portfolio:
+                common["equation"] = "(35), (86)"
             out.append(SegmentFormula(lhs=lhs, rhs=rhs, general_text=gt, general_latex=gl, note=note, **common))
     return out

@@ -12,6 +12,12 @@ epsilon the elasticity of constrained positions to margin, tau = XP/ADV the cons
 m the margin level. A mismatch with the configured alpha or c_eff beyond :data:`CONSISTENCY_RTOL` is a
 warning, not an error (the config may have been calibrated differently).
 
+Portfolio designs (a ``[portfolio]`` section, (85)-(88)): the market block holds only the inventory penalty, the
+``portfolio`` group holds A, B, d, s_f, psi, ||AB||, the cap (88) and each contract's single-contract cap
+(:mod:`margin_design.reports.portfolio`), the objective reads (85)-(86) with the liquidation term on the price
+pressure ||AB|| (M - M_-), and the elasticity inputs are refused (:func:`check_elasticity_applies`): (75)-(77)
+calibrate one alpha and one c_eff, which a portfolio design does not have.
+
 Provenance block: package versions, the configuration and problem hashes, the input data files' hashes,
 solver and backend versions, the certificate and the effective date the user gives (never the clock).
 The solver's wall time is left out so that reruns are byte-identical.
@@ -23,6 +29,7 @@ import math
 from dataclasses import dataclass
 
 from margin_design.errors import InputError
+from margin_design.reports.portfolio import liquidation_term_text, portfolio_parameters
 from margin_design.reports.rule_data import SQRT_252, RuleData
 
 CONSISTENCY_RTOL = 0.01    # relative mismatch between implied and configured alpha / c_eff that triggers a warning
@@ -58,6 +65,31 @@ class ElasticityInputs:
     @property
     def given(self) -> bool:
         return any(v is not None for v in (self.elasticity, self.turnover, self.participation, self.distortion_bps))
+
+
+ELASTICITY_FLAGS = (
+    ("elasticity", "--elasticity"), ("turnover", "--turnover"), ("participation", "--participation"),
+    ("distortion_bps", "--distortion-bps"), ("margin_level", "--margin-level"),
+)
+
+
+def check_elasticity_applies(inputs: ElasticityInputs | None, data: RuleData) -> None:
+    """InputError (one sentence naming the flags) when elasticity inputs are given for a portfolio design.
+
+    (75)-(77) turn one elasticity, turnover, trigger and distortion into one alpha and one c_eff; a portfolio design
+    has an impact matrix A and a liquidation vector B instead, calibrated per contract and across contracts, so
+    there is nothing for the scalar flags to check.
+    """
+    if inputs is None or not data.is_portfolio:
+        return
+    given = [flag for key, flag in ELASTICITY_FLAGS if getattr(inputs, key) is not None]
+    if given:
+        names = given[0] if len(given) == 1 else ", ".join(given[:-1]) + " and " + given[-1]
+        raise InputError(
+            f"{names} {'does' if len(given) == 1 else 'do'} not apply to a [portfolio] design: the elasticity inputs check market.alpha "
+            "and market.c_eff through (75)-(77), and a portfolio has the impact matrix A and the liquidation vector B in their place "
+            "((86)-(88)); drop the flag."
+        )
 
 
 def _implied(inputs: ElasticityInputs, data: RuleData) -> tuple[dict, list[str]]:
@@ -111,7 +143,10 @@ def parameter_block(data: RuleData, inputs: ElasticityInputs | None = None) -> t
     if o["kind"] == "cost":
         k, s, g = cfg["shock"], cfg["states"], cfg["grid"]
         block["coverage"] = {
-            "objective": "cost: E[l(D - M)] + kappa_M M + lambda_L C(c_eff (M - M_-)_+) + lambda_P H(1 - N), (31)-(32)",
+            "objective": (
+                f"cost: E[l(D - M)] + kappa_M M + {liquidation_term_text(data)} + lambda_P H(1 - N^P), (85)-(86)" if data.is_portfolio
+                else "cost: E[l(D - M)] + kappa_M M + lambda_L C(c_eff (M - M_-)_+) + lambda_P H(1 - N), (31)-(32)"
+            ),
             "loss": o["loss"],
             "carry_kappa_M": o["carry"],
             "prev_margin_M_minus": o["prev_margin"],
@@ -139,6 +174,10 @@ def parameter_block(data: RuleData, inputs: ElasticityInputs | None = None) -> t
             "grid_spacing": g["spacing"],
         }
         block["liquidation"] = {"weight_lambda_L": o["liquidation_weight"], "cost_form": o["liquidation_cost"]}
+        if data.is_portfolio:
+            # (86) charges the price pressure ||AB|| (M - M_-), (32) the flow c_eff (M - M_-): lambda_L is in those units
+            block["liquidation"]["term"] = liquidation_term_text(data)
+            block["liquidation"]["scale_AB_norm"] = data.liquidation_scale
         block["participation"] = {
             "weight_lambda_P": o["participation_weight"],
             "beta": o["participation_beta"],
@@ -151,7 +190,11 @@ def parameter_block(data: RuleData, inputs: ElasticityInputs | None = None) -> t
         }
         block["states"] = {"density": "from objective.file", "grid_points": data.n,
                            "grid_vol_daily_min": float(data.vol[0]), "grid_vol_daily_max": float(data.vol[-1])}
-    block["market"] = {"alpha": mk["alpha"], "c_eff": mk["c_eff"], "inventory_penalty_kappa": mk["inventory_penalty"]}
+    if data.is_portfolio:
+        block["market"] = {"inventory_penalty_kappa": mk["inventory_penalty"]}
+        block["portfolio"] = portfolio_parameters(data)
+    else:
+        block["market"] = {"alpha": mk["alpha"], "c_eff": mk["c_eff"], "inventory_penalty_kappa": mk["inventory_penalty"]}
     K = data.slope_vol
     block["cap"] = {
         "kind": cp["kind"],
@@ -163,6 +206,8 @@ def parameter_block(data: RuleData, inputs: ElasticityInputs | None = None) -> t
         "formula": data.cap.get("formula"),
         "annual_units": "dm/dsigma_ann <= K / sqrt(252), (74)",
     }
+    if data.is_portfolio:
+        block["cap"]["equation"] = "(87)-(88); sigma is the daily vol of the margined portfolio's return"
     warnings: list[str] = []
     if inputs is not None and (inputs.given or inputs.margin_level is not None):
         block["elasticity_inputs"], warnings = _implied(inputs, data)

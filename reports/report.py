@@ -5,7 +5,8 @@
 
 The folder holds ``rule_table.{csv,json,md,tex,xlsx}``, ``parameters.json``, ``report.md``,
 ``report.tex``, ``schedule.json`` (as written by ``solve``) and ``figures/`` (PNG and PDF); with
-``steps`` also ``step_table.csv`` (buckets), ``step_jumps.csv`` and ``step_table.json``. It is written atomically (built in a
+``steps`` also ``step_table.csv`` (buckets), ``step_jumps.csv`` and ``step_table.json``; a portfolio design
+(``[portfolio]``) also ``figures/portfolio.{png,pdf}``, the cap across the assets' alignment (Appendix D.6). It is written atomically (built in a
 temporary sibling folder and swapped in whole).
 
 Determinism: every file is a function of the schedule and the options only (no clock, no paths), so the
@@ -40,7 +41,7 @@ from margin_design.reports.knots import (
     round_knots,
     select_knots,
 )
-from margin_design.reports.parameters import ElasticityInputs, parameter_block, provenance_block
+from margin_design.reports.parameters import ElasticityInputs, check_elasticity_applies, parameter_block, provenance_block
 from margin_design.reports.rule_data import RuleData, load_schedule_json
 from margin_design.reports.steps import StepTable, bucket_edges, bucket_levels, step_table
 from margin_design.reports.table import (
@@ -159,7 +160,7 @@ class Report:
                 "jumps": len(self.steps.jumps),
                 "max_jump": self.steps.max_jump,
                 "max_gain_per_unit_trigger": self.steps.max_gain_per_unit_trigger,
-                "warning": appendix.STEP_WARNING,
+                "warning": appendix.step_warning(self.data),
             }
         return out
 
@@ -180,6 +181,7 @@ def build_report(source, options: ReportOptions | None = None, *, input_file: di
     """Compute the report from a Schedule, a :class:`RuleData`, a schedule.json dict or its path."""
     options = options or ReportOptions()
     data = _as_data(source)
+    check_elasticity_applies(options.elasticity, data)
     warnings: list[str] = []
     knots = select_knots(data.vol, data.schedule, data.segments, tolerance=options.tolerance, count=options.knots)
     vk = data.vol[knots]
@@ -209,7 +211,11 @@ def build_report(source, options: ReportOptions | None = None, *, input_file: di
     steps = None
     if options.steps is not None:
         edges = data.vol[bucket_edges(data.vol, options.steps)]
-        steps = step_table(edges, bucket_levels(edges, vk, published, options.tick), data.alpha, data.c_eff)
+        levels = bucket_levels(edges, vk, published, options.tick)
+        if data.is_portfolio:
+            steps = step_table(edges, levels, None, None, price_pressure=data.trigger_gain_scale)
+        else:
+            steps = step_table(edges, levels, data.alpha, data.c_eff)
         if steps.jumps:
             warnings.append(
                 f"the step table has {len(steps.jumps)} jump(s) of up to {steps.max_jump:.4g} (margin ratio); "

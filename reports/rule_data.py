@@ -9,6 +9,12 @@ Units (as in ``schedule.json``): ``vol`` daily volatility (decimal), ``r`` daily
 margin ratios per unit notional, ``u`` the cap increments K (vol_{i+1} - vol_i) (inf where uncapped),
 ``multipliers`` G_k per link (objective units: expected cost per unit notional), ``slope_vol`` the cap K on
 dM/dsigma (margin ratio per unit of daily vol).
+
+Portfolio designs (a ``[portfolio]`` section; Nicolai 2026, Sections 5, 6.5, D.5-D.6): the risk input r is the
+variance of the margined portfolio's daily return, ``config["market"]`` has no alpha or c_eff, and the
+``portfolio`` block of ``schedule.json`` (A, B, d, s_f, psi, ||AB||, the cap (88)) is kept in
+:attr:`RuleData.portfolio` after a consistency check: psi, ||AB|| and the caps are recomputed from A, B, d and s_f
+(:class:`~margin_design.design.portfolio.PortfolioSpec`) and must agree with the stored numbers.
 """
 
 from __future__ import annotations
@@ -30,6 +36,11 @@ TRADING_DAYS = 252
 FEASIBILITY_TOL = 1e-12
 SQRT_252 = math.sqrt(TRADING_DAYS)
 SCHEMA_VERSION = 1
+#: Relative disagreement accepted between the stored portfolio numbers (psi, ||AB||, the caps) and those recomputed
+#: from the stored A, B, d, s_f: the same float64 formulas give the same numbers up to a few ulps.
+PORTFOLIO_RTOL = 1e-12
+PORTFOLIO_KEYS = ("assets", "impact", "liquidation", "trigger", "sensitivity", "source", "psi", "price_pressure", "cap_vol",
+                  "single_contract_cap_vol")
 KIND_CODES = {"tracking": 0, "pooling": 1, "saturated": 2, "floor": 1}  # as in margin_design.solvers.chain (floor: pooled at M = 0)
 REQUIRED_KEYS = (
     "version", "grid", "weights", "first_best", "schedule", "cap_increments", "cap", "multipliers",
@@ -59,6 +70,7 @@ class RuleData:
     problem_sha256: str | None = None
     package_version: str | None = None
     schedule_json: str = field(default="", repr=False)   # the exact text written as the report's schedule.json
+    portfolio: dict | None = field(default=None, repr=False)   # the schedule.json ``portfolio`` block, or None
 
     # ------------------------------------------------------------ derived views
     @property
@@ -81,12 +93,39 @@ class RuleData:
         return self.slope_vol / SQRT_252
 
     @property
-    def alpha(self) -> float:
-        return float(self.config["market"]["alpha"])
+    def is_portfolio(self) -> bool:
+        """Is this a portfolio design (a ``[portfolio]`` section: the cap (88), the liquidation term (86))?"""
+        return self.portfolio is not None
 
     @property
-    def c_eff(self) -> float:
-        return float(self.config["market"]["c_eff"])
+    def alpha(self) -> float | None:
+        """market.alpha, the price impact per unit of ADV traded; None for a portfolio design (A replaces it)."""
+        v = self.config["market"].get("alpha")
+        return None if v is None else float(v)
+
+    @property
+    def c_eff(self) -> float | None:
+        """market.c_eff, the forced liquidation in ADV per unit margin ratio; None for a portfolio design (B replaces it)."""
+        v = self.config["market"].get("c_eff")
+        return None if v is None else float(v)
+
+    @property
+    def inventory_penalty(self) -> float:
+        """market.inventory_penalty kappa (price units per unit of ADV held, (11))."""
+        return float(self.config["market"].get("inventory_penalty") or 0.0)
+
+    @property
+    def liquidation_scale(self) -> float:
+        """The scale inside the liquidation term: c_eff (ADV per unit margin ratio, (32)) for one contract, ||AB||_2
+        (price change per unit margin ratio, (86)) for a portfolio."""
+        return float(self.portfolio["price_pressure"]) if self.is_portfolio else float(self.c_eff)
+
+    @property
+    def trigger_gain_scale(self) -> float:
+        """Price move per unit trigger per unit margin jump of a threshold crossing (Section 6.6): alpha c_eff for one
+        contract; for a portfolio ||AB||_2, the largest harvest v'AB of a unit trade vector v (Cauchy-Schwarz),
+        which is alpha c_eff again for a one-contract portfolio."""
+        return float(self.portfolio["price_pressure"]) if self.is_portfolio else self.alpha * self.c_eff
 
     @property
     def objective_kind(self) -> str:
@@ -154,6 +193,7 @@ class RuleData:
         if np.any(codes < 0):
             raise InputError(f"{name} has segments that do not cover every link of the grid.")
         slope = d["cap"].get("slope_vol")
+        portfolio = _portfolio_block(name, d, math.inf if slope is None else float(slope))
         return cls(
             vol=vol,
             weights=weights,
@@ -173,7 +213,63 @@ class RuleData:
             problem_sha256=d.get("problem_sha256"),
             package_version=d.get("package_version"),
             schedule_json=text if text is not None else json.dumps(d, indent=2, allow_nan=False) + "\n",
+            portfolio=portfolio,
         )
+
+
+def _portfolio_block(name: str, d: dict, slope_vol: float) -> dict | None:
+    """The ``portfolio`` block of a schedule.json dict, checked against the ``[portfolio]`` config and recomputed.
+
+    None for a single-contract schedule. A block whose psi, ||AB|| or caps disagree (beyond :data:`PORTFOLIO_RTOL`)
+    with those of its own A, B, d and s_f, or with the schedule's cap, was edited or damaged: InputError.
+    """
+    from margin_design.design.portfolio import PortfolioSpec
+    from margin_design.errors import ConfigError
+
+    block = d.get("portfolio")
+    has_section = isinstance(d.get("config"), dict) and d["config"].get("portfolio") is not None
+    if block is None:
+        if has_section:
+            raise InputError(f"{name} has a [portfolio] configuration but no 'portfolio' block; write it again with margin-design solve.")
+        return None
+    if not isinstance(block, dict) or any(k not in block for k in PORTFOLIO_KEYS):
+        missing = [k for k in PORTFOLIO_KEYS if not isinstance(block, dict) or k not in block]
+        raise InputError(f"{name} has a 'portfolio' block without the key(s) {', '.join(missing)}; is it a schedule.json written by margin-design solve?")
+    if not has_section:
+        raise InputError(f"{name} has a 'portfolio' block but its configuration has no [portfolio] section.")
+    kappa = float(d["config"].get("market", {}).get("inventory_penalty") or 0.0)
+    try:
+        spec = PortfolioSpec(
+            assets=tuple(str(a) for a in block["assets"]),
+            impact=np.asarray(block["impact"], dtype=float),
+            liquidation=np.asarray(block["liquidation"], dtype=float),
+            trigger=np.asarray(block["trigger"], dtype=float),
+            sensitivity=float(block["sensitivity"]),
+            source=str(block["source"]),
+        )
+    except (ConfigError, TypeError, ValueError) as exc:
+        raise InputError(f"{name} has an invalid 'portfolio' block ({str(exc).rstrip('.')}).") from None
+    cap = spec.cap_vol(kappa)
+    singles = spec.single_contract_caps(kappa)
+    stored_singles = block["single_contract_cap_vol"]
+    checks = [("psi", block["psi"], spec.psi), ("price_pressure", block["price_pressure"], spec.price_pressure),
+              ("cap_vol", block["cap_vol"], cap if math.isfinite(cap) else None)]
+    if d["cap"].get("kind") != "none":
+        checks.append(("cap.slope_vol", None if not math.isfinite(slope_vol) else slope_vol, cap if math.isfinite(cap) else None))
+    if not isinstance(stored_singles, list) or len(stored_singles) != spec.k:
+        raise InputError(f"{name} has portfolio.single_contract_cap_vol with the wrong number of entries (there are {spec.k} assets).")
+    checks += [(f"single_contract_cap_vol[{i}]", s, float(c) if math.isfinite(c) else None) for i, (s, c) in enumerate(zip(stored_singles, singles))]
+    for key, stored, fresh in checks:
+        if (stored is None) != (fresh is None) or (
+            fresh is not None and not (isinstance(stored, (int, float)) and abs(float(stored) - fresh) <= PORTFOLIO_RTOL * abs(fresh))
+        ):
+            raise InputError(
+                f"{name} has portfolio {key} = {stored!r} but its A, B, d and s_f give {fresh!r}; the file was edited or damaged, so it is not published."
+            )
+    out = dict(block)
+    out["pressure_vector"] = [float(v) for v in spec.pressure_vector]
+    out["bab"] = float(spec.liquidation @ spec.impact @ spec.liquidation)
+    return out
 
 
 def _check_feasible(name: str, vol: np.ndarray, x: np.ndarray, u: np.ndarray) -> None:

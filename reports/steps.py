@@ -13,6 +13,11 @@ units) that pushes the sampled input across the threshold harvests about q * alp
 (price impact alpha per ADV traded, forced liquidation c_eff in ADV per unit margin ratio), while its own
 round-trip cost is O(q^2); so for small enough q the jump pays. The table reports the gain per unit of
 trigger, alpha * c_eff * Delta M (a price move, decimal of the price), for every jump.
+
+Portfolio designs ((85)-(88)): the jump forces the sales Delta M B, which move prices by Delta M AB; a unit trade
+vector v sold before and bought back after harvests v'AB Delta M, at most ||AB||_2 Delta M (Cauchy-Schwarz, at
+v = AB/||AB||). The table reports that bound, ||AB|| Delta M, as the gain per unit trigger (q ADV along the best
+direction harvests q times it); for a one-contract portfolio it is alpha c_eff Delta M again.
 """
 
 from __future__ import annotations
@@ -40,8 +45,9 @@ class StepTable:
 
     buckets: tuple
     jumps: tuple
-    alpha: float
-    c_eff: float
+    alpha: float | None
+    c_eff: float | None
+    price_pressure: float | None = None   # ||AB||_2 for a portfolio design (alpha and c_eff are then None)
 
     @property
     def max_jump(self) -> float:
@@ -52,6 +58,15 @@ class StepTable:
         return max((j["gain_per_unit_trigger"] for j in self.jumps), default=0.0)
 
     def to_dict(self) -> dict:
+        if self.price_pressure is not None:
+            return {
+                "convention": "bucket [vol_from, vol_to) charges the published linear rule at vol_to (rounded up to the tick if any); last bucket closed",
+                "price_pressure_AB": self.price_pressure,
+                "gain_formula": "gain per unit trigger = ||AB||_2 * jump, the largest harvest v'AB * jump of a unit trade vector v "
+                                "(Nicolai 2026, Section 6.6 with the portfolio price pressure of (86)); gain = q * that for a trigger of q ADV",
+                "buckets": [dict(b) for b in self.buckets],
+                "jumps": [dict(j) for j in self.jumps],
+            }
         return {
             "convention": "bucket [vol_from, vol_to) charges the published linear rule at vol_to (rounded up to the tick if any); last bucket closed",
             "alpha": self.alpha,
@@ -82,8 +97,14 @@ def bucket_levels(vol_edges, vol_knots, margin_knots, tick: float | None = None)
     return np.asarray([tick_value(math.ceil(v / tick - CEIL_SLACK), tick) for v in upper])
 
 
-def step_table(vol_edges, levels, alpha: float, c_eff: float) -> StepTable:
-    """Buckets between consecutive edges with the given levels and the jump at every interior edge."""
+def step_table(vol_edges, levels, alpha: float | None, c_eff: float | None, *, price_pressure: float | None = None) -> StepTable:
+    """Buckets between consecutive edges with the given levels and the jump at every interior edge.
+
+    Gain per unit trigger: alpha c_eff Delta M for one contract; with ``price_pressure`` (||AB||_2 of a portfolio
+    design, price change per unit margin ratio) ||AB|| Delta M, and ``alpha``, ``c_eff`` must be None.
+    """
+    if (price_pressure is None) == (alpha is None or c_eff is None):
+        raise ValueError("step_table needs alpha and c_eff (one contract) or price_pressure (portfolio), not both")
     v = np.asarray(vol_edges, float)
     L = np.asarray(levels, float)
     buckets = []
@@ -110,7 +131,9 @@ def step_table(vol_edges, levels, alpha: float, c_eff: float) -> StepTable:
                 "margin_below": float(L[k - 1]),
                 "margin_above": float(L[k]),
                 "jump": dm,
-                "gain_per_unit_trigger": float(threshold_crossing_gain(alpha, c_eff, dm)),
+                "gain_per_unit_trigger": float(threshold_crossing_gain(alpha, c_eff, dm)) if price_pressure is None else float(price_pressure) * dm,
             }
         )
+    if price_pressure is not None:
+        return StepTable(buckets=tuple(buckets), jumps=tuple(jumps), alpha=None, c_eff=None, price_pressure=float(price_pressure))
     return StepTable(buckets=tuple(buckets), jumps=tuple(jumps), alpha=float(alpha), c_eff=float(c_eff))

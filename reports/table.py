@@ -42,6 +42,16 @@ UNITS = {
     "grid_index": "index of the knot on the solver's grid (0-based)",
 }
 
+#: :data:`UNITS` for a portfolio design: the risk input is the variance of the margined portfolio's daily return and
+#: the cap is (88) (Nicolai 2026, Appendix D.5).
+PORTFOLIO_UNITS = dict(
+    UNITS,
+    vol_daily="daily volatility of the margined portfolio's return, decimal",
+    vol_annual="annualised portfolio volatility sqrt(252) * vol_daily, decimal",
+    variance="variance of the portfolio's daily return r = vol_daily^2 (the risk input)",
+    cap_vol_annual="portfolio cap (88) on dm/dsigma_ann = K / sqrt(252), (74), same units as slope_vol_annual",
+)
+
 
 def fixed(x: float) -> float:
     """``x`` rounded to SIGNIFICANT_DIGITS significant digits (the printed precision)."""
@@ -56,6 +66,7 @@ class RuleTable:
     caption: str
     rounded: bool
     caption_latex: str = ""
+    units: dict | None = None   # column units; None: :data:`UNITS` (a portfolio design names the portfolio's vol and (88))
 
     def column(self, name: str) -> list:
         return [row[name] for row in self.rows]
@@ -69,12 +80,22 @@ def caption_text(data: RuleData, tick: float | None, latex: bool = False) -> str
             latex_escape(f"dm/dsigma_ann <= K/sqrt(252) = {K:.4f}"),
             rf"$dm/d\sigma^{{\mathrm{{ann}}}} \le K/\sqrt{{252}} = {K:.4f}$",
         )
-    cap = f"dm/dsigma_ann <= K/sqrt(252) = {K:.4f} (74)" if math.isfinite(K) else "no slope cap (monotonicity only)"
-    text = (
-        "Knots of the manipulation-proof margin rule (Nicolai 2026, Section 6). Between knots the rule is linear in "
-        "volatility (daily or annualised). Regime and slope refer to the stretch from a knot to the next. "
-        f"Cap: {cap}."
-    )
+    if data.is_portfolio:
+        cap = (f"dm/dsigma_ann <= K/sqrt(252) = {K:.4f} (88), (74)" if math.isfinite(K) else
+               "none from manipulation, psi = 0 (monotonicity only)" if data.cap.get("kind") != "none" else "no slope cap (monotonicity only)")
+        text = (
+            f"Knots of the manipulation-proof margin rule (Nicolai 2026, Section 6) for the portfolio {', '.join(data.portfolio['assets'])} "
+            "(Appendix D.5): volatility is that of the margined portfolio's daily return. Between knots the rule is linear in "
+            "volatility (daily or annualised). Regime and slope refer to the stretch from a knot to the next. "
+            f"Cap: {cap}."
+        )
+    else:
+        cap = f"dm/dsigma_ann <= K/sqrt(252) = {K:.4f} (74)" if math.isfinite(K) else "no slope cap (monotonicity only)"
+        text = (
+            "Knots of the manipulation-proof margin rule (Nicolai 2026, Section 6). Between knots the rule is linear in "
+            "volatility (daily or annualised). Regime and slope refer to the stretch from a knot to the next. "
+            f"Cap: {cap}."
+        )
     if tick is not None:
         text += f" Margins are rounded to {tick:g} (cumulative, cap-preserving rounding)."
     return text
@@ -111,7 +132,7 @@ def build_rule_table(data: RuleData, knots, margin, tick: float | None = None) -
             }
         )
     return RuleTable(rows=tuple(rows), caption=caption_text(data, tick), rounded=tick is not None,
-                     caption_latex=caption_text(data, tick, latex=True))
+                     caption_latex=caption_text(data, tick, latex=True), units=PORTFOLIO_UNITS if data.is_portfolio else None)
 
 
 # ---------------------------------------------------------------------- machine-readable
@@ -144,7 +165,7 @@ def rule_table_json(table: RuleTable, extra: dict | None = None) -> str:
         "caption": table.caption,
         "interpolation": "linear in volatility between knots",
         "columns": list(COLUMNS),
-        "units": dict(UNITS),
+        "units": dict(table.units or UNITS),
         "rows": [dict(r) for r in table.rows],
     }
     if extra:
