@@ -252,8 +252,9 @@ def _portfolio_block(name: str, d: dict, slope_vol: float) -> dict | None:
     cap = spec.cap_vol(kappa)
     singles = spec.single_contract_caps(kappa)
     stored_singles = block["single_contract_cap_vol"]
+    imposed = d["cap"].get("kind") != "none"  # with cap.kind = "none" no cap is imposed: cap_vol is null
     checks = [("psi", block["psi"], spec.psi), ("price_pressure", block["price_pressure"], spec.price_pressure),
-              ("cap_vol", block["cap_vol"], cap if math.isfinite(cap) else None)]
+              ("cap_vol", block["cap_vol"], cap if math.isfinite(cap) and imposed else None)]
     if d["cap"].get("kind") != "none":
         checks.append(("cap.slope_vol", None if not math.isfinite(slope_vol) else slope_vol, cap if math.isfinite(cap) else None))
     if not isinstance(stored_singles, list) or len(stored_singles) != spec.k:

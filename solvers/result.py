@@ -25,6 +25,14 @@ def package_version() -> str:
         return "0+unknown"
 
 
+def _portfolio_block(cap) -> dict:
+    """schedule.json's ``portfolio`` block; ``cap_vol`` is null when no cap is imposed (cap.kind = "none" or psi = 0)."""
+    block = cap.portfolio.to_dict(cap.inventory_penalty)
+    if cap.kind == "none":
+        block["cap_vol"] = None
+    return block
+
+
 def _finite_or_none(a) -> list:
     return [float(v) if math.isfinite(v) else None for v in np.asarray(a, float)]
 
@@ -103,7 +111,7 @@ class Schedule:
             },
             "multipliers": [float(v) for v in self.multipliers],
             "floor": {"level": 0.0, "active": self.floor_active, "multiplier": self.certificate.floor_multiplier},
-            **({"portfolio": p.cap.portfolio.to_dict(p.cap.inventory_penalty)} if p.cap.portfolio is not None else {}),
+            **({"portfolio": _portfolio_block(p.cap)} if p.cap.portfolio is not None else {}),
             "segments": [dict(s) for s in self.segments],
             "objective": dict(self.objective),
             "certificate": self.certificate.to_dict(),

@@ -176,3 +176,16 @@ def test_impact_matrix_check_is_assumption_6():
     np.testing.assert_array_equal(check_impact_matrix([[0.2, 0.1], [0.1, 0.2]]), [[0.2, 0.1], [0.1, 0.2]])
     with pytest.raises(ConfigError, match="positive definite"):
         check_impact_matrix([[1.0, 1.0], [1.0, 1.0]])  # PSD but singular: rho = 1
+
+
+def test_no_cap_kind_publishes_a_null_cap(tmp_path):
+    """cap.kind = "none": the portfolio block's cap_vol is null and the report reads the file back."""
+    from margin_design.reports.rule_data import RuleData
+
+    cfg = two_asset(0.5)
+    cfg["cap"]["kind"] = "none"
+    res = solve(problem_from_dict(cfg))
+    d = res.to_dict()
+    assert d["portfolio"]["cap_vol"] is None and d["portfolio"]["psi"] > 0
+    data = RuleData.from_schedule(res)
+    assert data.n == res.problem.n
