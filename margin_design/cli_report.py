@@ -35,7 +35,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, nargs="?", const=10, default=None, metavar="BUCKETS",
                    help="also publish a bucketed step table (default 10 equal-width vol buckets), with its jumps and threshold-crossing gains (Section 6.6)")
     p.add_argument("--title", help="report title")
-    g = p.add_argument_group("elasticity inputs (recorded in the parameter block and checked against alpha and c_eff)")
+    g = p.add_argument_group("elasticity inputs (recorded in the parameter block and checked against alpha and c_eff; not for [portfolio] designs)")
     g.add_argument("--elasticity", type=float, help="epsilon_XM = -dlog X / dlog M (decimal)")
     g.add_argument("--turnover", type=float, help="tau = XP / ADV (decimal)")
     g.add_argument("--participation", type=float, help="trigger size f as a fraction of ADV (decimal, e.g. 0.01)")
@@ -70,8 +70,11 @@ def run(args: argparse.Namespace) -> int:
         kind = "schedule.json"
     elif suffix == ".toml":
         from margin_design.design import load_problem
+        from margin_design.design.config import load_config
+        from margin_design.reports.parameters import check_elasticity_applies
         from margin_design.solvers import solve
 
+        check_elasticity_applies(elasticity, "portfolio" in load_config(src)[0])  # before the solve, not after
         data = RuleData.from_schedule(solve(load_problem(src), method=args.method))
         kind = "config"
     else:

@@ -73,14 +73,14 @@ ELASTICITY_FLAGS = (
 )
 
 
-def check_elasticity_applies(inputs: ElasticityInputs | None, data: RuleData) -> None:
+def check_elasticity_applies(inputs: ElasticityInputs | None, is_portfolio: bool) -> None:
     """InputError (one sentence naming the flags) when elasticity inputs are given for a portfolio design.
 
     (75)-(77) turn one elasticity, turnover, trigger and distortion into one alpha and one c_eff; a portfolio design
     has an impact matrix A and a liquidation vector B instead, calibrated per contract and across contracts, so
     there is nothing for the scalar flags to check.
     """
-    if inputs is None or not data.is_portfolio:
+    if inputs is None or not is_portfolio:
         return
     given = [flag for key, flag in ELASTICITY_FLAGS if getattr(inputs, key) is not None]
     if given:

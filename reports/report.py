@@ -181,7 +181,7 @@ def build_report(source, options: ReportOptions | None = None, *, input_file: di
     """Compute the report from a Schedule, a :class:`RuleData`, a schedule.json dict or its path."""
     options = options or ReportOptions()
     data = _as_data(source)
-    check_elasticity_applies(options.elasticity, data)
+    check_elasticity_applies(options.elasticity, data.is_portfolio)
     warnings: list[str] = []
     knots = select_knots(data.vol, data.schedule, data.segments, tolerance=options.tolerance, count=options.knots)
     vk = data.vol[knots]
