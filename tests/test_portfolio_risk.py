@@ -27,6 +27,8 @@ from margin_design.errors import ConfigError, InputError
 EXACT_RTOL = 1e-10
 #: Autodiff (one-sided, extrapolated to eps -> 0+) against a closed-form derivative.
 AD_RTOL = 1e-8
+#: A direction read one step eps = 1e-9 to the side of a kink (the gradient there, not extrapolated): error ~ eps/|R|.
+DIR_RTOL = 1e-6
 #: Autodiff against second-order finite differences of the functional (exact on quadratic pieces).
 FD_RTOL = 1e-6
 #: Finite-difference step on marks (price units, marks near 1, returns ~ 1e-2).
@@ -279,6 +281,43 @@ def test_local_factor_never_exceeds_the_worst_case(spec):
     path = pr.trigger_sensitivity_path(spec, P)
     assert np.all(path["s_f"] <= worst * (1 + BOUND_SLACK))
     assert np.max(path["s_f"]) > 0
+
+
+def test_one_sided_derivative_at_a_tie_in_the_order_statistic():
+    # HS VaR with n = 2 and the last loss tied with an earlier one at the 2nd largest: pushing the last loss up makes
+    # it the active scenario (slope ||h|| in Gamma), pushing it down leaves the tie partner active (slope 0); the
+    # one-sided derivative along the sale is positive whatever the gradient at the kink itself says
+    h = np.array([0.6, 0.8])
+    spec = pr.PortfolioRisk("hs_var", tuple(h), window=20, level=0.9)  # n = 2
+    losses = np.zeros(20)
+    losses[0], losses[5], losses[-1] = 0.03, 0.01, 0.01
+    u = h / (h @ h)
+    P = 1.0 + np.vstack([np.zeros((1, 2)), np.cumsum(-losses[:, None] * u[None, :], axis=0)])
+    loc = pr.local_trigger_sensitivity(spec, P)
+    k = pr.value_per_vol(spec)
+    assert np.allclose(loc.d, -h / np.linalg.norm(h), rtol=AD_RTOL)
+    assert loc.c_r == pytest.approx(2 * (0.01 / k) * np.linalg.norm(h) / k, rel=AD_RTOL)
+    assert loc.c_r == pytest.approx(_fd_one_sided(spec, P, loc.d), rel=FD_RTOL)
+    assert _fd_one_sided(spec, P, -loc.d) == pytest.approx(0.0, abs=FD_RTOL * loc.c_r)
+
+
+def test_one_sided_derivative_where_the_gradient_vanishes():
+    # independent scan, contract 2 flat over the window: sigma_2 = 0, so dGamma/dP_2 = 0 at the point, but a push of
+    # either sign gives sigma_2 = |dP|/sqrt(m): the one-sided slope of r = (Gamma/k)^2 in P_2 is 2 (Gamma/k) |h_2|/sqrt(m),
+    # and in P_1 it is the gradient 2 (Gamma/k) |h_1| R_t1 / (m sigma_1); c_r is the norm of the two
+    m, h = 12, np.array([0.6, -0.8])
+    spec = pr.PortfolioRisk("scan", tuple(h), window=m, scan_netting="independent")
+    R = np.zeros((m, 2))
+    R[:, 0] = 0.01 * np.random.default_rng(2).standard_normal(m)
+    P = 1.0 + np.vstack([np.zeros((1, 2)), np.cumsum(R, axis=0)])
+    sig1 = math.sqrt(np.mean(R[:, 0] ** 2))
+    g_over_k = abs(h[0]) * sig1
+    expected = 2 * g_over_k * np.array([abs(h[0]) * R[-1, 0] / (m * sig1), abs(h[1]) / math.sqrt(m)])
+    loc = pr.local_trigger_sensitivity(spec, P)
+    assert loc.gradient[1] == 0.0
+    assert loc.c_r == pytest.approx(np.linalg.norm(expected), rel=AD_RTOL)
+    assert abs(loc.d[0]) == pytest.approx(abs(expected[0]) / np.linalg.norm(expected), rel=DIR_RTOL)
+    assert loc.c_r == pytest.approx(_fd_one_sided(spec, P, loc.d), rel=FD_RTOL)
 
 
 def test_sensitivity_path_agrees_with_a_loop():
