@@ -75,11 +75,12 @@ worst-case state (the single-contract factors of ``design.cap``: 1, 1/sqrt(m), s
 * FHS: no finite bound exists over all windows (after a quiet spell the vol forecast and the last scenario
   both scale with the last return, so Gamma is quadratic in it with an unbounded weight: Section 4.2.2's
   tranquil-state steepness). We use a documented family: the last standardised loss x is the active
-  scenario and the standardised tail statistic equals ``tail_ratio`` x (its normal value), theta k. Then with
+  scenario and the tail statistic of the standardised losses is theta k, theta = ``tail_ratio`` times its
+  normal value k (theta = 1: standardised residuals as the normal model says). Then with
   S(x) = sqrt(lambda + (1 - lambda) x^2), VaR (x = theta k): s_f = ||h|| (lambda + 2 (1 - lambda) x^2)/(S(x) k);
   ES (the other n - 1 tail scenarios at standardised loss 1, x = n theta k - (n - 1)):
   s_f = ||h|| ((1 - lambda) x theta / S(x) + S(x)/(n k)); a gain-side branch (+h/||h||, the vol channel alone,
-  last gain -> infinity) has s_f -> ||h|| theta sqrt(1 - lambda). With ``filter = 'contract'`` the family
+  evaluated at a last gain of FHS_GAIN_Z = 1000 filter sds) has s_f -> ||h|| theta sqrt(1 - lambda). With ``filter = 'contract'`` the family
   has every contract's returns proportional to h (where the contract filter equals the portfolio filter);
   non-proportional windows can be more sensitive and are measured only window by window
   (:func:`trigger_sensitivity_path`).
@@ -801,6 +802,18 @@ def return_correlation(marks) -> np.ndarray:
     return np.atleast_2d(C)
 
 
+def _check_covariance(M, name: str) -> np.ndarray:
+    C = np.atleast_2d(np.asarray(M, dtype=float))
+    if C.ndim != 2 or C.shape[0] != C.shape[1]:
+        raise InputError(f"{name} must be a square K x K covariance matrix, got shape {C.shape}.")
+    if not np.all(np.isfinite(C)) or np.max(np.abs(C - C.T)) > SYMMETRY_RTOL * (np.max(np.abs(C)) or 1.0):
+        raise InputError(f"{name} must be a finite symmetric covariance matrix.")
+    lo = float(np.min(np.linalg.eigvalsh(C)))
+    if not lo > 0:
+        raise InputError(f"{name} is not positive definite (smallest eigenvalue {lo:.3g}); the Kyle model needs every portfolio to have some variance.")
+    return 0.5 * (C + C.T)
+
+
 def _sym_sqrt(M):
     w, V = np.linalg.eigh(0.5 * (M + M.T))
     return (V * np.sqrt(w)) @ V.T, (V / np.sqrt(w)) @ V.T
@@ -818,10 +831,8 @@ def kyle_impact(return_covariance, flow_covariance, alphas=None) -> np.ndarray:
     Lambda_ii)), so the diagonal equals given single-asset alphas (75) while keeping the model's cross-structure
     and definiteness. Units: decimal price change per unit of ADV traded.
     """
-    S = np.asarray(return_covariance, dtype=float)
-    O = np.asarray(flow_covariance, dtype=float)
-    S = check_impact_matrix(np.atleast_2d(S), "return_covariance")
-    O = check_impact_matrix(np.atleast_2d(O), "flow_covariance")
+    S = _check_covariance(return_covariance, "return_covariance")
+    O = _check_covariance(flow_covariance, "flow_covariance")
     if S.shape != O.shape:
         raise InputError(f"return_covariance {S.shape} and flow_covariance {O.shape} must have the same shape.")
     o_half, o_ihalf = _sym_sqrt(O)
