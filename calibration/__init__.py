@@ -7,6 +7,9 @@ Modules (equation numbers of the paper in every docstring):
 * :mod:`.gain` -- forced-liquidation multiple G (67), profit and ROI bounds (64), the gain condition of
   Lemma 5 / Theorem 1, execution and funding costs (58);
 * :mod:`.portfolio` -- portfolio alignment and cap (46), (87)-(88), the two-asset example (89)-(93);
+* :mod:`.portfolio_risk` -- portfolio risk functionals (variance, EWMA, HS / FHS VaR and ES, SPAN-like scan) of mark
+  vectors (25), their trigger direction d and factor s_f (c_r = 2 sqrt(r) s_f, (27), (87)-(88)) by JAX, the impact
+  matrix A (Assumption 6: diagonal, correlation, multivariate Kyle) and the liquidation vector B (26), (63), (76);
 * :mod:`.accounts` -- c_X^eff from account-level data (63) and Lemma 11 (55);
 * :mod:`.elasticity` -- epsilon_XM from a time series with Newey-West standard errors;
 * :mod:`.data` -- risk input, state weights, empirical shock and ADV from price data; the design config;
@@ -79,6 +82,27 @@ _EXPORTS = {
     "two_asset_max_relative_increase": "portfolio",
     "two_asset_pressure_ratio": "portfolio",
     "two_asset_slope_ratio": "portfolio",
+    "PORTFOLIO_RISK_KINDS": "portfolio_risk",
+    "PortfolioRisk": "portfolio_risk",
+    "TriggerBranch": "portfolio_risk",
+    "TriggerSensitivity": "portfolio_risk",
+    "LocalTriggerSensitivity": "portfolio_risk",
+    "tail_count": "portfolio_risk",
+    "value_per_vol": "portfolio_risk",
+    "portfolio_risk_value": "portfolio_risk",
+    "portfolio_risk_input": "portfolio_risk",
+    "worst_case_window": "portfolio_risk",
+    "local_trigger_sensitivity": "portfolio_risk",
+    "trigger_and_sensitivity": "portfolio_risk",
+    "trigger_sensitivity_path": "portfolio_risk",
+    "fhs_worst_factor": "portfolio_risk",
+    "diagonal_impact": "portfolio_risk",
+    "correlation_impact": "portfolio_risk",
+    "return_correlation": "portfolio_risk",
+    "kyle_impact": "portfolio_risk",
+    "check_impact_matrix": "portfolio_risk",
+    "liquidation_from_elasticity": "portfolio_risk",
+    "liquidation_from_accounts": "portfolio_risk",
     "paper_tables": "tables",
     "render_tables": "tables",
 }
@@ -152,6 +176,27 @@ __all__ = [
     "two_asset_max_relative_increase",
     "two_asset_pressure_ratio",
     "two_asset_slope_ratio",
+    "PORTFOLIO_RISK_KINDS",
+    "PortfolioRisk",
+    "TriggerBranch",
+    "TriggerSensitivity",
+    "LocalTriggerSensitivity",
+    "tail_count",
+    "value_per_vol",
+    "portfolio_risk_value",
+    "portfolio_risk_input",
+    "worst_case_window",
+    "local_trigger_sensitivity",
+    "trigger_and_sensitivity",
+    "trigger_sensitivity_path",
+    "fhs_worst_factor",
+    "diagonal_impact",
+    "correlation_impact",
+    "return_correlation",
+    "kyle_impact",
+    "check_impact_matrix",
+    "liquidation_from_elasticity",
+    "liquidation_from_accounts",
     "paper_tables",
     "render_tables",
 ]
