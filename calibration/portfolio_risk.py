@@ -110,7 +110,7 @@ import numpy as np
 
 from margin_design.errors import ConfigError, InputError
 
-from ._checks import check_range, fmt_value
+from ._checks import check_range
 from ._jax import jax, jnp
 from .accounts import binding_mask
 from .audit.inputs import SIDE_STEP, sampled_ewma, sampled_variance
@@ -729,37 +729,16 @@ def trigger_and_sensitivity(spec: PortfolioRisk, window_of_marks=None):
 
 
 def check_impact_matrix(impact_matrix, name: str = "portfolio.impact") -> np.ndarray:
-    """A as a float64 (K, K) array, or :class:`~margin_design.errors.InputError` if Assumption 6 fails.
+    """A as a symmetrised float64 (K, K) array, or a one-sentence ConfigError if Assumption 6 fails.
 
-    Refused, one sentence each: not a square matrix; non-finite entries; not symmetric (relative tolerance
-    :data:`SYMMETRY_RTOL`; Schneider and Lillo 2019: without dynamic arbitrage cross-impact is symmetric); a
-    diagonal entry <= 0; not positive definite (footnote 15: a round trip along an eigenvector with a negative
-    eigenvalue earns money, so a non-PSD impact matrix is itself an arbitrage; Assumption 6 asks for definite).
-    Units: decimal price change per unit of ADV traded.
+    The design layer's check (:func:`margin_design.design.portfolio.check_impact_matrix`): square, finite,
+    symmetric (Schneider and Lillo 2019: asymmetric cross-impact admits a dynamic arbitrage), positive diagonal
+    and positive definite (footnote 15). A scalar is a 1 x 1 matrix. Units: price change per unit of ADV traded.
     """
+    from margin_design.design.portfolio import check_impact_matrix as check
+
     A = np.asarray(impact_matrix, dtype=float) if np.ndim(impact_matrix) else np.array([[float(impact_matrix)]])
-    if A.ndim != 2 or A.shape[0] != A.shape[1] or A.shape[0] == 0:
-        raise InputError(f"{name} must be a square K x K matrix, got shape {A.shape}.")
-    if not np.all(np.isfinite(A)):
-        raise InputError(f"{name} must have finite entries, got {fmt_value(A[~np.isfinite(A)])}.")
-    scale = float(np.max(np.abs(A))) or 1.0
-    asym = float(np.max(np.abs(A - A.T)))
-    if asym > SYMMETRY_RTOL * scale:
-        raise InputError(
-            f"{name} is not symmetric (largest |A_ij - A_ji| = {asym:.3g}): asymmetric cross-impact admits a dynamic "
-            "arbitrage (Schneider and Lillo 2019; Assumption 6)."
-        )
-    diag = np.diag(A)
-    if np.any(diag <= 0):
-        i = int(np.argmin(diag))
-        raise InputError(f"{name} has diagonal entry A[{i},{i}] = {diag[i]:.6g}, but own-impact must be positive (Assumption 6).")
-    lo = float(np.min(np.linalg.eigvalsh(0.5 * (A + A.T))))
-    if not lo > 0:
-        raise InputError(
-            f"{name} is not positive definite (smallest eigenvalue {lo:.3g}): a non-PSD impact matrix is itself an "
-            "arbitrage (footnote 15), and Assumption 6 asks for a definite one."
-        )
-    return 0.5 * (A + A.T)
+    return check(A, key=name)
 
 
 def diagonal_impact(alphas) -> np.ndarray:

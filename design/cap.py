@@ -75,7 +75,7 @@ class CapSpec:
         if self.portfolio is not None:
             p = self.portfolio
             if not p.psi > 0:
-                return f"no slope cap from manipulation: psi = max(0, -d'AB) = 0 (the trigger direction does not load on the liquidation pressure); monotonicity only"
+                return "no slope cap from manipulation: psi = max(0, -d'AB) = 0 (the trigger direction does not load on the liquidation pressure); monotonicity only"
             return (
                 f"dM/dsigma <= K = (2 + kappa ||B||^2/B'AB)/(s_f psi) = {self.slope_vol:.6g} (88) (psi = {p.psi:.6g}, "
                 f"||AB|| = {p.price_pressure:.6g}, s_f = {p.sensitivity:.6g}, kappa = {self.inventory_penalty:g}, input = {p.source})"

@@ -155,6 +155,13 @@ def validate(raw: dict) -> dict:
     cfg: dict[str, dict] = {}
     if "portfolio" in raw:
         cfg["portfolio"] = validate_portfolio_section(raw["portfolio"])
+        if cfg["portfolio"]["risk"] is not None:
+            given = [k for k in ("input", "window", "lambda") if k in raw.get("cap", {})]
+            if given:
+                raise ConfigError(
+                    f"cap.{given[0]} = {raw['cap'][given[0]]!r} does not apply with [portfolio.risk]: the risk functional defines "
+                    "the risk input (set its window and lambda in [portfolio.risk])."
+                )
         for key in ("alpha", "c_eff"):
             if key in raw.get("market", {}):
                 raise ConfigError(

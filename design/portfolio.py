@@ -79,8 +79,8 @@ def check_impact_matrix(A, key: str = "portfolio.impact", k: int | None = None) 
     if np.max(np.abs(a - a.T)) > SYMMETRY_RTOL * scale:
         i, j = np.unravel_index(int(np.argmax(np.abs(a - a.T))), a.shape)
         raise ConfigError(
-            f"{key} is not symmetric ({key}[{i}][{j}] = {_fmt(a[i, j])} but [{j}][{i}] = {_fmt(a[j, i])}); "
-            "Assumption 6 needs a symmetric positive definite cross-impact matrix."
+            f"{key} is not symmetric ({key}[{i}][{j}] = {_fmt(a[i, j])} but [{j}][{i}] = {_fmt(a[j, i])}): asymmetric "
+            "cross-impact admits a dynamic arbitrage (Schneider and Lillo 2019), so Assumption 6 needs a symmetric matrix."
         )
     if np.any(np.diag(a) <= 0):
         i = int(np.argmax(np.diag(a) <= 0))

@@ -389,7 +389,6 @@ def _contracts(block: dict) -> str:
 
 
 def _portfolio_md(report) -> str:
-    d = report.data
     b = report.parameters["portfolio"]
     cap = b["cap_vol_daily"]
     kappa = b["inventory_penalty_kappa"]

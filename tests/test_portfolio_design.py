@@ -189,3 +189,66 @@ def test_no_cap_kind_publishes_a_null_cap(tmp_path):
     assert d["portfolio"]["cap_vol"] is None and d["portfolio"]["psi"] > 0
     data = RuleData.from_schedule(res)
     assert data.n == res.problem.n
+
+
+# ---------------------------------------------------------------- [portfolio.risk]
+
+
+def risk_design(risk: dict, liquidation=(C / 2, C / 2)) -> dict:
+    cfg = two_asset(0.5)
+    cfg["cap"].pop("input")  # the functional defines the input
+    cfg["portfolio"].pop("trigger")
+    cfg["portfolio"]["liquidation"] = list(liquidation)
+    cfg["portfolio"]["risk"] = risk
+    return cfg
+
+
+def test_risk_functional_gives_d_and_s_f():
+    """Portfolio realised variance of h'R over 20 returns, h = (1/2, 1/2): d = -(1, 1)/sqrt(2) and
+    s_f = ||h|| / sqrt(20) (notes/portfolio.md: gradient 2 (h'R) h, worst case all variance in the last return),
+    so psi is D.6's (90) and the cap is 2 / (s_f psi)."""
+    p = problem_from_dict(risk_design({"kind": "realized_variance", "positions": [0.5, 0.5], "window": 20}))
+    spec = p.cap.portfolio
+    np.testing.assert_allclose(spec.trigger, [-1 / SQRT2, -1 / SQRT2], atol=1e-9)
+    assert spec.sensitivity == pytest.approx(math.sqrt(0.5) / math.sqrt(20.0), rel=1e-9)
+    assert spec.psi == pytest.approx(ALPHA * C * 1.5 / SQRT2, rel=1e-9)
+    assert p.cap.slope_vol == pytest.approx(2.0 / (spec.sensitivity * spec.psi), rel=1e-12)
+    assert solve(p).certificate.ok
+
+
+def test_risk_functional_picks_the_binding_branch():
+    """B opposing the positions (the constrained sector is short what the portfolio is long): the sale trigger has
+    psi = 0, the purchase trigger (the gain-side worst case of a variance input) binds with D.6's psi."""
+    p = problem_from_dict(risk_design({"kind": "variance", "positions": [0.5, 0.5]}, liquidation=(-C / 2, -C / 2)))
+    spec = p.cap.portfolio
+    np.testing.assert_allclose(spec.trigger, [1 / SQRT2, 1 / SQRT2], atol=1e-9)
+    assert spec.psi == pytest.approx(ALPHA * C * 1.5 / SQRT2, rel=1e-9)
+
+
+def test_one_contract_risk_functional_is_the_single_contract_input():
+    """kind = 'variance' on one contract is the single-contract input (4): s_f = 1, the same design."""
+    cfg = benchmark(liquidation_weight=0.3)
+    cfg["market"] = {"inventory_penalty": 0.0}
+    cfg["cap"].pop("input")
+    cfg["portfolio"] = {"assets": ["X"], "impact": [[ALPHA]], "liquidation": [C], "risk": {"kind": "variance", "positions": [1.0]}}
+    a = solve(problem_from_dict(cfg))
+    b = solve(problem_from_dict(benchmark(liquidation_weight=0.3 * ALPHA**2)))
+    np.testing.assert_allclose(a.schedule, b.schedule, rtol=0, atol=REDUCTION_ATOL)
+
+
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (lambda c: c["cap"].update(input="ewma", **{"lambda": 0.94}), r"cap\.input = 'ewma' does not apply with \[portfolio\.risk\]"),
+        (lambda c: c["portfolio"]["risk"].update(horizon=2), r"unknown key portfolio\.risk\.horizon"),
+        (lambda c: c["portfolio"]["risk"].update(positions=[1.0]), r"portfolio\.risk\.positions = \[1\.0\] must list one weight per asset \(2\)"),
+        (lambda c: c["portfolio"]["risk"].pop("kind"), r"missing required key portfolio\.risk\.kind"),
+        (lambda c: c["portfolio"]["risk"].update(level=1.2), r"portfolio\.risk\.level = 1\.2 must be in \(0\.5, 1\)"),
+        (lambda c: c["portfolio"].update(trigger=[-1 / SQRT2, -1 / SQRT2]), r"give either portfolio\.trigger or \[portfolio\.risk\]"),
+    ],
+)
+def test_bad_risk_tables_get_one_sentence(edit, match):
+    cfg = risk_design({"kind": "hs_var", "positions": [0.5, 0.5]})
+    edit(cfg)
+    with pytest.raises(ConfigError, match=match):
+        problem_from_dict(cfg)

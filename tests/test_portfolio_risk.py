@@ -533,16 +533,16 @@ def test_marks_validation():
 @pytest.mark.parametrize(
     "A, match",
     [
-        (np.ones((2, 3)), r"must be a square K x K matrix, got shape \(2, 3\)"),
-        (np.array([[0.2, np.inf], [np.inf, 0.2]]), r"must have finite entries"),
+        (np.ones((2, 3)), r"has shape \(2, 3\); it must be a square K x K matrix"),
+        (np.array([[0.2, np.inf], [np.inf, 0.2]]), r"has a non-finite entry"),
         (np.array([[0.2, 0.1], [0.0, 0.2]]), r"is not symmetric .* dynamic arbitrage \(Schneider and Lillo 2019"),
-        (np.array([[0.2, 0.0], [0.0, -0.1]]), r"diagonal entry A\[1,1\] = -0\.1, but own-impact must be positive \(Assumption 6\)"),
+        (np.array([[0.2, 0.0], [0.0, -0.1]]), r"portfolio\.impact\[1\]\[1\] = -0\.1 must be positive: .* \(Assumption 6\)"),
         (np.array([[0.2, 0.3], [0.3, 0.2]]), r"is not positive definite .* a non-PSD impact matrix is itself an arbitrage \(footnote 15\)"),
         (np.array([[0.2, 0.2], [0.2, 0.2]]), r"is not positive definite"),
     ],
 )
 def test_check_impact_matrix_refuses(A, match):
-    with pytest.raises(InputError, match=match):
+    with pytest.raises(ConfigError, match=match):
         pr.check_impact_matrix(A)
 
 
