@@ -66,10 +66,18 @@ __all__ = [
     "turnover_ratio",
     "ObjectiveSettings",
     "DataCalibration",
+    "grid_quantile_levels",
+    "require_losses",
+    "state_table",
+    "loss_summary",
     "calibrate_from_prices",
+    "state_shock_header_lines",
+    "objective_header_line",
+    "state_shock_objective_toml",
     "design_config_text",
     "states_csv_text",
     "shock_csv_text",
+    "design_file_set",
     "write_design_config",
 ]
 
@@ -287,12 +295,15 @@ def state_weights(vols, grid, spacing: str = "vol") -> np.ndarray:
 # ----------------------------------------------------------------------------------------------
 
 
-def standardized_losses(close, risk, horizon_days: int = 2, position: str = "long") -> np.ndarray:
+def standardized_losses(close, risk, horizon_days: int = 2, position: str = "long", weights=None) -> np.ndarray:
     """Standardised forward close-out losses ``Y_t = loss(t, t+h] / sqrt(h r_t)`` (dimensionless, loss > 0).
 
     ``close`` are the daily closes, ``risk`` r_t aligned with them (:func:`risk_input_series`), ``horizon_days``
     h the margin period of risk in days. The loss per unit notional is ``-(P_{t+h}/P_t - 1)`` for a long position
     and ``+(P_{t+h}/P_t - 1)`` for a short one; ``"both"`` stacks the two. Overlapping windows, every day t with r_t.
+
+    With ``weights`` h (K,), ``close`` is a (T, K) panel of closes and the return is that of a portfolio holding
+    the notional weights h at t (per unit of its notional): ``sum_i h_i (P_{i,t+h}/P_{i,t} - 1)``.
     """
     if int(horizon_days) != horizon_days or horizon_days < 1:
         raise InputError(f"--horizon-days must be a positive integer, got {horizon_days}.")
@@ -301,12 +312,14 @@ def standardized_losses(close, risk, horizon_days: int = 2, position: str = "lon
     h = int(horizon_days)
     c = np.asarray(close, dtype=float)
     r = np.asarray(risk, dtype=float)
-    if c.size <= h:
+    if c.shape[0] <= h:
         return np.empty(0)
-    t = np.arange(c.size - h)
+    t = np.arange(c.shape[0] - h)
     ok = np.isfinite(r[t]) & (r[t] > 0)
     t = t[ok]
     ret = c[t + h] / c[t] - 1.0
+    if weights is not None:
+        ret = ret @ np.asarray(weights, dtype=float)
     scale = np.sqrt(h * r[t])
     if position == "long":
         return -ret / scale
@@ -514,6 +527,66 @@ def _q(x: float, digits: int = _GRID_DIGITS) -> float:
     return float(f"{x:.{digits}g}")
 
 
+def grid_quantile_levels(vol_quantiles) -> tuple[float, float]:
+    """The grid's (low, high) quantile levels of daily vol, checked: 0 <= low < high <= 1."""
+    lo_q, hi_q = (float(v) for v in vol_quantiles)
+    if not 0.0 <= lo_q < hi_q <= 1.0:
+        raise InputError(f"--vol-quantiles must satisfy 0 <= low < high <= 1, got {lo_q:g} {hi_q:g}.")
+    return lo_q, hi_q
+
+
+def require_losses(losses, start: str, end: str) -> None:
+    """Refuse a data window with fewer than :data:`MIN_SHOCK_OBSERVATIONS` standardised losses (one sentence)."""
+    n = int(np.size(losses))
+    if n < MIN_SHOCK_OBSERVATIONS:
+        raise InputError(
+            f"the data window {start} to {end} gives {n} standardised losses; "
+            f"at least {MIN_SHOCK_OBSERVATIONS} are needed (widen --start/--end)."
+        )
+
+
+def state_table(vol, points: int = 51, vol_quantiles: tuple = (0.01, 0.99), spacing: str = "vol") -> dict:
+    """The solver's grid and state weights from observed daily vols sqrt(r_t) (decimal; r_t > 0 only).
+
+    The grid spans the ``vol_quantiles`` of ``vol`` (ends rounded to 4 significant digits) with ``points`` points
+    spaced in ``spacing``; weights are the share of days nearest each grid point (:func:`state_weights`). Returns
+    the :class:`DataCalibration` fields ``n_risk, vol_quantile_levels, vol_quantiles, grid, spacing, weights,
+    share_below, share_above`` (shares of days outside the grid, decimal).
+    """
+    lo_q, hi_q = grid_quantile_levels(vol_quantiles)
+    vol = np.asarray(vol, dtype=float)
+    vmin, vmax = _q(float(np.quantile(vol, lo_q))), _q(float(np.quantile(vol, hi_q)))
+    if not vmax > vmin:
+        raise InputError(f"the daily-vol quantiles {lo_q:g} and {hi_q:g} coincide ({vmin:g}), so no grid can be built.")
+    grid = grid_points(vmin, vmax, points, spacing)
+    levels = (0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1.0)
+    return {
+        "n_risk": int(vol.size),
+        "vol_quantile_levels": (lo_q, hi_q),
+        "vol_quantiles": {format(lv, "g"): float(np.quantile(vol, lv)) for lv in levels},
+        "grid": grid,
+        "spacing": spacing,
+        "weights": state_weights(vol, grid, spacing),
+        "share_below": float(np.mean(vol < grid[0])),
+        "share_above": float(np.mean(vol > grid[-1])),
+    }
+
+
+def loss_summary(losses) -> dict:
+    """The empirical shock's :class:`DataCalibration` fields from standardised losses Y (dimensionless):
+    ``losses, loss_stats`` (n, moments, quantiles), ``bandwidth`` (Silverman) and ``tail`` (:func:`shock_quantiles`)."""
+    y = np.asarray(losses, dtype=float)
+    loss_stats = {
+        "n": int(y.size),
+        "mean": float(np.mean(y)),
+        "sd": float(np.std(y, ddof=1)),
+        "skewness": float(stats.skew(y)),
+        "excess_kurtosis": float(stats.kurtosis(y)),
+        "quantiles": {format(lv, "g"): float(np.quantile(y, lv)) for lv in (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 0.995)},
+    }
+    return {"losses": y, "loss_stats": loss_stats, "bandwidth": silverman_bandwidth(y), "tail": shock_quantiles(y)}
+
+
 def calibrate_from_prices(
     series: PriceSeries,
     *,
@@ -551,9 +624,7 @@ def calibrate_from_prices(
         raise InputError(f"--risk-input must be one of {', '.join(RISK_INPUTS)}, got {risk_input!r}.")
     if spacing not in _SPACINGS:
         raise InputError(f"--spacing must be one of {', '.join(_SPACINGS)}, got {spacing!r}.")
-    lo_q, hi_q = (float(v) for v in vol_quantiles)
-    if not 0.0 <= lo_q < hi_q <= 1.0:
-        raise InputError(f"--vol-quantiles must satisfy 0 <= low < high <= 1, got {lo_q:g} {hi_q:g}.")
+    grid_quantile_levels(vol_quantiles)
     if int(window) != window or window < 1:
         raise InputError(f"--window must be a positive integer number of days, got {window}.")
     if risk_input == "ewma":
@@ -570,19 +641,8 @@ def calibrate_from_prices(
     finite = np.isfinite(r) & (r > 0)
     vol = np.sqrt(r[finite])
     y = standardized_losses(close, r, horizon_days, position)
-    if y.size < MIN_SHOCK_OBSERVATIONS:
-        raise InputError(
-            f"the data window {series.dates[0]} to {series.dates[-1]} gives {y.size} standardised losses; "
-            f"at least {MIN_SHOCK_OBSERVATIONS} are needed (widen --start/--end)."
-        )
-
-    vmin, vmax = _q(float(np.quantile(vol, lo_q))), _q(float(np.quantile(vol, hi_q)))
-    if not vmax > vmin:
-        raise InputError(f"the daily-vol quantiles {lo_q:g} and {hi_q:g} coincide ({vmin:g}), so no grid can be built.")
-    grid = grid_points(vmin, vmax, points, spacing)
-    weights = state_weights(vol, grid, spacing)
-    levels = (0.0, 0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 1.0)
-    vq = {format(lv, "g"): float(np.quantile(vol, lv)) for lv in levels}
+    require_losses(y, series.dates[0], series.dates[-1])
+    states = state_table(vol, points, vol_quantiles, spacing)
 
     adv = adv_full = None
     if series.volume is not None and np.any(series.volume > 0):
@@ -606,14 +666,6 @@ def calibrate_from_prices(
         inventory_penalty=inventory_penalty,
     )
 
-    loss_stats = {
-        "n": int(y.size),
-        "mean": float(np.mean(y)),
-        "sd": float(np.std(y, ddof=1)),
-        "skewness": float(stats.skew(y)),
-        "excess_kurtosis": float(stats.kurtosis(y)),
-        "quantiles": {format(lv, "g"): float(np.quantile(y, lv)) for lv in (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99, 0.995)},
-    }
     return DataCalibration(
         source=series.source,
         start=series.dates[0],
@@ -624,18 +676,8 @@ def calibrate_from_prices(
         lam=float(lam),
         horizon_days=int(horizon_days),
         position=position,
-        n_risk=int(vol.size),
-        vol_quantile_levels=(lo_q, hi_q),
-        vol_quantiles=vq,
-        grid=grid,
-        spacing=spacing,
-        weights=weights,
-        share_below=float(np.mean(vol < grid[0])),
-        share_above=float(np.mean(vol > grid[-1])),
-        losses=y,
-        loss_stats=loss_stats,
-        bandwidth=silverman_bandwidth(y),
-        tail=shock_quantiles(y),
+        **states,
+        **loss_summary(y),
         adv=adv,
         adv_full=adv_full,
         adv_window=int(adv_window) if adv is not None else None,
@@ -655,28 +697,16 @@ def _num(x: Any, digits: int = 6) -> str:
     return format(float(x), f".{digits}g")
 
 
-def design_config_text(cal: DataCalibration, states_file: str, shock_file: str) -> str:
-    """The TOML text of the design config (comment header, then [grid] [states] [shock] [objective] [market] [cap])."""
-    m = cal.market
+def state_shock_header_lines(cal, states_file: str, shock_file: str, loss_desc: str, risk_name: str = "sqrt(r_t)") -> list[str]:
+    """Comment-header lines on the state grid, its weights and the empirical shock of a calibration ``cal``
+    (a :class:`DataCalibration` or any object with the same fields); ``loss_desc`` says whose loss Y is."""
     ls = cal.loss_stats
     tail = cal.tail
     tfit = tail["student_t_fit_params"]
     vq = cal.vol_quantiles
-    if cal.risk_input == "realized_variance":
-        rdesc = f"rolling {cal.window}-day realised variance, mean of the last {cal.window} squared daily log returns"
-    else:
-        rdesc = f"RiskMetrics EWMA, lambda = {cal.lam:g}, seeded with the mean of the first {ewma_seed_length(cal.lam)} squared daily log returns"
-    loss_desc = {"long": "-(P[t+h]/P[t] - 1), a long position", "short": "+(P[t+h]/P[t] - 1), a short position", "both": "long and short positions pooled"}[cal.position]
-    obj = cal.objective
-    prev = float(m.margin) if obj.prev_margin is None else float(obj.prev_margin)
     lv = format(TAIL_LEVEL, "g")
-    lines = [
-        "# Design config written by `margin-design calibrate data` (margin_design.calibration.data).",
-        "# Model: Nicolai (2026), losses D = sqrt(horizon_days * r) * Y (30); cap (39)-(40) with alpha (75) and c_eff (76).",
-        "# Units: per unit notional (price 1); margins are decimal ratios; r = variance of daily returns; vols are daily, decimal.",
-        f"# Data: {cal.source}; window {cal.start} to {cal.end}, {cal.n_prices} daily closes.",
-        f"# Risk input r_t: {rdesc}; {cal.n_risk} days.",
-        "# Daily vol sqrt(r_t) quantiles: "
+    return [
+        f"# Daily vol {risk_name} quantiles: "
         + ", ".join(f"{k} {_num(vq[k], 4)}" for k in ("0", "0.01", "0.05", "0.5", "0.95", "0.99", "1"))
         + f" (median annualised {_num(math.sqrt(252) * vq['0.5'], 4)}).",
         f"# Grid: daily vol from the {cal.vol_quantile_levels[0]:g} to the {cal.vol_quantile_levels[1]:g} quantile (rounded to {_GRID_DIGITS} digits), "
@@ -691,21 +721,29 @@ def design_config_text(cal: DataCalibration, states_file: str, shock_file: str) 
         f"scale {_num(tfit['scale'], 4)}) {_num(tail['student_t_fit'], 4)}; Student-t df {tail['student_t_fat_df']:g} unit scale {_num(tail['student_t_fat'], 4)}.",
         f"#   Kernel bandwidth (Silverman's rule): {_num(cal.bandwidth, 4)}.",
     ]
-    if cal.adv is not None:
-        lines.append(
-            f"# ADV (mean close x volume, currency per day): last {cal.adv_window} days {_num(cal.adv, 6)}; whole window {_num(cal.adv_full, 6)}."
-        )
-    else:
-        lines.append("# ADV: not available (the data have no volumes).")
-    if cal.trigger_notional is not None:
-        lines.append(f"#   Trigger notional {_num(cal.trigger_notional, 6)} -> participation f = {_num(m.participation, 6)} of ADV.")
-    if cal.sector_notional is not None:
-        lines.append(f"#   Constrained-sector notional {_num(cal.sector_notional, 6)} -> turnover tau = {_num(m.turnover, 6)} days of ADV.")
-    lines += [
-        f"# Market (user-given elasticities): {m.describe()}.",
-        f"# Objective: loss {obj.loss}, carry {obj.carry:g}, previous margin {prev:g}, liquidation weight {obj.liquidation_weight:g}, "
-        f"participation weight {obj.participation_weight:g}.",
-        "",
+
+
+def _prev_margin(cal) -> float:
+    """M_- of the objective: the given previous margin, else the calibration's margin ratio m (decimal)."""
+    if cal.objective.prev_margin is not None:
+        return float(cal.objective.prev_margin)
+    margin = getattr(cal, "margin", None)
+    return float(cal.market.margin if margin is None else margin)
+
+
+def objective_header_line(cal) -> str:
+    """The ``# Objective:`` comment line of a calibration's config."""
+    obj = cal.objective
+    return (
+        f"# Objective: loss {obj.loss}, carry {obj.carry:g}, previous margin {_prev_margin(cal):g}, liquidation weight {obj.liquidation_weight:g}, "
+        f"participation weight {obj.participation_weight:g}."
+    )
+
+
+def state_shock_objective_toml(cal, states_file: str, shock_file: str) -> list[str]:
+    """The ``[grid] [states] [shock] [objective]`` blocks of a calibration's config, as lines (each block ends blank)."""
+    obj = cal.objective
+    return [
         "[grid]",
         f"vol_min = {toml_float(cal.vol_min)}",
         f"vol_max = {toml_float(cal.vol_max)}",
@@ -726,13 +764,47 @@ def design_config_text(cal: DataCalibration, states_file: str, shock_file: str) 
         'kind = "cost"',
         f'loss = "{obj.loss}"',
         f"carry = {toml_float(obj.carry)}",
-        f"prev_margin = {toml_float(prev)}",
+        f"prev_margin = {toml_float(_prev_margin(cal))}",
         f"liquidation_weight = {toml_float(obj.liquidation_weight)}",
         f'liquidation_cost = "{obj.liquidation_cost}"',
         f"participation_weight = {toml_float(obj.participation_weight)}",
         f"participation_beta = {toml_float(obj.participation_beta)}",
         f'participation_cost = "{obj.participation_cost}"',
         "",
+    ]
+
+
+def design_config_text(cal: DataCalibration, states_file: str, shock_file: str) -> str:
+    """The TOML text of the design config (comment header, then [grid] [states] [shock] [objective] [market] [cap])."""
+    m = cal.market
+    if cal.risk_input == "realized_variance":
+        rdesc = f"rolling {cal.window}-day realised variance, mean of the last {cal.window} squared daily log returns"
+    else:
+        rdesc = f"RiskMetrics EWMA, lambda = {cal.lam:g}, seeded with the mean of the first {ewma_seed_length(cal.lam)} squared daily log returns"
+    loss_desc = {"long": "-(P[t+h]/P[t] - 1), a long position", "short": "+(P[t+h]/P[t] - 1), a short position", "both": "long and short positions pooled"}[cal.position]
+    lines = [
+        "# Design config written by `margin-design calibrate data` (margin_design.calibration.data).",
+        "# Model: Nicolai (2026), losses D = sqrt(horizon_days * r) * Y (30); cap (39)-(40) with alpha (75) and c_eff (76).",
+        "# Units: per unit notional (price 1); margins are decimal ratios; r = variance of daily returns; vols are daily, decimal.",
+        f"# Data: {cal.source}; window {cal.start} to {cal.end}, {cal.n_prices} daily closes.",
+        f"# Risk input r_t: {rdesc}; {cal.n_risk} days.",
+        *state_shock_header_lines(cal, states_file, shock_file, loss_desc),
+    ]
+    if cal.adv is not None:
+        lines.append(
+            f"# ADV (mean close x volume, currency per day): last {cal.adv_window} days {_num(cal.adv, 6)}; whole window {_num(cal.adv_full, 6)}."
+        )
+    else:
+        lines.append("# ADV: not available (the data have no volumes).")
+    if cal.trigger_notional is not None:
+        lines.append(f"#   Trigger notional {_num(cal.trigger_notional, 6)} -> participation f = {_num(m.participation, 6)} of ADV.")
+    if cal.sector_notional is not None:
+        lines.append(f"#   Constrained-sector notional {_num(cal.sector_notional, 6)} -> turnover tau = {_num(m.turnover, 6)} days of ADV.")
+    lines += [
+        f"# Market (user-given elasticities): {m.describe()}.",
+        objective_header_line(cal),
+        "",
+        *state_shock_objective_toml(cal, states_file, shock_file),
         m.market_toml().rstrip("\n"),
         "",
         "[cap]",
@@ -754,17 +826,24 @@ def shock_csv_text(cal: DataCalibration) -> str:
     return "y\n" + "".join(f"{float(v)!r}\n" for v in cal.losses)
 
 
-def write_design_config(cal: DataCalibration, out: str | Path) -> dict:
-    """Write ``out`` (the TOML) and, next to it, ``<stem>.states.csv`` and ``<stem>.shock.csv``, each atomically.
-
-    The CSVs are written first, so the config never points at a missing file. Returns the three paths.
-    """
+def design_file_set(out: str | Path) -> dict:
+    """The three paths a design config ``out`` (.toml) is written as: config, ``<stem>.states.csv``, ``<stem>.shock.csv``."""
     out = Path(out)
     if out.suffix.lower() != ".toml":
         raise InputError(f"--out must name a .toml file, got {str(out)!r}.")
-    states = out.with_name(out.stem + ".states.csv")
-    shock = out.with_name(out.stem + ".shock.csv")
-    atomic_write_text(states, states_csv_text(cal))
-    atomic_write_text(shock, shock_csv_text(cal))
-    atomic_write_text(out, design_config_text(cal, states.name, shock.name))
-    return {"config": out, "states": states, "shock": shock}
+    return {"config": out, "states": out.with_name(out.stem + ".states.csv"), "shock": out.with_name(out.stem + ".shock.csv")}
+
+
+def write_design_config(cal: DataCalibration, out: str | Path, config_text=None) -> dict:
+    """Write ``out`` (the TOML) and, next to it, ``<stem>.states.csv`` and ``<stem>.shock.csv``, each atomically.
+
+    The CSVs are written first, so the config never points at a missing file. Returns the three paths.
+    ``config_text(cal, states_name, shock_name) -> str`` writes the TOML (default :func:`design_config_text`);
+    ``cal`` needs ``grid``, ``weights`` and ``losses`` for the CSVs.
+    """
+    paths = design_file_set(out)
+    text = (config_text or design_config_text)(cal, paths["states"].name, paths["shock"].name)
+    atomic_write_text(paths["states"], states_csv_text(cal))
+    atomic_write_text(paths["shock"], shock_csv_text(cal))
+    atomic_write_text(paths["config"], text)
+    return paths
