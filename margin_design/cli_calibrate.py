@@ -1,6 +1,6 @@
 """``margin-design calibrate``: the calibration layer on the command line (a thin adapter over the library).
 
-Sub-commands: ``tables``, ``cap``, ``gain``, ``threshold``, ``elasticity``, ``accounts``, ``data``.
+Sub-commands: ``tables``, ``cap``, ``gain``, ``threshold``, ``elasticity``, ``accounts``, ``data``, ``portfolio``.
 :func:`register` adds them to the project's top-level parser; every sub-command sets ``func``, a
 callable ``func(args) -> int``. User errors are raised as :class:`~margin_design.errors.MarginDesignError`
 (the top-level command prints the sentence and exits 2); :func:`main` is a stand-alone entry point that
@@ -461,9 +461,51 @@ def _cmd_accounts(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------------------------
 
 
+def _check_data_flags(args: argparse.Namespace) -> None:
+    """Checks shared by ``data`` and ``portfolio``: market, notionals, horizon, grid points, ADV window, --json."""
+    from margin_design.plausibility import MAX_GRID_POINTS
+
+    _preflight_json(args)
+    _check_market_flags(args)
+    _positive("--trigger-notional", args.trigger_notional, "positive (currency)")
+    _positive("--sector-notional", args.sector_notional, "positive (currency)")
+    if not 1 <= args.horizon_days <= MAX_DAYS:
+        raise InputError(f"--horizon-days must be a positive integer up to {MAX_DAYS}, got {args.horizon_days}.")
+    if args.points < 3:
+        raise InputError(f"--points must be an integer >= 3, got {args.points}.")
+    if args.points > MAX_GRID_POINTS:
+        raise InputError(f"--points {args.points} is above the maximum of {MAX_GRID_POINTS:,} grid points (grid.points of the config).")
+    if not 1 <= args.adv_window <= MAX_DAYS:
+        raise InputError(f"--adv-window must be a positive integer number of days up to {MAX_DAYS}, got {args.adv_window}.")
+
+
+def _check_out_set(out_flag: str) -> Path:
+    """--out must be a .toml file that, with its .states.csv and .shock.csv siblings, can be written."""
+    out = check_output_file(out_flag, "--out")
+    if out.suffix.lower() != ".toml":
+        raise InputError(f"--out must name a .toml file, got {str(out)!r}.")
+    for sibling in (out.with_name(out.stem + ".states.csv"), out.with_name(out.stem + ".shock.csv")):
+        check_output_file(sibling, "--out")
+    return out
+
+
+def _objective_settings(args: argparse.Namespace):
+    from margin_design.calibration.data import ObjectiveSettings
+
+    return ObjectiveSettings(
+        loss=args.loss,
+        carry=args.carry,
+        prev_margin=args.prev_margin,
+        liquidation_weight=args.liquidation_weight,
+        liquidation_cost=args.liquidation_cost,
+        participation_weight=args.participation_weight,
+        participation_beta=args.participation_beta,
+        participation_cost=args.participation_cost,
+    )
+
+
 def _cmd_data(args: argparse.Namespace) -> int:
     from margin_design.calibration.data import (
-        ObjectiveSettings,
         calibrate_from_prices,
         load_dataset,
         read_price_csv,
@@ -471,12 +513,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
         write_design_config,
     )
 
-    _preflight_json(args)
-    _check_market_flags(args)
-    _positive("--trigger-notional", args.trigger_notional, "positive (currency)")
-    _positive("--sector-notional", args.sector_notional, "positive (currency)")
-    from margin_design.plausibility import MAX_GRID_POINTS
-
+    _check_data_flags(args)
     if args.risk_input == "ewma" and args.window is not None:
         raise InputError(f"--window {args.window} applies only to --risk-input realized_variance, not ewma (which uses --lambda).")
     if args.risk_input != "ewma" and args.lam is not None:
@@ -487,31 +524,9 @@ def _cmd_data(args: argparse.Namespace) -> int:
         raise InputError(f"--window must be a positive integer number of days up to {MAX_DAYS}, got {window}.")
     if not 0 < lam < 1:
         raise InputError(f"--lambda must be in (0, 1), got {lam:g}.")
-    if not 1 <= args.horizon_days <= MAX_DAYS:
-        raise InputError(f"--horizon-days must be a positive integer up to {MAX_DAYS}, got {args.horizon_days}.")
-    if args.points < 3:
-        raise InputError(f"--points must be an integer >= 3, got {args.points}.")
-    if args.points > MAX_GRID_POINTS:
-        raise InputError(f"--points {args.points} is above the maximum of {MAX_GRID_POINTS:,} grid points (grid.points of the config).")
-    if not 1 <= args.adv_window <= MAX_DAYS:
-        raise InputError(f"--adv-window must be a positive integer number of days up to {MAX_DAYS}, got {args.adv_window}.")
-    out = check_output_file(args.out, "--out")
-    if out.suffix.lower() != ".toml":
-        raise InputError(f"--out must name a .toml file, got {str(out)!r}.")
-    for sibling in (out.with_name(out.stem + ".states.csv"), out.with_name(out.stem + ".shock.csv")):
-        check_output_file(sibling, "--out")
+    _check_out_set(args.out)
     series = load_dataset(args.dataset) if args.csv is None else read_price_csv(args.csv)
     series = select_window(series, args.start, args.end)
-    objective = ObjectiveSettings(
-        loss=args.loss,
-        carry=args.carry,
-        prev_margin=args.prev_margin,
-        liquidation_weight=args.liquidation_weight,
-        liquidation_cost=args.liquidation_cost,
-        participation_weight=args.participation_weight,
-        participation_beta=args.participation_beta,
-        participation_cost=args.participation_cost,
-    )
     cal = calibrate_from_prices(
         series,
         risk_input=args.risk_input,
@@ -532,7 +547,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
         trigger_notional=args.trigger_notional,
         sector_notional=args.sector_notional,
         adv_window=args.adv_window,
-        objective=objective,
+        objective=_objective_settings(args),
     )
     paths = write_design_config(cal, args.out)
     payload = cal.to_dict()
@@ -553,18 +568,216 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------------------------
+# portfolio
+# ----------------------------------------------------------------------------------------------
+
+#: Risk functionals of ``calibrate portfolio`` ([portfolio.risk] kinds) and which take --lambda / --level.
+PORTFOLIO_KINDS = ("realized_variance", "ewma", "variance", "hs_var", "hs_es", "fhs_var", "fhs_es", "scan")
+_LAMBDA_KINDS = ("ewma", "fhs_var", "fhs_es")
+_LEVEL_KINDS = ("hs_var", "hs_es", "fhs_var", "fhs_es")
+#: Flags recorded in the command line of the config header even at their default value.
+_ALWAYS_RECORDED = ("dataset",)
+
+
+def _parse_weights(flag: str, text: str) -> list[float]:
+    """Comma-separated notional weights ('0.5,-0.5') as floats; one sentence if they are not numbers."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise InputError(f"{flag} must be comma-separated numbers (one notional weight per contract, e.g. 0.5,0.5), got {text!r}.") from None
+    if not all(math.isfinite(v) for v in values):
+        raise InputError(f"{flag} must be finite numbers, got {text!r}.")
+    if not any(v != 0.0 for v in values):
+        raise InputError(f"{flag} = {text} are all zero; give at least one non-zero weight.")
+    return values
+
+
+def _arg_text(value: Any) -> str:
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _command_line(args: argparse.Namespace, parser: argparse.ArgumentParser, prog: str) -> str:
+    """The command as flags that differ from their defaults (plus :data:`_ALWAYS_RECORDED`), for config headers."""
+    import shlex
+
+    parts = prog.split()
+    for action in parser._actions:
+        if not action.option_strings or action.dest in ("help", "json"):
+            continue
+        value = getattr(args, action.dest, None)
+        if value is None or (value == action.default and action.dest not in _ALWAYS_RECORDED):
+            continue
+        flag = action.option_strings[-1] if action.option_strings[-1].startswith("--") else action.option_strings[0]
+        if isinstance(action, argparse._StoreTrueAction):
+            parts.append(flag)
+        elif isinstance(value, (list, tuple)):
+            parts += [flag, *(_arg_text(v) for v in value)]
+        else:
+            parts += [flag, _arg_text(value)]
+    return " ".join(shlex.quote(p) for p in parts)
+
+
+def _check_portfolio_flags(args: argparse.Namespace) -> tuple[list[float], list[float] | None]:
+    from margin_design.calibration.portfolio_data import DATASETS, MAX_WINDOW_DAYS
+
+    _check_data_flags(args)
+    kind = args.risk_input
+    if args.window is not None:
+        if not 1 <= args.window <= MAX_WINDOW_DAYS:
+            raise InputError(f"--window must be a positive integer number of days up to {MAX_WINDOW_DAYS}, got {args.window}.")
+        if kind == "variance" and args.window != 1:
+            raise InputError(f"--window {args.window} does not apply to --risk-input variance (the last return alone); use realized_variance for a longer window.")
+        if kind in _LAMBDA_KINDS and args.window < 2:
+            raise InputError(f"--window must be at least 2 for --risk-input {kind} (the EWMA is seeded from the window's earlier returns), got {args.window}.")
+    if args.lam is not None:
+        if kind not in _LAMBDA_KINDS:
+            raise InputError(f"--lambda {args.lam:g} applies only to --risk-input {', '.join(_LAMBDA_KINDS)}, not {kind}.")
+        if not 0 < args.lam < 1:
+            raise InputError(f"--lambda must be in (0, 1), got {args.lam:g}.")
+    if args.level is not None:
+        if kind not in _LEVEL_KINDS:
+            raise InputError(f"--level {args.level:g} applies only to --risk-input {', '.join(_LEVEL_KINDS)}, not {kind}.")
+        if not 0.5 < args.level < 1:
+            raise InputError(f"--level must be in (0.5, 1), got {args.level:g}.")
+    names = DATASETS[args.dataset] + (("WTI",) if args.with_wti else ())
+    data = f"--dataset {args.dataset}" + (" --with-wti" if args.with_wti else "")
+    weights = {}
+    for flag, text in (("--positions", args.positions), ("--sector-positions", args.sector_positions)):
+        if text is None:
+            continue
+        w = _parse_weights(flag, text)
+        if len(w) != len(names):
+            raise InputError(f"{flag} has {len(w)} weight(s) but {data} has {len(names)} contracts ({', '.join(names)}); give one per contract.")
+        weights[flag] = w
+    return weights["--positions"], weights.get("--sector-positions")
+
+
+def _cmd_portfolio(args: argparse.Namespace) -> int:
+    from margin_design.calibration.portfolio_data import calibrate_portfolio, load_panel, write_portfolio_config
+
+    positions, sector = _check_portfolio_flags(args)
+    _check_out_set(args.out)
+    panel = load_panel(args.dataset, args.with_wti, args.start, args.end)
+    cal = calibrate_portfolio(
+        panel,
+        positions,
+        dataset=args.dataset,
+        kind=args.risk_input,
+        window=args.window,
+        lam=DEFAULT_LAMBDA if args.lam is None else args.lam,
+        level=0.99 if args.level is None else args.level,
+        horizon_days=args.horizon_days,
+        position=args.position,
+        points=args.points,
+        vol_quantiles=tuple(args.vol_quantiles),
+        spacing=args.spacing,
+        elasticity=args.elasticity,
+        turnover=args.turnover,
+        participation=args.participation,
+        margin=args.margin,
+        impact_k=args.impact_k,
+        distortion=args.distortion_bps,
+        inventory_penalty=args.inventory_penalty,
+        trigger_notional=args.trigger_notional,
+        sector_notional=args.sector_notional,
+        sector_positions=sector,
+        alpha_scaling=args.alpha_scaling,
+        impact_model=args.impact_model,
+        adv_window=args.adv_window,
+        objective=_objective_settings(args),
+    )
+    command = _command_line(args, args.command_parser, "margin-design calibrate portfolio")
+    paths, cap = write_portfolio_config(cal, args.out, command)
+    payload = cal.to_dict()
+    payload["portfolio"] = cap
+    payload["command"] = command
+    payload["files"] = {k: str(v) for k, v in paths.items()}
+    tail = cal.tail
+    names = cal.assets
+
+    def vec(values, digits=4):
+        return "[" + ", ".join("none" if v is None else format(float(v), f".{digits}g") for v in values) + "]"
+
+    K = cap["cap_vol"]
+    text = "\n".join(
+        [
+            f"Wrote {paths['config']} (with {paths['states'].name} and {paths['shock'].name}).",
+            f"  data: {', '.join(names)}, {cal.start} to {cal.end}, {cal.n_prices} common closes; positions h = {vec(cal.positions)}",
+            f"  risk input: {cal.spec.describe()}; r on {cal.n_risk} days",
+            f"  grid: portfolio daily vol {cal.vol_min:g} to {cal.vol_max:g}, {cal.grid.size} points",
+            f"  shock: {cal.loss_stats['n']} standardised {cal.horizon_days}-day portfolio losses; 99% quantile empirical {tail['empirical']:.3f}, "
+            f"normal {tail['normal']:.3f}, Student-t fit {tail['student_t_fit']:.3f} (df {tail['student_t_fit_params']['df']:.2f})",
+            f"  daily vol {vec(cal.vols)}; return correlation {vec(cal.correlation[0][1:]) if cal.panel.k > 1 else 'n/a (one contract)'}"
+            + (" (first row)" if cal.panel.k > 2 else ""),
+            f"  alpha (75) {vec(cal.alphas)} per unit ADV; B (76) {vec(cal.liquidation)} ADV per unit margin ratio; A {cal.impact_model}"
+            + ("" if cal.alpha_scaling == "none" else ", alpha scaled by daily vol"),
+            f"  cap at load: d = {vec(cap['trigger'])}, s_f = {cap['sensitivity']:.4g}, psi = {cap['psi']:.4g}, ||AB|| = {cap['price_pressure']:.4g}",
+            f"  cap dM/dsigma <= {'none (psi = 0: monotone only)' if K is None else format(K, '.4g')} (88); "
+            f"each contract alone {vec(cap['single_contract_cap_vol'])}, ratio {vec(cap['cap_ratio'])}",
+        ]
+    )
+    return _emit_json(args, payload, text)
+
+
+# ----------------------------------------------------------------------------------------------
 # Parser
 # ----------------------------------------------------------------------------------------------
 
 
+def _add_out_and_window(d: argparse.ArgumentParser) -> None:
+    d.add_argument("--out", required=True, metavar="CONFIG.toml", help="design config to write (plus CONFIG.states.csv and CONFIG.shock.csv)")
+    d.add_argument("--start", default=None, help="first date (YYYY-MM-DD) of the data window")
+    d.add_argument("--end", default=None, help="last date (YYYY-MM-DD) of the data window")
+
+
+def _add_states_and_shock(d: argparse.ArgumentParser, position_help: str) -> None:
+    d.add_argument("--horizon-days", type=int, default=2, help="margin period of risk in days (default 2)")
+    d.add_argument("--position", choices=["long", "short", "both"], default="long", help=position_help)
+    d.add_argument("--points", type=int, default=51, help="grid points (default 51)")
+    d.add_argument("--vol-quantiles", type=float, nargs=2, default=[0.01, 0.99], metavar=("LOW", "HIGH"), help="grid range as quantiles of daily vol (default 0.01 0.99)")
+    d.add_argument("--spacing", choices=["vol", "variance"], default="vol", help="grid spacing (default vol)")
+
+
+def _add_data_market(d: argparse.ArgumentParser, per_contract: bool = False) -> None:
+    own = " in each contract's own ADV" if per_contract else ""
+    d.add_argument("--elasticity", type=float, default=_BENCH_ELASTICITY, metavar="EPS", help="epsilon_XM (default 0.225)")
+    tg = d.add_mutually_exclusive_group()
+    tg.add_argument("--turnover", type=float, default=None, metavar="TAU", help=f"tau = XP/ADV{', days' + own if per_contract else ''} (default 1)")
+    tg.add_argument(
+        "--sector-notional", type=float, default=None, metavar="X",
+        help="constrained-sector position notional (currency); tau = X/ADV" + (" per contract (needs volumes)" if per_contract else ""),
+    )
+    fg = d.add_mutually_exclusive_group()
+    fg.add_argument("--participation", type=float, default=None, metavar="F", help=f"trigger size f, decimal of ADV{own.replace(' in', ',')} (default 0.01)")
+    fg.add_argument(
+        "--trigger-notional", type=float, default=None, metavar="Q",
+        help="trigger notional (currency); f = Q/ADV" + (" per contract (needs volumes)" if per_contract else ""),
+    )
+    d.add_argument("--margin", type=float, default=0.05, metavar="M", help="margin ratio m for c_eff = epsilon tau / m (default 0.05)")
+    _add_impact(d)
+    d.add_argument("--inventory-penalty", type=float, default=0.0, metavar="KAPPA", help="inventory penalty kappa >= 0 (default 0)")
+    d.add_argument("--adv-window", type=int, default=20, help="days averaged for ADV, ending at the window's last date (default 20)")
+
+
+def _add_objective(d: argparse.ArgumentParser, liquidation_help: str = "lambda_L (default 0)") -> None:
+    d.add_argument("--loss", choices=["shortfall", "squared_shortfall"], default="shortfall", help="coverage loss (default shortfall)")
+    d.add_argument("--carry", type=float, default=0.01, help="carry cost kappa_M in [0, 1) (default 0.01)")
+    d.add_argument("--prev-margin", type=float, default=None, help="margin in place before the reset, decimal (default --margin)")
+    d.add_argument("--liquidation-weight", type=float, default=0.0, help=liquidation_help)
+    d.add_argument("--liquidation-cost", choices=["quadratic", "linear"], default="quadratic", help="C(.) (default quadratic)")
+    d.add_argument("--participation-weight", type=float, default=0.0, help="lambda_P (default 0)")
+    d.add_argument("--participation-beta", type=float, default=0.0, help="beta: share of cleared activity lost per unit margin increase (default 0)")
+    d.add_argument("--participation-cost", choices=["linear", "quadratic"], default="linear", help="H(.) (default linear)")
+
+
 def register(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``calibrate`` sub-command (with its seven sub-commands) to ``subparsers``; returns its parser."""
+    """Add the ``calibrate`` sub-command (with its eight sub-commands) to ``subparsers``; returns its parser."""
     p = subparsers.add_parser(
         "calibrate",
         help="calibrate the cap and the manipulation diagnostics; reproduce the paper's tables; estimate design inputs from data",
         description=__doc__.split("\n\n")[0],
     )
-    sub = p.add_subparsers(dest="calibrate_command", metavar="{tables,cap,gain,threshold,elasticity,accounts,data}", required=True)
+    sub = p.add_subparsers(dest="calibrate_command", metavar="{tables,cap,gain,threshold,elasticity,accounts,data,portfolio}", required=True)
 
     t = sub.add_parser("tables", help="reproduce Tables 1, 3, 4, 5, eq. (45) and the D.6 calibration from the formulas")
     t.add_argument("--impact-k", type=float, default=200.0, metavar="K", help="impact constant k in delta_bps = k sqrt(f), bp (default 200)")
@@ -627,38 +840,48 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     src = d.add_mutually_exclusive_group(required=True)
     src.add_argument("--dataset", choices=["sp500"], help="bundled data: sp500 (arch.data.sp500, 1999-2018)")
     src.add_argument("--csv", metavar="FILE", help="CSV with columns date (YYYY-MM-DD), close and optionally volume")
-    d.add_argument("--out", required=True, metavar="CONFIG.toml", help="design config to write (plus CONFIG.states.csv and CONFIG.shock.csv)")
-    d.add_argument("--start", default=None, help="first date (YYYY-MM-DD) of the data window")
-    d.add_argument("--end", default=None, help="last date (YYYY-MM-DD) of the data window")
+    _add_out_and_window(d)
     d.add_argument("--risk-input", choices=["realized_variance", "ewma"], default="realized_variance", help="risk input r_t (default realized_variance)")
     d.add_argument("--window", type=int, default=None, help="realised-variance window in days (default 20; only with --risk-input realized_variance)")
     d.add_argument("--lambda", dest="lam", type=float, default=None, help="EWMA decay lambda (default 0.94, RiskMetrics; only with --risk-input ewma)")
-    d.add_argument("--horizon-days", type=int, default=2, help="margin period of risk in days (default 2)")
-    d.add_argument("--position", choices=["long", "short", "both"], default="long", help="whose close-out loss is standardised (default long)")
-    d.add_argument("--points", type=int, default=51, help="grid points (default 51)")
-    d.add_argument("--vol-quantiles", type=float, nargs=2, default=[0.01, 0.99], metavar=("LOW", "HIGH"), help="grid range as quantiles of daily vol (default 0.01 0.99)")
-    d.add_argument("--spacing", choices=["vol", "variance"], default="vol", help="grid spacing (default vol)")
-    d.add_argument("--elasticity", type=float, default=_BENCH_ELASTICITY, metavar="EPS", help="epsilon_XM (default 0.225)")
-    tg = d.add_mutually_exclusive_group()
-    tg.add_argument("--turnover", type=float, default=None, metavar="TAU", help="tau = XP/ADV (default 1)")
-    tg.add_argument("--sector-notional", type=float, default=None, metavar="X", help="constrained-sector position notional (currency); tau = X/ADV")
-    fg = d.add_mutually_exclusive_group()
-    fg.add_argument("--participation", type=float, default=None, metavar="F", help="trigger size f, decimal of ADV (default 0.01)")
-    fg.add_argument("--trigger-notional", type=float, default=None, metavar="Q", help="trigger notional (currency); f = Q/ADV")
-    d.add_argument("--margin", type=float, default=0.05, metavar="M", help="margin ratio m for c_eff = epsilon tau / m (default 0.05)")
-    _add_impact(d)
-    d.add_argument("--inventory-penalty", type=float, default=0.0, metavar="KAPPA", help="inventory penalty kappa >= 0 (default 0)")
-    d.add_argument("--adv-window", type=int, default=20, help="days averaged for ADV, ending at the window's last date (default 20)")
-    d.add_argument("--loss", choices=["shortfall", "squared_shortfall"], default="shortfall", help="coverage loss (default shortfall)")
-    d.add_argument("--carry", type=float, default=0.01, help="carry cost kappa_M in [0, 1) (default 0.01)")
-    d.add_argument("--prev-margin", type=float, default=None, help="margin in place before the reset, decimal (default --margin)")
-    d.add_argument("--liquidation-weight", type=float, default=0.0, help="lambda_L (default 0)")
-    d.add_argument("--liquidation-cost", choices=["quadratic", "linear"], default="quadratic", help="C(.) (default quadratic)")
-    d.add_argument("--participation-weight", type=float, default=0.0, help="lambda_P (default 0)")
-    d.add_argument("--participation-beta", type=float, default=0.0, help="beta: share of cleared activity lost per unit margin increase (default 0)")
-    d.add_argument("--participation-cost", choices=["linear", "quadratic"], default="linear", help="H(.) (default linear)")
+    _add_states_and_shock(d, "whose close-out loss is standardised (default long)")
+    _add_data_market(d)
+    _add_objective(d)
     _add_json(d)
     d.set_defaults(func=_cmd_data)
+
+    pf = sub.add_parser(
+        "portfolio",
+        help="estimate portfolio design inputs (A, B, [portfolio.risk], states, shocks) from multi-asset data and write a design config",
+        description="Build a [portfolio] design config from the daily S&P 500 and NASDAQ Composite series shipped with arch "
+        "(WTI crude added with --with-wti): the portfolio's risk-input history, state grid and weights, empirical close-out "
+        "losses, return correlation, ADV, alpha (75) per contract, A, B (76) and [portfolio.risk] (Nicolai 2026, Sections 5, 6.5, D.5-D.6).",
+    )
+    pf.add_argument("--dataset", choices=["sp500-nasdaq", "sp500"], default="sp500-nasdaq",
+                    help="bundled data: sp500-nasdaq (arch.data.sp500 and arch.data.nasdaq, 1999-2018; default) or sp500 (one contract)")
+    pf.add_argument("--with-wti", action="store_true",
+                    help="add WTI crude oil (arch.data.wti, 1986-2019, no volume: its tau and f are in its own ADV units), aligned on common dates")
+    pf.add_argument("--positions", required=True, metavar="H1,H2,...",
+                    help="the margined portfolio's notional weights h per contract, per unit of portfolio notional (e.g. 0.5,0.5 or 0.5,-0.5; write --positions=-0.5,0.5 when the first is negative)")
+    _add_out_and_window(pf)
+    pf.add_argument("--risk-input", choices=list(PORTFOLIO_KINDS), default="realized_variance",
+                    help="the CCP's risk functional, the [portfolio.risk] kind (default realized_variance)")
+    pf.add_argument("--window", type=int, default=None,
+                    help="returns in the risk window, days (default 20 for realized_variance and scan, 1 for variance, 250 otherwise)")
+    pf.add_argument("--lambda", dest="lam", type=float, default=None, help="EWMA decay lambda (default 0.94; ewma, fhs_var, fhs_es)")
+    pf.add_argument("--level", type=float, default=None, help="VaR / ES confidence level in (0.5, 1) (default 0.99; hs_*, fhs_*)")
+    _add_states_and_shock(pf, "whose close-out loss is standardised: long = the holder of h (default), short = its counterparty, both pooled")
+    _add_data_market(pf, per_contract=True)
+    pf.add_argument("--alpha-scaling", choices=["none", "vol"], default="none",
+                    help="alpha (75) per contract: none = the same for every contract (default, D.6), vol = k scaled by daily vol "
+                    "relative to the first contract (square-root impact law)")
+    pf.add_argument("--impact-model", choices=["correlation", "diagonal"], default="correlation",
+                    help="impact matrix A: correlation = sqrt(alpha_i alpha_j) rho_ij (default), diagonal = diag(alpha_i)")
+    pf.add_argument("--sector-positions", default=None, metavar="W1,W2,...",
+                    help="the constrained sector's notional weights w (default --positions): tau split by |w_i|/||w||_1, signed by w_i, gives B (76)")
+    _add_objective(pf, "lambda_L of (86), charging the price pressure ||AB||^2 (M - M_-)_+^2 (default 0)")
+    _add_json(pf)
+    pf.set_defaults(func=_cmd_portfolio, command_parser=pf)
     return p
 
 

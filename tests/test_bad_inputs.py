@@ -416,7 +416,7 @@ CASES = [
     ("data carry 1", ["calibrate", "data", "--dataset", "sp500", "--out", "d.toml", "--carry", "1"], {}, r"--carry must be in \[0, 1\)"),
     ("data start bogus", ["calibrate", "data", "--dataset", "sp500", "--out", "d.toml", "--start", "yesterday"], {}, r"--start must be an ISO date"),
     ("calibrate without subcommand", ["calibrate"], {}, r"the following arguments are required: \{tables,cap"),
-    ("calibrate unknown subcommand", ["calibrate", "bogus"], {}, r"argument \{tables,cap,gain,threshold,elasticity,accounts,data\}: invalid choice: 'bogus'"),
+    ("calibrate unknown subcommand", ["calibrate", "bogus"], {}, r"argument \{tables,cap,gain,threshold,elasticity,accounts,data,portfolio\}: invalid choice: 'bogus'"),
     # --- sweep
     ("sweep integer key fractions", ["sweep", "c.toml", "--vary", "grid.points=10:50:4", "--out", "s.csv", "--workers", "0"], C,
      r"--vary 'grid\.points=10:50:4': grid\.points is an integer, but a:b:n gives 23\.3333"),
