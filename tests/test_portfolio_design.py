@@ -252,3 +252,34 @@ def test_bad_risk_tables_get_one_sentence(edit, match):
     edit(cfg)
     with pytest.raises(ConfigError, match=match):
         problem_from_dict(cfg)
+
+
+def test_sensitivities_of_a_portfolio_design_match_finite_differences():
+    """The IFT derivative of the price of manipulation-proofness in kappa, through the portfolio cap
+    (2 + kappa ||B||^2/B'AB)/(s_f psi), against re-solved central differences; alpha and c_eff are not parameters."""
+    cfg = two_asset(0.5, liquidation_weight=0.2)
+    cfg["market"]["inventory_penalty"] = 0.1
+    res = solve(problem_from_dict(cfg))
+    sens = res.sensitivities()
+    assert "alpha" not in sens and "c_eff" not in sens
+    h = 1e-4
+    prices = []
+    for kappa in (0.1 - h, 0.1 + h):
+        c = copy.deepcopy(cfg)
+        c["market"]["inventory_penalty"] = kappa
+        prices.append(solve(problem_from_dict(c)).price_of_manipulation_proofness)
+    fd = (prices[1] - prices[0]) / (2 * h)
+    assert sens["inventory_penalty"]["price"] == pytest.approx(fd, rel=1e-5)
+    with pytest.raises(ConfigError, match="alpha is not a parameter of a portfolio design"):
+        res.sensitivities(("alpha",))
+
+
+def test_sweep_of_a_portfolio_design(tmp_path):
+    from margin_design.solvers.sweep import run_sweep
+
+    cfg = two_asset(0.5)
+    path = tmp_path / "p.toml"
+    path.write_text("".join(f"[{s}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in keys.items()) + "\n" for s, keys in cfg.items()))
+    rows = run_sweep(path, ["objective.carry=0.005,0.01"], workers=0, progress=None)
+    assert [r["certified"] for r in rows] == [True, True]
+    assert math.isnan(rows[0]["dprice_d_alpha"]) and math.isfinite(rows[0]["dprice_d_carry"])
