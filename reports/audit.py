@@ -812,7 +812,7 @@ def _portfolio_lines(audit) -> list[str]:
         "and c_Gamma = c_r = 2 sqrt(r) s_f; E[Pi] ~ q^2 (H_t - kappa ||b||^2)",
         f"  cap (88) on dM/dsigma: K = (2 + kappa ||B||^2/B'AB)/(s_f psi) = {_num(pm.cap_vol)}; over every two-period direction (our derivation from "
         f"Lemma 10's identity): K_all = 1/(s_f Phi) = {_num(pm.cap_vol_all)}, Phi = {pm.phi:.6g}",
-        f"  best direction (5.6 trigger-harvest separation) a* = trigger leg {_vec(t)} (d'A a = {float(pm.direction @ pm.impact @ t):+.4g}) "
+        f"  trigger-harvest trip (5.6): a* (largest gain per unit own cost, profitable iff the slope exceeds K_all) = trigger leg {_vec(t)} (d'A a = {float(pm.direction @ pm.impact @ t):+.4g}) "
         f"+ harvest leg {_vec(h)} (a'AB = {float(h @ pm.pressure_vector):+.4g}), ||a*||_1 = 1",
     ]
     if not math.isfinite(pm.cap_vol):

@@ -35,7 +35,7 @@ threshold-crossing harvests (Section 6.6) are b'AB |Delta M| per unit trigger.
 
 **Every direction (our derivation, not in the paper).** Lemma 10's identity to first order,
 E[Pi](a) = -c (a'u)(v'a) - a'Ca with c = c_g c_r, u = AB, v = Ad and C = 2A + kappa I, is a quadratic form.
-Its largest value relative to a'Ca is c Phi - 1 with
+Its largest value per unit own cost a'Ca is c Phi - 1 with
 
     Phi = ( sqrt(u'C^-1 u  v'C^-1 v) - u'C^-1 v ) / 2,
 
@@ -251,7 +251,9 @@ class PortfolioMarket:
         return math.inf if not p > 0 else 1.0 / (self.sensitivity * p)
 
     def separated_legs(self) -> tuple[np.ndarray, np.ndarray]:
-        """(trigger leg, harvest leg) of the best direction a* = trigger + harvest, scaled so ||a*||_1 = 1:
+        """(trigger leg, harvest leg) of a* = trigger + harvest, the direction with the largest margin-channel gain per
+        unit own cost a'Ca (so it profits whenever any direction does, c Phi > 1; at a given ||a||_1 another direction
+        may earn more once c Phi > 1), scaled so ||a*||_1 = 1:
         trigger C^-1 v/||v|| (m > 0; along d when kappa = 0), harvest -C^-1 u/||u|| (l < 0; -B direction when
         kappa = 0). If no direction profits (Phi = 0) both legs are Theorem 3's direction halved."""
         if not self.phi > 0:
