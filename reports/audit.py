@@ -32,10 +32,27 @@ What the audit reports (pure analysis in :mod:`margin_design.calibration.audit`)
 * backtest on daily prices (``data``): M_fb, g*, the rule and the rule with each EMIR tool through history
   (:mod:`~margin_design.calibration.audit.backtest`).
 
+Portfolio markets (a ``[portfolio]`` section, Section 5; computation in
+:mod:`margin_design.calibration.audit.portfolio`):
+
+* the local analysis above is that of the equivalent single contract along Theorem 3's direction b = B/||B||_1
+  (alpha = b'Ab, c_eff = psi s_f/(sqrt(w) b'Ab), kappa ||b||^2): the same G = c_g c_r psi, cap (88) and bounds;
+  jumps harvest b'AB |Delta M| per unit trigger; the other risk inputs and ``trim`` read the margined portfolio's
+  return series;
+* the portfolio block: A, B, d, psi, ||AB||, H_t of (29) (B normalised in the trade direction only) and Theorem 3's
+  condition H_t > 0, the cap (88) against the slope dM/dsigma and the two-period cap over every trade direction
+  K_all <= K, state by state, for the rule, M_fb and g*;
+* the simulation is the K-contract market of Section 5.3: Theorem 3's trip -q b and the trigger-harvest trip a*
+  (5.6) in the same envelope states, Monte Carlo means with bands against Lemma 10's identity, and the profit table;
+* refused with one sentence (exit 2): ``accounts`` (Appendix B is one contract's), ``data="sp500"`` (one index; a
+  CSV of the margined portfolio's value is backtested as the rule's scalar input), ``max_horizon`` (the
+  single-contract search).
+
 Files (``write_audit``, written atomically as a folder): ``summary.txt``, ``audit.json``, ``states.csv`` and
 ``states.json`` (the per-state table, unit-named columns), ``jumps.csv``, ``risk_inputs.csv``,
-``backtest_paths.csv`` (with data), and ``figures/slope_vs_cap.png``, ``figures/profit_vs_q.png`` (with the
-simulation), ``figures/backtest.png`` (with data). Same inputs, byte-identical files.
+``backtest_paths.csv`` (with data), ``portfolio.md`` and ``portfolio_profits.csv`` (portfolio markets), and
+``figures/slope_vs_cap.png``, ``figures/profit_vs_q.png`` (with the simulation), ``figures/backtest.png`` (with
+data). Same inputs, byte-identical files.
 """
 
 from __future__ import annotations
@@ -765,6 +782,11 @@ def _portfolio_simulation(rules: dict, problem, portfolio: dict, spec: InputSpec
     b = checks["b_first_best_profitable_where_H_positive"]
     text.append(f"  (b) first-best profitable by Theorem 3's trip wherever its H_t > 0: {'n/a (H_t <= 0 in every simulated state)' if b is None else 'yes' if b else 'NO'}; "
                 f"(c) capped optimum profitable by it: {'no' if checks['c_capped_not_profitable_theorem3'] else 'YES'}")
+    at_cap = [c for c in sim.curves["capped"]["theorem3"] if np.all(np.abs(c.closed_form) <= PROFIT_TOL)]
+    if (o.liquidation or "population") == "linear" and at_cap:
+        text.append(f"      with the linear response (26) the capped optimum at the cap earns exactly 0 along b in {len(at_cap)} of {len(vols)} "
+                    "states (the knife-edge of (87)): its Monte Carlo verdict there is the sign of the noise; the population sector "
+                    "makes it strictly negative (forced sales per unit of margin fall as margin rises)")
     n_sep = checks["capped_separated_profitable_states"]
     text.append(f"  trigger-harvest trip (5.6) against the capped optimum: significantly profitable in {n_sep} of {len(vols)} states"
                 + (" -- the cap (88) binds Theorem 3's direction only (two-period cap over every direction "
@@ -868,13 +890,14 @@ def portfolio_markdown(audit) -> str:
         ["kappa, tau, rho", f"{pm.inventory_penalty:g}, {pm.execution_cost:g}, {pm.funding_spread:g}"],
     ]
     out.append(markdown_table(["quantity", "value"], rows))
-    out += ["**Normalisation of B in H_t (29).** Theorem 3 takes ||B||_1 = 1. Here only the trade direction is normalised: "
-            "b = B/||B||_1 and a_t = -q b (so ||a_t||_1 = q); the bracket keeps the model's liquidation vector B of (26). "
-            "Then E[Pi] = q^2 H_t to first order with H_t = b'Ab (c_g c_r psi - 2), c_g = g'(r) the rule's right slope and "
-            "c_Gamma = c_r = 2 sqrt(r) s_f: H_t > 0 iff the slope is over the cap (88) with kappa = 0.", "",
-            "**Every direction (our derivation).** Lemma 10's identity is a quadratic form in a; its best direction a* = C^-1(Ad/||Ad|| - AB/||AB||) "
-            "(C = 2A + kappa I, norms in C^-1) is a trigger leg plus a harvest leg (5.6) and profits iff the slope exceeds K_all <= K. "
-            "K_all = K iff d and -B are aligned (D.6, one contract); otherwise a rule at the cap (88) stays manipulable.", "",
+    out += ["**Normalisation of B in H_t (29).** Theorem 3 takes `||B||_1 = 1`. Here only the trade direction is normalised: "
+            "`b = B/||B||_1` and `a_t = -q b` (so `||a_t||_1 = q`); the bracket keeps the model's liquidation vector B of (26). "
+            "Then `E[Pi] = q^2 H_t` to first order with `H_t = b'Ab (c_g c_r psi - 2)`, `c_g = g'(r)` the rule's right slope and "
+            "`c_Gamma = c_r = 2 sqrt(r) s_f`: `H_t > 0` iff the slope is over the cap (88) with `kappa = 0`.", "",
+            "**Every direction (our derivation).** Lemma 10's identity is a quadratic form in the trade vector a; the direction "
+            "`a* = C^-1 (Ad/||Ad|| - AB/||AB||)` (`C = 2A + kappa I`, norms in `C^-1`) has the largest gain per unit own cost "
+            "`a'Ca`; it is a trigger leg plus a harvest leg (5.6) and profits iff the slope exceeds `K_all <= K`. "
+            "`K_all = K` iff d and -B are aligned (D.6, one contract); otherwise a rule at the cap (88) stays manipulable.", "",
             "## Rules", ""]
     rows = []
     for key in ("rule", "first_best", "capped"):
