@@ -75,9 +75,8 @@ import numpy as np
 from margin_design.errors import InputError
 
 from .._checks import check_range, to_py
-from ..cap import BPS_PER_UNIT, TRADING_DAYS_PER_YEAR
 from ..gain import roi_pct_lower_bound
-from .inputs import InputSpec, input_sensitivity, input_values
+from .inputs import InputSpec, input_values
 from .local import SLOPE_RTOL, AuditMarket, LocalAnalysis, _ranges, jump_gains, local_analysis
 from .rules import Rule
 from .simulate import BAND_Z, Fundamentals, Population, SimState
@@ -109,12 +108,13 @@ AGREE_Z = 4.0
 SYMMETRY_RTOL = 1e-12
 #: Phi below this (relative to its scale sqrt(u'C^-1u v'C^-1v)) is zero: no direction profits at first order.
 PHI_RTOL = 1e-12
+#: Entries of a trade leg below this share of its largest entry are rounding, set to 0.
+LEG_ATOL = 1e-13
 #: The two round trips of the portfolio audit.
 STRATEGIES = {
     "theorem3": "Theorem 3/4: a_t = -q B/||B||_1, a_{t+1} = +q B/||B||_1",
     "separated": "trigger-harvest (5.6): a_t = q a*/||a*||_1, a* = C^-1(Ad/||Ad|| - AB/||AB||), reversed at t+1",
 }
-_SQRT_YEAR = math.sqrt(TRADING_DAYS_PER_YEAR)
 
 
 def _fmt(x) -> str:
@@ -258,10 +258,14 @@ class PortfolioMarket:
         kappa = 0). If no direction profits (Phi = 0) both legs are Theorem 3's direction halved."""
         if not self.phi > 0:
             return -0.5 * self.b, -0.5 * self.b
-        ci = np.linalg.inv(self.cost_matrix)
+        C = self.cost_matrix
         u, v = self.pressure_vector, self.impact @ self.direction
-        trig = ci @ v / math.sqrt(float(v @ ci @ v))
-        harv = -ci @ u / math.sqrt(float(u @ ci @ u))
+        cu, cv = np.linalg.solve(C, u), np.linalg.solve(C, v)
+        trig = cv / math.sqrt(float(v @ cv))
+        harv = -cu / math.sqrt(float(u @ cu))
+        # entries at rounding level are zero (with kappa = 0, C^-1 A d = d/2 exactly: a contract d does not load on)
+        trig = np.where(np.abs(trig) > LEG_ATOL * float(np.max(np.abs(trig))), trig, 0.0)
+        harv = np.where(np.abs(harv) > LEG_ATOL * float(np.max(np.abs(harv))), harv, 0.0)
         n = float(np.sum(np.abs(trig + harv)))
         return trig / n, harv / n
 
@@ -470,9 +474,10 @@ def portfolio_jump_gains(jumps, pm: PortfolioMarket, input_spec: InputSpec = Inp
 
 
 def portfolio_risk_input_rows(rows: list[dict], pm: PortfolioMarket, input_spec: InputSpec = InputSpec()) -> list[dict]:
-    """Rewrite the market columns of :func:`.local.risk_input_table` rows (computed on the margined portfolio's
-    price series) for Theorem 3's trip: G = dM/dP_h psi s_f/sqrt(w)... (dP_h along h), cap K_0 on dM/dP_h =
-    (2 + kappa ||b||^2/b'Ab)/(psi s_f/sqrt(w)) (inf if psi = 0), jump gain b'AB |jump| per unit trigger."""
+    """Rewrite the market columns of :func:`.local.risk_input_table` rows for Theorem 3's trip. The rows read each
+    input on the margined portfolio's price series h'P (dM/dP is per unit move of h'P); then G = psi (s_f/sqrt(w))
+    dM/dP, the cap on dM/dP is K_0 = (2 + kappa ||b||^2/b'Ab)/(psi s_f/sqrt(w)) (None if psi = 0), and a jump
+    harvests b'AB |jump| per unit trigger (equal to the single-contract columns when K = 1)."""
     ge = pm.psi * pm.sensitivity_ratio(input_spec)
     k0 = (2.0 + pm.inventory_penalty * float(pm.b @ pm.b) / pm.bab) / ge if ge > 0 else math.inf
     harvest = pm.bab * pm.l1
