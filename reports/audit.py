@@ -766,6 +766,8 @@ def _portfolio_simulation(rules: dict, problem, portfolio: dict, spec: InputSpec
         f"  envelope states (the window's input in the last return of the margined portfolio h = -d s_f/sqrt(w) = "
         f"{_vec(h)}), daily vol {', '.join(f'{v:.2%}' for v in vols)}; {o.paths} paths of independent normal fundamentals per "
         f"contract (sd = the state's daily vol / ||h||, seed {o.seed} + state), band = mean +- {BAND_Z:.2f} s.e.; {sim.liquidation}",
+        *([] if pm.explicit else [f"  d and s_f come from {pm.source}; the simulated input is the variance of h'R, which has the same d and "
+                                   "c_r = 2 sqrt(r) s_f at the envelope (what the two-period trip reads), standing in for the functional"]),
         f"  strategies at ||a_t||_1 = q: theorem3 = -q b, b = B/||B||_1 = {_vec(pm.b)}; separated = q {_vec(pm.direction_of('separated'))} "
         f"(trigger leg {_vec(pm.separated_legs()[0])}, harvest leg {_vec(pm.separated_legs()[1])}); both reversed at t+1",
     ]

@@ -49,14 +49,16 @@ liquidation portfolio B when kappa = 0: l < 0). When d and B load on different c
 legs sit in different contracts: trigger in d's, harvest in B's.
 
 **The market simulation** (Section 5.3, vectorised like :mod:`.simulate`, same envelope states, error bands and
-seeds): fundamentals V_u a martingale with independent normal increments per contract, prices
-P_u = V_u + A(Delta X_u + a_u) (23), the scalar input r computed by the [cap] input (:func:`.inputs.input_values`)
-from the margined portfolio's price h'P_u with holdings h = -d s_f/sqrt(w) (so dr/dP_t = c_r d at the envelope:
-h = -d in explicit mode, where s_f = sqrt(w)), the margin reset M_{u+1} = g(r_u), and the constrained sector
-(:class:`Liquidation`): by default one population of constrained traders per contract (:class:`.simulate.Population`,
-the single-contract simulator's) calibrated so that -dX_k/dM = B_k at the benchmark margin (a short population
-when B_k < 0, none when B_k = 0), so a one-contract portfolio is the single-contract simulation exactly; or the
-linear response Delta X = -B Delta M of (26). The exact two-period closed form is Lemma 10's identity with the
+seeds): fundamentals V_u a martingale with independent normal increments per contract; prices
+P_u = V_u + A(Delta X_u + a_u) (23); the scalar input r computed by the [cap] input (:func:`.inputs.input_values`)
+from the margined portfolio's price h'P_u with holdings h = -d s_f/sqrt(w), so that dr/dP_t = c_r d at the
+envelope (h = -d in explicit mode, where s_f = sqrt(w); with a risk functional, [portfolio.risk], this variance of
+h'R stands in for the functional: it has the design's d and c_r at the envelope, which is what the two-period trip
+reads); the margin reset M_{u+1} = g(r_u); and the constrained sector (:class:`Liquidation`): by default one
+population of constrained traders per contract (:class:`.simulate.Population`, the single-contract simulator's)
+calibrated so that -dX_k/dM = B_k at the benchmark margin (a short population when B_k < 0, none when B_k = 0), so
+a one-contract portfolio is the single-contract simulation exactly; or the linear response Delta X = -B Delta M of
+(26). The exact two-period closed form is Lemma 10's identity with the
 sector's exact liquidation vector L = X(M_t) - X(M_t + Delta M):
 
     E[Pi] = -a'A L - 2 a'Aa - kappa ||a||_2^2 - (2 tau + rho M_t) ||a||_1,
@@ -129,7 +131,8 @@ class PortfolioMarket:
     vector), ``sensitivity`` s_f (dimensionless, c_r = 2 sqrt(r) s_f at the envelope), ``inventory_penalty``
     kappa (11) on the trade vector (kappa ||y||_2^2 per period held), ``execution_cost`` tau (decimal of notional
     per unit traded, on ||a||_1), ``funding_spread`` rho (decimal per period on M_t ||y||_1), ``trigger`` q
-    (ADV units, the size ||a_t||_1 of the round trip at which profits are reported), ``assets`` the names.
+    (ADV units, the size ||a_t||_1 of the round trip at which profits are reported), ``assets`` the names,
+    ``source`` where d and s_f come from ("explicit", or a risk functional's description).
     """
 
     impact: np.ndarray = field(repr=False)
@@ -141,6 +144,7 @@ class PortfolioMarket:
     funding_spread: float = 0.0
     trigger: float = 0.01
     assets: tuple = ()
+    source: str = "explicit"
 
     def __post_init__(self):
         a = np.asarray(self.impact, dtype=float)
@@ -180,12 +184,17 @@ class PortfolioMarket:
         """From a design ``PortfolioSpec`` (any object with ``impact``, ``liquidation``, ``trigger`` (d),
         ``sensitivity`` and ``assets``) and the audit's costs and trade size."""
         return cls(spec.impact, spec.liquidation, spec.trigger, float(spec.sensitivity), inventory_penalty, execution_cost,
-                   funding_spread, trigger, tuple(spec.assets))
+                   funding_spread, trigger, tuple(spec.assets), str(getattr(spec, "source", "explicit")))
 
     # ------------------------------------------------------------ derived quantities
     @property
     def k(self) -> int:
         return int(self.impact.shape[0])
+
+    @property
+    def explicit(self) -> bool:
+        """d and s_f given in the config (explicit mode); otherwise from a risk functional ([portfolio.risk])."""
+        return self.source.startswith("explicit")
 
     @property
     def l1(self) -> float:
@@ -323,6 +332,7 @@ class PortfolioMarket:
             "liquidation_B_adv_per_margin": [float(x) for x in self.liquidation],
             "trigger_direction_d": [float(x) for x in self.direction],
             "sensitivity_s_f": float(self.sensitivity),
+            "source": self.source,
             "psi": self.psi,
             "d_AB": self.alignment,
             "AB_price_per_margin": [float(x) for x in self.pressure_vector],
