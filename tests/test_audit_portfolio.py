@@ -372,3 +372,26 @@ def test_cli_liquidation_flag_is_for_portfolios(tmp_path, capsys):
     market = write(tmp_path, config(None))
     code, out, err = run_cli(capsys, FB_TEXT, "--market", market, "--no-simulation", "--liquidation", "linear")
     assert code == 2 and "--liquidation linear applies to a [portfolio] --market" in err and err.count("\n") == 1
+
+
+# ---------------------------------------------------------------------- the design's default cap, every direction
+
+SPLIT = {"assets": ["A1", "A2"], "impact": [[ALPHA, ALPHA * RHO], [ALPHA * RHO, ALPHA]], "liquidation": [C, 0.0],
+         "trigger": [0.0, -1.0]}
+
+
+@pytest.mark.parametrize("directions", ["all", "liquidation"])
+def test_the_designs_capped_optimum_resists_the_trigger_harvest_trip_only_with_the_all_direction_cap(tmp_path, directions):
+    """B on contract 1, d on contract 2, a cost that pushes the first-best above both caps. Under the paper's (88)
+    (trips along B only) the capped optimum stays profitable for the trigger-harvest trip of 5.6, which is what the
+    audit found; under the default cap over every two-period trip, K_all = 1/(s_f Phi), it is not."""
+    pf = dict(SPLIT, cap_directions=directions)
+    cfg = config(pf, points=60)
+    audit = build_audit(load_rule("3*sigma"), write(tmp_path, cfg), AuditOptions(simulate=False))
+    pl = audit.portfolio["local"]["capped"]
+    pm = audit.portfolio["market"]
+    tol = ON_CAP_RTOL * pm.bab
+    if directions == "all":
+        assert not pl.exceeds_cap_all.any() and np.all(pl.separated <= tol)
+    else:
+        assert pl.exceeds_cap_all.any() and np.any(pl.separated > tol)

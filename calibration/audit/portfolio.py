@@ -21,7 +21,7 @@ where the bracket uses the unnormalised B (the liquidation that actually happens
 right slope (margin ratio per unit daily variance). So H_t > 0 iff c_g c_r psi > 2: Theorem 3's sufficient
 condition is exactly "the slope is over the cap (88) with kappa = 0". With the inventory penalty kappa of (11)
 on the trade vector, the same trip earns q^2 (H_t - kappa ||b||_2^2), which is positive iff the slope is over
-the design's cap K = (2 + kappa ||B||^2/B'AB)/(s_f psi) (design/portfolio.py). For K = 1 (A = [[alpha]],
+the cap (88) K_88 = (2 + kappa ||B||^2/B'AB)/(s_f psi) (design/portfolio.py). For K = 1 (A = [[alpha]],
 B = [c_X], d = [-1]) b = 1 and H_t = alpha (G - 2), the single-contract gain condition.
 
 **The equivalent single contract.** Along Theorem 3's direction the whole single-contract analysis of
@@ -43,7 +43,8 @@ attained at a* proportional to C^-1 ( v/||v|| - u/||u|| ) (norms ||x||^2 = x'C^-
 l(a*) <= 0. So some two-period round trip is profitable at first order iff c_g c_r Phi > 1, i.e. iff the slope
 exceeds K_all = 1/(s_f Phi) in vol units. By Cauchy-Schwarz K_all <= K (88), with equality iff C^-1/2 AB and
 C^-1/2 Ad are opposite (B proportional to -d when kappa = 0, as in D.6 and for one contract). When they are not,
-the cap (88) is necessary but not sufficient: a* is the trigger-harvest separated trip of Section 5.6, a trigger
+the cap (88) is necessary but not sufficient (which is why the design imposes K_all by default,
+``portfolio.cap_directions = "all"``): a* is the trigger-harvest separated trip of Section 5.6, a trigger
 leg C^-1 v/||v|| (along d when kappa = 0: it moves the input, m > 0) plus a harvest leg -C^-1 u/||u|| (short the
 liquidation portfolio B when kappa = 0: l < 0). When d and B load on different contracts (and kappa = 0) the two
 legs sit in different contracts: trigger in d's, harvest in B's.
@@ -108,8 +109,6 @@ __all__ = [
 AGREE_Z = 4.0
 #: Relative size of A's asymmetry accepted as rounding.
 SYMMETRY_RTOL = 1e-12
-#: Phi below this (relative to its scale sqrt(u'C^-1u v'C^-1v)) is zero: no direction profits at first order.
-PHI_RTOL = 1e-12
 #: Entries of a trade leg below this share of its largest entry are rounding, set to 0.
 LEG_ATOL = 1e-13
 #: The two round trips of the portfolio audit.
@@ -246,12 +245,11 @@ class PortfolioMarket:
 
     @property
     def phi(self) -> float:
-        """Phi = (sqrt(u'C^-1u v'C^-1v) - u'C^-1v)/2 (module docstring): c_g c_r Phi > 1 iff some trip profits."""
-        ci = np.linalg.inv(self.cost_matrix)
-        u, v = self.pressure_vector, self.impact @ self.direction
-        scale = math.sqrt(float(u @ ci @ u) * float(v @ ci @ v))
-        p = 0.5 * (scale - float(u @ ci @ v))
-        return p if p > PHI_RTOL * scale else 0.0
+        """Phi = (sqrt(u'C^-1u v'C^-1v) - u'C^-1v)/2 (module docstring): c_g c_r Phi > 1 iff some trip profits; the design
+        layer's :func:`~margin_design.design.portfolio.trip_alignment`, the cap the design imposes by default."""
+        from margin_design.design.portfolio import trip_alignment
+
+        return trip_alignment(self.impact, self.liquidation, self.direction, self.inventory_penalty)
 
     @property
     def cap_vol_all(self) -> float:
