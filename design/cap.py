@@ -24,6 +24,7 @@ constant. Between grid points the cap integrates exactly: u_i = K (sigma_{i+1} -
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -74,11 +75,21 @@ class CapSpec:
             return "no slope cap (monotonicity only)"
         if self.portfolio is not None:
             p = self.portfolio
-            if not p.psi > 0:
-                return "no slope cap from manipulation: psi = max(0, -d'AB) = 0 (the trigger direction does not load on the liquidation pressure); monotonicity only"
+            k88 = p.cap_vol(self.inventory_penalty, "liquidation")
+            tail = (f"psi = {p.psi:.6g}, ||AB|| = {p.price_pressure:.6g}, s_f = {p.sensitivity:.6g}, kappa = {self.inventory_penalty:g}, "
+                    f"input = {p.source}")
+            if p.directions == "liquidation":
+                if not p.psi > 0:
+                    return ("no slope cap from manipulation: psi = max(0, -d'AB) = 0 (the trigger direction does not load on the "
+                            "liquidation pressure; trips along B only, (88)); monotonicity only")
+                return f"dM/dsigma <= K = (2 + kappa ||B||^2/B'AB)/(s_f psi) = {self.slope_vol:.6g} (88), trips along B ({tail})"
+            if not math.isfinite(self.slope_vol):
+                return "no slope cap from manipulation: no two-period round trip loads on the margin channel (Phi = 0); monotonicity only"
             return (
-                f"dM/dsigma <= K = (2 + kappa ||B||^2/B'AB)/(s_f psi) = {self.slope_vol:.6g} (88) (psi = {p.psi:.6g}, "
-                f"||AB|| = {p.price_pressure:.6g}, s_f = {p.sensitivity:.6g}, kappa = {self.inventory_penalty:g}, input = {p.source})"
+                f"dM/dsigma <= K = 1/(s_f Phi) = {self.slope_vol:.6g}, every two-period round trip (Lemma 10; "
+                f"Phi = {p.phi(self.inventory_penalty):.6g}; the paper's (88), trips along B, gives "
+                + (f"{k88:.6g}" if math.isfinite(k88) else "no cap")
+                + f"; {tail})"
             )
         return (
             f"dM/dsigma <= K = {self.input_factor:.6g} * (2*alpha + kappa)/(alpha^2 * c_eff) = {self.slope_vol:.6g}"

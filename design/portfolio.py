@@ -24,17 +24,34 @@ one solve path:
   change: (32) charges the flow c_eff (M - M_-), (86) the price pressure ||AB|| (M - M_-), so a one-contract
   portfolio A = [[alpha]], B = [c_eff], d = [-1] is the single-contract problem with liquidation_weight
   multiplied by alpha^2.
-* Slope cap (87)-(88): g'(r) c_r psi <= 2 + kappa ||B||^2 / (B'AB). Derivation: along the liquidation
-  direction, a = -q B at t and +q B at t+1 (Theorem 3), the margin channel earns c_g c_r psi q^2 B'AB and the
-  round trip costs 2 q^2 B'AB (own impact, Lemma 10) plus kappa q^2 ||B||^2 (the inventory penalty of (11) on
-  the trade vector); no profit requires c_g c_r psi <= 2 + kappa ||B||^2/(B'AB). With c_r = 2 sqrt(r) s_f and
-  dM/dsigma = 2 sigma g'(r) (sigma = sqrt(r), daily portfolio vol), the cap in vol units is the constant
+* Slope cap, two versions (``directions``):
 
-      dM/dsigma <= K = (2 + kappa ||B||^2 / (B'AB)) / (s_f psi),
+  - ``"liquidation"``, the paper's (87)-(88): trips along the liquidation direction, a = -q B at t and +q B at
+    t+1 (Theorem 3). The margin channel earns c_g c_r psi q^2 B'AB and the round trip costs 2 q^2 B'AB (own
+    impact, Lemma 10) plus kappa q^2 ||B||^2 (the inventory penalty of (11) on the trade vector), so no profit
+    requires g'(r) c_r psi <= 2 + kappa ||B||^2/(B'AB). With c_r = 2 sqrt(r) s_f and dM/dsigma = 2 sigma g'(r)
+    (sigma = sqrt(r), daily portfolio vol) the cap in vol units is the constant
 
-  and for K = 1 (A = alpha, B = c_eff, psi = alpha c_eff, s_f = 1/factor) this is factor (2 alpha + kappa) /
-  (alpha^2 c_eff), the single-contract (16)-(18) exactly. psi = 0 (the trigger direction does not load on the
-  liquidation pressure) leaves no cap from manipulation: monotonicity only.
+        dM/dsigma <= K_88 = (2 + kappa ||B||^2 / (B'AB)) / (s_f psi),
+
+    infinite (monotonicity only) when psi = 0.
+  - ``"all"`` (the default): every two-period round trip a, -a. Lemma 10's identity, E[Pi](a) = -c (a'u)(v'a)
+    - a'Ca with c = g'(r) c_r, u = AB, v = Ad and C = 2A + kappa I, is a quadratic form in a; its largest value
+    per unit of own cost a'Ca is c Phi - 1 with
+
+        Phi = ( sqrt(u'C^-1 u  v'C^-1 v) - u'C^-1 v ) / 2,
+
+    so no trip profits iff g'(r) c_r Phi <= 1, i.e. dM/dsigma <= K_all = 1 / (s_f Phi). By Cauchy-Schwarz
+    K_all <= K_88, with equality iff C^-1/2 AB and C^-1/2 Ad point in opposite directions (B proportional to -d
+    when kappa = 0: the D.6 example, and every one-contract portfolio). When the trigger and the liquidation
+    directions differ, (88) leaves the trigger-harvest trip of Section 5.6 profitable (the audit shows it), so
+    the design uses K_all unless asked for (88). This is our derivation from Lemma 10, not the paper's.
+
+  For one contract (A = alpha, B = c_eff, d = -1, s_f = 1/factor) both are factor (2 alpha + kappa) /
+  (alpha^2 c_eff), the single-contract (16)-(18) exactly, inventory penalty included.
+
+A risk functional can have several worst-case trigger branches (d, s_f) (the variance kinds: a last return of
+either sign); the cap is the smallest over the branches.
 """
 
 from __future__ import annotations
@@ -46,12 +63,31 @@ import numpy as np
 
 from margin_design.errors import ConfigError
 
-__all__ = ["PortfolioSpec", "check_impact_matrix", "portfolio_spec", "validate_portfolio_section", "PORTFOLIO_KEYS", "UNIT_TOL"]
+__all__ = ["PortfolioSpec", "check_impact_matrix", "portfolio_spec", "validate_portfolio_section", "trip_alignment",
+           "PORTFOLIO_KEYS", "CAP_DIRECTIONS", "UNIT_TOL", "PHI_RTOL"]
 
 #: |‖d‖ - 1| above this is not a unit vector (the trigger direction must be normalised).
 UNIT_TOL = 1e-9
 #: Relative asymmetry of A accepted as rounding: |A - A'| <= SYMMETRY_RTOL max|A|.
 SYMMETRY_RTOL = 1e-12
+#: Phi below PHI_RTOL times its scale sqrt(u'C^-1u v'C^-1v) is zero (no trip profits at any slope).
+PHI_RTOL = 1e-12
+#: The cap's trade directions: every two-period round trip (Lemma 10), or the liquidation direction only ((88)).
+CAP_DIRECTIONS = ("all", "liquidation")
+
+
+def trip_alignment(impact, liquidation, direction, inventory_penalty: float = 0.0) -> float:
+    """Phi = (sqrt(u'C^-1u v'C^-1v) - u'C^-1v)/2 with u = AB, v = Ad, C = 2A + kappa I (module docstring).
+
+    Some two-period round trip profits iff g'(r) c_r Phi > 1; units: price per unit margin ratio, as psi.
+    """
+    A = np.asarray(impact, float)
+    C = 2.0 * A + inventory_penalty * np.eye(A.shape[0])
+    u, v = A @ np.asarray(liquidation, float), A @ np.asarray(direction, float)
+    cu, cv = np.linalg.solve(C, u), np.linalg.solve(C, v)
+    scale = math.sqrt(max(float(u @ cu), 0.0) * max(float(v @ cv), 0.0))
+    p = 0.5 * (scale - float(u @ cv))
+    return p if p > PHI_RTOL * scale else 0.0
 
 
 def _fmt(x) -> str:
@@ -111,6 +147,8 @@ class PortfolioSpec:
     sensitivity: float = 1.0
     source: str = "explicit"
     risk: dict | None = field(default=None, repr=False)
+    directions: str = "all"
+    branches: tuple = field(default=(), repr=False)   # ((d, s_f), ...): every worst-case trigger; () = ((trigger, sensitivity),)
 
     def __post_init__(self):
         k = len(self.assets)
@@ -133,6 +171,10 @@ class PortfolioSpec:
             )
         if not (math.isfinite(self.sensitivity) and self.sensitivity > 0):
             raise ConfigError(f"the portfolio input sensitivity s_f = {_fmt(self.sensitivity)} must be positive.")
+        if self.directions not in CAP_DIRECTIONS:
+            raise ConfigError(f"portfolio.cap_directions = {self.directions!r} is not one of {', '.join(CAP_DIRECTIONS)}.")
+        branches = self.branches or ((self.trigger, self.sensitivity),)
+        object.__setattr__(self, "branches", tuple((np.asarray(d, float), float(f)) for d, f in branches))
 
     # ------------------------------------------------------------ derived quantities
     @property
@@ -154,14 +196,25 @@ class PortfolioSpec:
         """psi = max{0, -d'AB} (87): price pressure along the trigger direction per unit margin ratio."""
         return float(max(0.0, -float(self.trigger @ self.pressure_vector)))
 
-    def cap_vol(self, inventory_penalty: float = 0.0) -> float:
-        """The slope cap on dM/dsigma (margin ratio per unit daily portfolio vol): (2 + kappa ||B||^2/B'AB)/(s_f psi); inf if psi = 0."""
-        psi = self.psi
-        if psi <= 0:
-            return math.inf
-        B = self.liquidation
-        bab = float(B @ self.impact @ B)
-        return (2.0 + inventory_penalty * float(B @ B) / bab) / (self.sensitivity * psi)
+    def phi(self, inventory_penalty: float = 0.0) -> float:
+        """Phi of the primary trigger d (:func:`trip_alignment`): some round trip profits iff g'(r) c_r Phi > 1."""
+        return trip_alignment(self.impact, self.liquidation, self.trigger, inventory_penalty)
+
+    def cap_vol(self, inventory_penalty: float = 0.0, directions: str | None = None) -> float:
+        """The slope cap on dM/dsigma (margin ratio per unit daily portfolio vol), the smallest over the trigger branches:
+        ``"all"`` 1/(s_f Phi) over every two-period trip, ``"liquidation"`` (88) (2 + kappa ||B||^2/B'AB)/(s_f psi);
+        inf where no trip profits (Phi = 0, or psi = 0 for (88))."""
+        directions = self.directions if directions is None else directions
+        B, A = self.liquidation, self.impact
+        caps = []
+        for d, s_f in self.branches:
+            if directions == "all":
+                p = trip_alignment(A, B, d, inventory_penalty)
+                caps.append(math.inf if not p > 0 else 1.0 / (s_f * p))
+            else:
+                psi = max(0.0, -float(d @ A @ B))
+                caps.append(math.inf if not psi > 0 else (2.0 + inventory_penalty * float(B @ B) / float(B @ A @ B)) / (s_f * psi))
+        return min(caps)
 
     def single_contract_caps(self, inventory_penalty: float = 0.0) -> np.ndarray:
         """Each contract alone (A_ii, B_i, d = -1, the same s_f): (2 A_ii + kappa)/(s_f A_ii^2 B_i), inf where B_i = 0."""
@@ -174,13 +227,14 @@ class PortfolioSpec:
         cap = self.cap_vol(inventory_penalty)
         return (
             f"portfolio of {self.k} ({', '.join(self.assets)}): psi = {self.psi:.6g}, ||AB|| = {self.price_pressure:.6g}, "
-            f"s_f = {self.sensitivity:.6g} ({self.source}), cap dM/dsigma <= "
-            + (f"{cap:.6g}" if math.isfinite(cap) else "none (psi = 0: monotone only)")
+            f"s_f = {self.sensitivity:.6g} ({self.source}), cap ({self.directions} trade directions) dM/dsigma <= "
+            + (f"{cap:.6g}" if math.isfinite(cap) else "none (no round trip profits: monotone only)")
         )
 
     def to_dict(self, inventory_penalty: float = 0.0) -> dict:
         """The ``portfolio`` block of schedule.json (units in the keys' documentation)."""
         cap = self.cap_vol(inventory_penalty)
+        c88, call = self.cap_vol(inventory_penalty, "liquidation"), self.cap_vol(inventory_penalty, "all")
         return {
             "assets": list(self.assets),
             "impact": [[float(v) for v in row] for row in self.impact],
@@ -191,6 +245,11 @@ class PortfolioSpec:
             "psi": self.psi,
             "price_pressure": self.price_pressure,
             "cap_vol": cap if math.isfinite(cap) else None,
+            "cap_directions": self.directions,
+            "phi": self.phi(inventory_penalty),
+            "cap_vol_liquidation": c88 if math.isfinite(c88) else None,
+            "cap_vol_all": call if math.isfinite(call) else None,
+            "branches": [{"trigger": [float(v) for v in d], "sensitivity": float(f)} for d, f in self.branches],
             "single_contract_cap_vol": [float(c) if math.isfinite(c) else None for c in self.single_contract_caps(inventory_penalty)],
         }
 
@@ -201,7 +260,7 @@ class PortfolioSpec:
 
 #: The public contract of ``[portfolio]``: assets (names), impact (A, K x K), liquidation (B, K), trigger (d, K,
 #: a unit vector; optional when the risk functional [portfolio.risk] gives it), risk (the functional's table).
-PORTFOLIO_KEYS = ("assets", "impact", "liquidation", "trigger", "risk")
+PORTFOLIO_KEYS = ("assets", "impact", "liquidation", "trigger", "cap_directions", "risk")
 
 
 def _number_list(key: str, value, length: int | None = None) -> list[float]:
@@ -247,8 +306,14 @@ def validate_portfolio_section(raw) -> dict:
         "impact": rows,
         "liquidation": _number_list("portfolio.liquidation", raw["liquidation"], k),
         "trigger": _number_list("portfolio.trigger", raw["trigger"], k) if "trigger" in raw else None,
+        "cap_directions": raw.get("cap_directions", "all"),
         "risk": None,
     }
+    if out["cap_directions"] not in CAP_DIRECTIONS:
+        raise ConfigError(
+            f"portfolio.cap_directions = {out['cap_directions']!r} is not one of {', '.join(CAP_DIRECTIONS)} "
+            "(all: every two-period round trip; liquidation: the paper's (88), trips along B)."
+        )
     if "risk" in raw:
         if not isinstance(raw["risk"], dict):
             raise ConfigError(f"portfolio.risk = {raw['risk']!r} must be a table [portfolio.risk].")
@@ -267,13 +332,15 @@ def portfolio_spec(section: dict, input_factor: float = 1.0) -> PortfolioSpec:
     Explicit mode (``trigger`` given): s_f = 1 / ``input_factor``, the single-contract benchmark's sensitivity of
     the configured [cap] input, as D.6 assumes. With ``risk``: d and s_f from the risk functional.
     """
+    directions = section.get("cap_directions", "all")
     if section.get("risk") is not None:
         from margin_design.design.portfolio_risk import resolve_risk  # the functional's gradient, by JAX
 
-        trigger, sensitivity, source = resolve_risk(section)
+        trigger, sensitivity, source, branches = resolve_risk(section, directions)
         risk = dict(section["risk"])
     else:
         trigger, sensitivity, source, risk = section["trigger"], 1.0 / float(input_factor), "explicit d; s_f of the [cap] input", None
+        branches = ()
     return PortfolioSpec(
         assets=tuple(section["assets"]),
         impact=np.asarray(section["impact"], float),
@@ -282,4 +349,6 @@ def portfolio_spec(section: dict, input_factor: float = 1.0) -> PortfolioSpec:
         sensitivity=sensitivity,
         source=source,
         risk=risk,
+        directions=directions,
+        branches=branches,
     )

@@ -59,22 +59,41 @@ def risk_spec(risk: dict, k: int):
     return PortfolioRisk(**{RISK_KEYS[key]: value for key, value in risk.items()})
 
 
-def resolve_risk(section: dict) -> tuple[np.ndarray, float, str]:
-    """(d, s_f, source) of the binding worst-case branch of the section's risk functional, for its A and B."""
+#: Largest K for which an orthant branch (every sign pattern reachable, the scan) is expanded pattern by pattern.
+MAX_ORTHANT_K = 12
+
+
+def resolve_risk(section: dict, directions: str = "all") -> tuple[np.ndarray, float, str, tuple]:
+    """(d, s_f, source, branches) of the section's risk functional, for its A and B.
+
+    ``branches`` lists every worst-case trigger (d, s_f) (an orthant branch expanded into its sign patterns); (d, s_f)
+    is the binding one: the largest s_f Phi (``directions = "all"``) or s_f psi (``"liquidation"``, (88)).
+    """
     from margin_design.calibration.portfolio_risk import trigger_and_sensitivity
+    from margin_design.design.portfolio import trip_alignment
 
     spec = risk_spec(section["risk"], len(section["assets"]))
     A = np.asarray(section["impact"], float)
     B = np.asarray(section["liquidation"], float)
     pressure = A @ B
     _, _, details = trigger_and_sensitivity(spec)
-    best = None
+    branches = []
     for b in details.branches:
         d = np.asarray(b.direction, float)
         if b.orthant:
-            d = -np.abs(d) * np.where(pressure >= 0, 1.0, -1.0)
-        product = float(b.s_f) * max(0.0, -float(d @ pressure))
-        if best is None or product > best[0]:
-            best = (product, d / np.linalg.norm(d), float(b.s_f), b.side)
-    _, d, s_f, side = best
-    return d, s_f, f"risk functional {spec.describe()} ({side} branch)"
+            k = d.size
+            if k > MAX_ORTHANT_K:
+                raise ConfigError(f"portfolio.risk.kind = 'scan' with {k} contracts has 2^{k} trigger sign patterns; at most {MAX_ORTHANT_K} contracts.")
+            for signs in np.array(np.meshgrid(*[[-1.0, 1.0]] * k)).reshape(k, -1).T:
+                branches.append((np.abs(d) * signs, float(b.s_f), b.side))
+        else:
+            branches.append((d, float(b.s_f), b.side))
+
+    def strength(br):
+        d, s_f, _ = br
+        if directions == "all":
+            return s_f * trip_alignment(A, B, d, 0.0)
+        return s_f * max(0.0, -float(d @ pressure))
+
+    d, s_f, side = max(branches, key=strength)
+    return d / np.linalg.norm(d), s_f, f"risk functional {spec.describe()} ({side} branch)", tuple((x / np.linalg.norm(x), f) for x, f, _ in branches)

@@ -15,7 +15,11 @@ Overlay flags (applied after the file's overlays, Appendix E.4; margins are rati
 ``--stressed-weight W --stressed-vol V``; ``--tick T``; ``--addon VOL:AMOUNT`` (repeatable).
 
 ``--market`` is a design config (``margin-design solve`` format); its market, cap input and grid are used and
-the capped optimum is solved on it. User errors print one sentence and exit with status 2.
+the capped optimum is solved on it. With a ``[portfolio]`` section (Section 5) the audit adds psi, ||AB||, H_t of
+(29) and the cap (88) state by state and simulates the K-contract market; options for one contract are then
+refused with one sentence: ``--accounts`` (Appendix B's constrained traders of one contract), ``--data sp500``
+(one index; a CSV of the margined portfolio's value is accepted) and ``--max-horizon`` (the single-contract
+multi-period search). User errors print one sentence and exit with status 2.
 """
 
 from __future__ import annotations
@@ -73,7 +77,10 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--paths", type=int, default=20000, help="Monte Carlo paths per state (default %(default)s)")
     g.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
     g.add_argument("--sim-window", type=int, default=5, help="returns in the simulated window of the input (4) (default %(default)s)")
-    g.add_argument("--max-horizon", type=int, default=4, help="longest round trip T searched (default %(default)s)")
+    g.add_argument("--liquidation", choices=("population", "linear"), help="[portfolio] markets: the constrained sector of the "
+                   "simulation, one population of accounts per contract calibrated to B (default) or the linear Delta X = -B Delta M of (26)")
+    g.add_argument("--max-horizon", type=int, help="longest round trip T of the multi-period search (default 4; one contract only: "
+                   "refused with a [portfolio] --market, whose simulation is of two-period vector round trips)")
     g = p.add_argument_group("backtest")
     g.add_argument("--start", metavar="YYYY-MM-DD", help="first date of the backtest")
     g.add_argument("--end", metavar="YYYY-MM-DD", help="last date of the backtest")
@@ -161,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
         trim=args.trim, accounts=args.accounts, chi=args.chi, eta=args.eta, simulate=not args.no_simulation, paths=args.paths,
         seed=args.seed, sim_window=args.sim_window, max_horizon=args.max_horizon, data=args.data, start=args.start, end=args.end,
         backtest_window=args.backtest_window, position=args.position, coverage=args.coverage, horizon_days=args.horizon_days,
-        method=args.method,
+        method=args.method, liquidation=args.liquidation,
     )
     audit = build_audit(rule, args.market, options)
     print(audit.summary())

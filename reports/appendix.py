@@ -412,12 +412,26 @@ def _portfolio_md(report) -> str:
         "single-contract problem with lambda_L multiplied by alpha^2;\n"
         f"- the trigger-liquidation alignment psi = max{{0, -d'AB}} = {b['psi']:.6g} (87): a trigger along d and the forced sales that follow push "
         "prices the same way. The no-manipulation condition (g'(r) c_r) psi <= 2 of (87)-(88), with the inventory penalty kappa = "
-        f"{kappa:g} on the trade vector (the paper's (88) has kappa = 0), is in vol units dM/dsigma <= K = (2 + kappa ||B||^2/B'AB)/(s_f psi); "
-        f"{cap_txt}.\n\n"
+        f"{kappa:g} on the trade vector (the paper's (88) has kappa = 0), is in vol units dM/dsigma <= K_88 = (2 + kappa ||B||^2/B'AB)/(s_f psi); "
+        + _all_directions_md(b, cap_txt) + "\n\n"
         "With these two numbers the portfolio design is the single-contract problem of Section 6 (the cap (88) in place of (40), ||AB|| in place of "
         "c_eff), solved by the same solver with the same certificate; for one contract both reduce to (16)-(18) and (32) exactly. The contract "
         "table below compares K with each contract's own single-contract cap. "
         + _d6_sentence(b) + " The last figure draws the D.6 ratios across rho with this design marked."
+    )
+
+
+def _all_directions_md(b: dict, cap_txt: str) -> str:
+    """The cap sentence: (88) as used, or the cap over every two-period round trip with (88) beside it."""
+    if b.get("cap_directions") == "liquidation":
+        return f"{cap_txt} (the configuration asks for (88), trips along the liquidation direction B only)."
+    k88 = b.get("cap_vol_88_daily")
+    return (
+        "that condition only rules out round trips along B (Theorem 3), while the trigger-harvest trip of Section 5.6 triggers along d and "
+        "harvests along B. Over every two-period round trip a, -a, Lemma 10's profit -c (a'AB)(d'Aa) - a'(2A + kappa I)a (c = g'(r) c_r) "
+        "is negative iff c Phi <= 1 with Phi = (sqrt(u'C^-1u v'C^-1v) - u'C^-1v)/2, u = AB, v = Ad, C = 2A + kappa I (our derivation), "
+        f"so this design uses K = 1/(s_f Phi) (Phi = {b.get('phi', 0.0):.6g}); it equals K_88 when B is proportional to -d and is tighter "
+        f"otherwise (K_88 = {'none' if k88 is None else format(k88, '.6g')}); " + cap_txt + "."
     )
 
 
@@ -428,8 +442,9 @@ def _portfolio_tex(report) -> str:
     if cap is None:
         cap_txt = "Here $\\psi=0$, so (87) sets no cap: the rule is only monotone."
     else:
-        cap_txt = ("\\begin{equation*}\n\\frac{dM}{d\\sigma} \\le K = \\frac{2+\\kappa\\lVert B\\rVert^2/B^\\top\\!AB}{s_f\\,\\psi} = "
-                   + f"{cap:.6g}" + ",\\qquad \\frac{K}{\\sqrt{252}} = " + f"{cap / SQRT_252:.4f}" + "\\qquad\\text{(88), (74)}\n\\end{equation*}\n"
+        cap_txt = ("\\begin{equation*}\n\\frac{dM}{d\\sigma} \\le K = "
+                   + ("\\frac{2+\\kappa\\lVert B\\rVert^2/B^\\top\\!AB}{s_f\\,\\psi} = " if b.get("cap_directions") == "liquidation" else "\\frac{1}{s_f\\,\\Phi} = ")
+                   + f"{cap:.6g}" + ",\\qquad \\frac{K}{\\sqrt{252}} = " + f"{cap / SQRT_252:.4f}" + ("\\qquad\\text{(88), (74)}\n\\end{equation*}\n" if b.get("cap_directions") == "liquidation" else "\\qquad\\text{(Lemma 10), (74)}\n\\end{equation*}\n")
                    + ("" if b["cap_imposed"] else "It is not imposed: the configuration has \\texttt{cap.kind = none}.\n"))
     ab = ", ".join(f"{v:.6g}" for v in b["pressure_AB"])
     names = latex_escape(", ".join(b["assets"]))
@@ -446,7 +461,12 @@ def _portfolio_tex(report) -> str:
         "$A=\\alpha$, $B=c^{\\mathrm{eff}}_X$, $d=-1$ is the single-contract problem with $\\lambda_L$ multiplied by $\\alpha^2$. The "
         f"trigger-liquidation alignment $\\psi = \\max\\{{0,-d^\\top AB\\}} = {b['psi']:.6g}$ (87) sets the cap: the no-manipulation condition "
         f"$(g'(r)c_r)\\psi \\le 2$ of (87)--(88), with the inventory penalty $\\kappa = {kappa:g}$ on the trade vector (the paper's (88) has "
-        "$\\kappa=0$), reads in vol units\n" + cap_txt +
+        "$\\kappa=0$), rules out round trips along $B$. "
+        + ("" if b.get("cap_directions") == "liquidation" else
+           "Over every two-period round trip (Lemma 10, our derivation) the condition is $g'(r)c_r\\Phi \\le 1$ with "
+           "$\\Phi = (\\sqrt{u^\\top C^{-1}u\\; v^\\top C^{-1}v} - u^\\top C^{-1}v)/2$, $u = AB$, $v = Ad$, $C = 2A+\\kappa I$, "
+           f"$\\Phi = {b.get('phi', 0.0):.6g}$; it equals (88) when $B$ is proportional to $-d$ and is tighter otherwise, and this design uses it. ")
+        + "In vol units\n" + cap_txt +
         "With these two numbers the portfolio design is the single-contract problem of Section~6 (the cap (88) in place of (40), "
         "$\\lVert AB\\rVert_2$ in place of $c^{\\mathrm{eff}}_X$), solved by the same solver with the same certificate. "
         + _d6_sentence(b, tex=True) + " The last figure draws the D.6 ratios across $\\rho$ with this design marked.\n"

@@ -32,10 +32,27 @@ What the audit reports (pure analysis in :mod:`margin_design.calibration.audit`)
 * backtest on daily prices (``data``): M_fb, g*, the rule and the rule with each EMIR tool through history
   (:mod:`~margin_design.calibration.audit.backtest`).
 
+Portfolio markets (a ``[portfolio]`` section, Section 5; computation in
+:mod:`margin_design.calibration.audit.portfolio`):
+
+* the local analysis above is that of the equivalent single contract along Theorem 3's direction b = B/||B||_1
+  (alpha = b'Ab, c_eff = psi s_f/(sqrt(w) b'Ab), kappa ||b||^2): the same G = c_g c_r psi, cap (88) and bounds;
+  jumps harvest b'AB |Delta M| per unit trigger; the other risk inputs and ``trim`` read the margined portfolio's
+  return series;
+* the portfolio block: A, B, d, psi, ||AB||, H_t of (29) (B normalised in the trade direction only) and Theorem 3's
+  condition H_t > 0, the cap (88) against the slope dM/dsigma and the two-period cap over every trade direction
+  K_all <= K, state by state, for the rule, M_fb and g*;
+* the simulation is the K-contract market of Section 5.3: Theorem 3's trip -q b and the trigger-harvest trip a*
+  (5.6) in the same envelope states, Monte Carlo means with bands against Lemma 10's identity, and the profit table;
+* refused with one sentence (exit 2): ``accounts`` (Appendix B is one contract's), ``data="sp500"`` (one index; a
+  CSV of the margined portfolio's value is backtested as the rule's scalar input), ``max_horizon`` (the
+  single-contract search).
+
 Files (``write_audit``, written atomically as a folder): ``summary.txt``, ``audit.json``, ``states.csv`` and
 ``states.json`` (the per-state table, unit-named columns), ``jumps.csv``, ``risk_inputs.csv``,
-``backtest_paths.csv`` (with data), and ``figures/slope_vs_cap.png``, ``figures/profit_vs_q.png`` (with the
-simulation), ``figures/backtest.png`` (with data). Same inputs, byte-identical files.
+``backtest_paths.csv`` (with data), ``portfolio.md`` and ``portfolio_profits.csv`` (portfolio markets), and
+``figures/slope_vs_cap.png``, ``figures/profit_vs_q.png`` (with the simulation), ``figures/backtest.png`` (with
+data). Same inputs, byte-identical files.
 """
 
 from __future__ import annotations
@@ -70,6 +87,16 @@ from margin_design.calibration.audit import (
     search_round_trips,
     trimming_jumps,
 )
+from margin_design.calibration.audit.portfolio import (
+    AGREE_Z,
+    STRATEGIES,
+    PortfolioMarket,
+    portfolio_jump_gains,
+    portfolio_local_analysis,
+    portfolio_risk_input_rows,
+    simulate_portfolio,
+)
+from margin_design.calibration._checks import to_py
 from margin_design.calibration.cap import TRADING_DAYS_PER_YEAR
 from margin_design.calibration.tables import text_table
 from margin_design.errors import InputError
@@ -92,6 +119,8 @@ SQRT_252 = math.sqrt(TRADING_DAYS_PER_YEAR)
 SIM_VOLS = (0.005, 0.01, 0.02, 0.03)
 #: Trigger sizes q of the two-period curves (ADV units).
 SIM_TRIGGERS = (0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02)
+#: Longest round trip T of the single-contract multi-period search when --max-horizon is not given.
+DEFAULT_MAX_HORIZON = 4
 #: Share of the window's input in the last return in the multi-period search state.
 SEARCH_SHARE = 0.5
 #: Daily vol of the search state (clipped to the grid).
@@ -122,9 +151,11 @@ class AuditOptions:
     ``execution_cost`` tau [decimal of notional per unit traded]; ``funding_spread`` rho [decimal per period];
     ``trim`` cutoff c [decimal daily return]; ``accounts`` CSV (equity, benefit) with ``chi``, ``eta`` for
     Appendix B; ``simulate``, ``paths``, ``seed``, ``sim_window`` m (returns in the simulated window of the
-    input (4)), ``max_horizon`` T; ``data`` "sp500" or a price CSV with ``start``/``end`` (ISO dates),
+    input (4)), ``max_horizon`` T (None: DEFAULT_MAX_HORIZON; single contract only); ``data`` "sp500" or a price CSV with ``start``/``end`` (ISO dates),
     ``backtest_window`` (days of the realised variance; default the config's window or 20), ``position``,
-    ``coverage`` (default 1 - carry, else 0.99), ``horizon_days`` (default the config's, else 2); ``method``.
+    ``coverage`` (default 1 - carry, else 0.99), ``horizon_days`` (default the config's, else 2); ``method``;
+    ``liquidation`` the constrained sector of a [portfolio] simulation: "population" (default; one population of
+    accounts per contract, the single-contract simulator's model) or "linear" (Delta X = -B Delta M, (26)).
     """
 
     last_return: float | None = None
@@ -139,7 +170,7 @@ class AuditOptions:
     paths: int = 20000
     seed: int = 0
     sim_window: int = 5
-    max_horizon: int = 4
+    max_horizon: int | None = None
     data: str | None = None
     start: str | None = None
     end: str | None = None
@@ -148,6 +179,7 @@ class AuditOptions:
     coverage: float | None = None
     horizon_days: int | None = None
     method: str = "cvxpy"
+    liquidation: str | None = None
 
     def __post_init__(self):
         from margin_design.calibration._checks import check_range
@@ -175,7 +207,7 @@ class AuditOptions:
             raise InputError(f"--sim-window {self.sim_window!r} is above the maximum of {MAX_WINDOW_DAYS} returns.")
         if self.backtest_window is not None and (int(self.backtest_window) != self.backtest_window or not 1 <= self.backtest_window <= MAX_WINDOW_DAYS):
             raise InputError(f"--window {self.backtest_window!r} must be an integer number of days from 1 to {MAX_WINDOW_DAYS}.")
-        if int(self.max_horizon) != self.max_horizon or not 1 <= self.max_horizon <= 6:
+        if self.max_horizon is not None and (int(self.max_horizon) != self.max_horizon or not 1 <= self.max_horizon <= 6):
             raise InputError(f"--max-horizon {self.max_horizon!r} must be an integer from 1 to 6.")
         if self.position not in ("long", "short", "both"):
             raise InputError(f"--position {self.position!r} is not one of long, short, both.")
@@ -183,6 +215,8 @@ class AuditOptions:
             raise InputError("--accounts needs --chi, the quadratic exposure penalty chi > 0 of (59).")
         if self.coverage is not None and not 0 < self.coverage < 1:
             raise InputError(f"--coverage {self.coverage!r} must be in (0, 1) (0.99 = 99%).")
+        if self.liquidation is not None and self.liquidation not in ("population", "linear"):
+            raise InputError(f"--liquidation {self.liquidation!r} is not one of population, linear.")
         if self.horizon_days is not None and (int(self.horizon_days) != self.horizon_days or not 1 <= self.horizon_days <= MAX_WINDOW_DAYS):
             raise InputError(f"--horizon-days {self.horizon_days!r} must be a positive integer number of days up to {MAX_WINDOW_DAYS}.")
 
@@ -213,6 +247,9 @@ class Audit:
     backtest: dict | None = field(repr=False, default=None)
     options: AuditOptions = AuditOptions()
     market_file: str = ""
+    #: With a [portfolio] market: {"market": PortfolioMarket, "local": {"rule"|"first_best"|"capped": PortfolioLocal},
+    #: "simulation": PortfolioSimulation | None}; ``market`` is then the equivalent single contract along Theorem 3's b.
+    portfolio: dict | None = field(repr=False, default=None)
 
     # ------------------------------------------------------------ tables
     def state_rows(self) -> list[dict]:
@@ -222,6 +259,7 @@ class Audit:
         fb = self.first_best.margin(r)
         cp = self.capped.margin(r)
         cps = self.capped.slope_vol(self.problem.vol)
+        prow = self.portfolio["local"]["rule"].rows() if self.portfolio is not None else None
         for i, row in enumerate(rows):
             row["first_best_margin_ratio"] = float(fb[i])
             row["capped_margin_ratio"] = float(cp[i])
@@ -235,6 +273,10 @@ class Audit:
                 row["manipulation_probability"] = s.probability
                 row["G_strategic"] = float(ls.G[i])
                 row["exceeds_cap_strategic"] = bool(ls.exceeds_cap[i])
+            if self.portfolio is not None:
+                row.update(prow[i])
+                row["first_best_H_t_price_per_adv2"] = float(self.portfolio["local"]["first_best"].H[i])
+                row["capped_H_t_price_per_adv2"] = float(self.portfolio["local"]["capped"].H[i])
             if self.trim is not None:
                 j = self.trim["jump"][i]
                 row["trim_jump_margin_ratio"] = None if not np.isfinite(j) else float(j)
@@ -290,6 +332,16 @@ class Audit:
         if la.B.max() > 0:
             qm = la.q_min[la.exceeds_cap]
             lines.append(f"  with costs (58): smallest q_min over the manipulable states {float(qm.min()) if qm.size else float('inf'):.4g} ADV")
+        if self.portfolio is not None:
+            pm = self.portfolio["market"]
+            lines[0] = "Margin rule audit, portfolio margining (Nicolai 2026: Section 5, Lemma 10, Theorems 3-4, (87)-(88), D.5-D.6; Lemmas 1-5, (58), 6.6)"
+            lines[2] = (f"  portfolio ({self.market_file}): {pm.k} contracts ({', '.join(pm.assets)}), kappa = {pm.inventory_penalty:g}, "
+                        f"tau = {pm.execution_cost:g}, rho = {pm.funding_spread:g}; r is the variance of the margined portfolio's daily return")
+            lines[4] = (f"  states: {p.n}, daily vol {p.vol[0]:.4%} .. {p.vol[-1]:.4%}; last return: {s['last_return']} (of the margined portfolio); "
+                        f"trade size ||a_t||_1 = q = {pm.trigger:g} ADV")
+            lines[6] = ("Local analysis along Theorem 3's direction b = B/||B||_1 (the equivalent single contract alpha = b'Ab, "
+                        "c_eff = psi s_f/(sqrt(w) b'Ab): G = c_g c_r psi, cap (88), (15) = q^2 (H_t - kappa ||b||^2), (58))")
+            lines += [""] + _portfolio_lines(self)
         lines += ["", f"Jumps and kinks (Section 6.6): {len(self.jumps)} jump(s), "
                   f"{sum(1 for b in self.breakpoints if b.is_kink)} kink(s), {len(self.flats)} flat stretch(es)"]
         for j in self.jumps[:8]:
@@ -312,7 +364,7 @@ class Audit:
         med = _median_state_rows(self.risk_inputs)
         lines.append(text_table(
             ["input", "dM/dP", "G", "cap K_0", "over cap", "jump dM"],
-            [[r["input"], f"{r['dm_dp']:.4g}", f"{r['G']:.3g}", f"{r['cap_dm_dp']:.4g}", "yes" if r["exceeds_cap"] else "no",
+            [[r["input"], f"{r['dm_dp']:.4g}", f"{r['G']:.3g}", "none" if r["cap_dm_dp"] is None else f"{r['cap_dm_dp']:.4g}", "yes" if r["exceeds_cap"] else "no",
               f"{r['jump_margin']:.3g}"] for r in med],
         ))
         if self.strategic is not None:
@@ -327,7 +379,13 @@ class Audit:
                   f"  rule {c['rule']:.8g}; capped optimum g* {c['capped']:.8g}; first-best M_fb {c['first_best']:.8g}",
                   f"  rule - g* = {c['rule'] - c['capped']:+.4g}; price of manipulation-proofness J(g*) - J(M_fb) = {c['capped'] - c['first_best']:+.4g}"]
         if self.simulation is not None:
-            lines += ["", "Simulation of the Section 2 market:"] + self.simulation["text"]
+            title = "Simulation of the Section 5.3 market (K contracts, cross-impact (23), forced sales (26)):" if self.portfolio is not None \
+                else "Simulation of the Section 2 market:"
+            lines += ["", title] + self.simulation["text"]
+            if self.portfolio is not None and self.portfolio["simulation"] is not None:
+                lines += ["", f"Profit table (two-period round trips at q = {self.portfolio['market'].trigger:g} ADV; price units x ADV; "
+                          "band = 1.96 s.e.; linear B = Lemma 10's -l(a) Delta M - 2 a'Aa):"]
+                lines.append(text_table(PROFIT_TABLE_HEADER, _profit_table_cells(self)))
         if self.backtest is not None:
             b = self.backtest
             lines += ["", f"Backtest: {b['data'].describe()}; coverage target {b['coverage']:.2%}"]
@@ -379,6 +437,23 @@ class Audit:
             "capped_segments": [dict(s) for s in self.schedule.segments],
             "state_columns": STATE_UNITS,
         }
+        if self.portfolio is not None:
+            pf = self.portfolio
+            out["market"]["equivalent_single_contract"] = (
+                "alpha, c_eff and kappa above are the equivalent single contract along Theorem 3's direction b = B/||B||_1: "
+                "alpha = b'Ab, c_eff = psi s_f/(sqrt(w) b'Ab) (1 if psi = 0, then unused), kappa = kappa ||b||^2")
+            out["portfolio"] = {
+                "market": pf["market"].to_dict(),
+                "rules": {k: pl.summary() for k, pl in pf["local"].items()},
+                "states": {"vol_daily": [float(v) for v in p.vol],
+                           **{k: {"slope_dm_dvol": [float(x) for x in 2.0 * p.vol * pl.slope_right], "H_t": [float(x) for x in pl.H],
+                                  "theorem3_holds": [bool(x) for x in pl.theorem3], "exceeds_cap88": [bool(x) for x in pl.exceeds_cap88],
+                                  "exceeds_cap_all": [bool(x) for x in pl.exceeds_cap_all]}
+                              for k, pl in pf["local"].items()},
+                           "cap88_dm_dvol": [to_py(x) for x in 2.0 * p.vol * pf["local"]["rule"].cap88_dm_dr],
+                           "cap_all_dm_dvol": [to_py(x) for x in 2.0 * p.vol * pf["local"]["rule"].cap_all_dm_dr]},
+                "refused_options": ["--accounts", "--data sp500", "--max-horizon"],
+            }
         if self.trim is not None:
             out["trimming"] = {"cutoff": self.trim["cutoff"], "max_jump": _nanmax(self.trim["jump"]),
                                "states_winsor_flat": int(self.trim["winsor_flat"].sum())}
@@ -386,7 +461,7 @@ class Audit:
             out["strategic"] = {"summary": self.local_strategic.summary(),
                                 "chi": self.options.chi, "eta": self.options.eta, "rho": m.funding_spread}
         if self.simulation is not None:
-            out["simulation"] = {k: v for k, v in self.simulation.items() if k not in ("text", "curves_obj")}
+            out["simulation"] = {k: v for k, v in self.simulation.items() if k not in ("text", "curves_obj", "table")}
         if self.backtest is not None:
             b = self.backtest
             out["backtest"] = {"data": b["data"].describe(), "coverage": b["coverage"], "above_grid_share": b["above_grid"],
@@ -479,6 +554,12 @@ def build_audit(rule: Rule, market_config, options: AuditOptions | None = None) 
 
     o = options or AuditOptions()
     problem = load_problem(market_config)
+    pspec = problem.cap.portfolio
+    if pspec is not None:
+        _refuse_single_contract_options(o)
+    elif o.liquidation is not None:
+        raise InputError(f"--liquidation {o.liquidation} applies to a [portfolio] --market; the single-contract simulation's "
+                         "constrained sector is a population of accounts.")
     vol = problem.vol
     rule.check_monotone(vol)
     if rule.overlays.stressed_weight and rule.overlays.stressed_vol is None:
@@ -486,18 +567,31 @@ def build_audit(rule: Rule, market_config, options: AuditOptions | None = None) 
     schedule = solve(problem, method=o.method)
     fb = first_best_rule(problem)
     cp = capped_rule(schedule)
-    market = _market(problem, o)
     spec = _input_spec(problem)
-    la = local_analysis(rule, vol, market, spec, o.last_return)
-    la_fb = local_analysis(fb, vol, market, spec, o.last_return)
-    la_cp = local_analysis(cp, vol, market, spec, o.last_return)
     bps = rule.breakpoints(float(vol[0]), float(vol[-1]))
-    jumps = jump_gains(tuple(b for b in bps if b.is_jump), market, spec)
     flats = rule.flat_stretches(vol)
-    trim = trimming_jumps(rule, vol, o.trim, spec, market) if o.trim is not None else None
     horizon = o.horizon_days or (int(round(problem.objective.shock.horizon_days)) if problem.objective.kind == "cost" else 2)
-    ri = risk_input_table(rule, _risk_input_states(problem), market, window=o.backtest_window or (spec.window if spec.kind == "realized_variance" else 20),
-                          lam=spec.lam, horizon_days=horizon)
+    ri_window = o.backtest_window or (spec.window if spec.kind == "realized_variance" else 20)
+    portfolio = None
+    if pspec is None:
+        market = _market(problem, o)
+        la = local_analysis(rule, vol, market, spec, o.last_return)
+        la_fb = local_analysis(fb, vol, market, spec, o.last_return)
+        la_cp = local_analysis(cp, vol, market, spec, o.last_return)
+        jumps = jump_gains(tuple(b for b in bps if b.is_jump), market, spec)
+        trim = trimming_jumps(rule, vol, o.trim, spec, market) if o.trim is not None else None
+        ri = risk_input_table(rule, _risk_input_states(problem), market, window=ri_window, lam=spec.lam, horizon_days=horizon)
+    else:
+        # Section 5: the single-contract analysis along Theorem 3's direction b = B/||B||_1 (the equivalent contract of
+        # calibration/audit/portfolio.py) plus H_t (29), the cap (88) and the cap over every direction, state by state
+        pm = PortfolioMarket.from_spec(pspec, problem.cap.inventory_penalty, o.execution_cost, o.funding_spread, o.trigger)
+        market = pm.equivalent_market(spec)
+        (la, pl), (la_fb, pl_fb), (la_cp, pl_cp) = (portfolio_local_analysis(g, vol, pm, spec, o.last_return) for g in (rule, fb, cp))
+        jumps = portfolio_jump_gains(tuple(b for b in bps if b.is_jump), pm, spec)
+        trim = trimming_jumps(rule, vol, o.trim, spec, pm.harvest_market()) if o.trim is not None else None
+        ri = portfolio_risk_input_rows(risk_input_table(rule, _risk_input_states(problem), market, window=ri_window, lam=spec.lam,
+                                                        horizon_days=horizon), pm, spec)
+        portfolio = {"market": pm, "local": {"rule": pl, "first_best": pl_fb, "capped": pl_cp}, "simulation": None}
     strategic = la_st = None
     if o.accounts is not None:
         from margin_design.csvio import read_csv_columns
@@ -510,14 +604,30 @@ def build_audit(rule: Rule, market_config, options: AuditOptions | None = None) 
     costs = {"rule": problem.value(rule.margin(r)), "capped": float(schedule.objective["value"]),
              "first_best": float(schedule.objective["first_best_value"])}
     rules = {"rule": rule, "first_best": fb, "capped": cp}
-    sim = _simulation(rules, problem, market, spec, o, tuple(b for b in bps if b.is_jump)) if o.simulate else None
+    if pspec is None:
+        sim = _simulation(rules, problem, market, spec, o, tuple(b for b in bps if b.is_jump)) if o.simulate else None
+    else:
+        sim = _portfolio_simulation(rules, problem, portfolio, spec, o) if o.simulate else None
     bt = _backtest(rules, problem, o, horizon) if o.data is not None else None
     return Audit(
         rule=rule, first_best=fb, capped=cp, problem=problem, schedule=schedule, market=market, input_spec=spec, local=la,
         local_first_best=la_fb, local_capped=la_cp, breakpoints=bps, jumps=jumps, flats=flats, trim=trim, risk_inputs=ri,
         strategic=strategic, local_strategic=la_st, costs=costs, simulation=sim, backtest=bt, options=o,
-        market_file=Path(market_config).name,
+        market_file=Path(market_config).name, portfolio=portfolio,
     )
+
+
+def _refuse_single_contract_options(o: AuditOptions) -> None:
+    """Options that only make sense for one contract, refused for a [portfolio] market with one sentence each."""
+    if o.accounts is not None:
+        raise InputError("--accounts models the strategic constrained traders of one contract (Appendix B); with a [portfolio] "
+                         "--market the forced sales are portfolio.liquidation (B), so --accounts is refused.")
+    if o.data == "sp500":
+        raise InputError("--data sp500 is one index's price series; with a [portfolio] --market give a CSV (date, close) of the "
+                         "margined portfolio's daily value, whose variance is the rule's input.")
+    if o.max_horizon is not None:
+        raise InputError("--max-horizon sets the single-contract multi-period search, which a [portfolio] audit does not run "
+                         "(it simulates two-period vector round trips, Section 5.3).")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -557,7 +667,7 @@ def _simulation(rules: dict, problem, market: AuditMarket, spec: InputSpec, o: A
         lemma5[key] = {"checked": checked, "violations": viol}
     pos = {key: [bool(np.any(c.significantly_positive)) for c in cs] for key, cs in curves.items()}
     sv = min(max(SEARCH_VOL, float(problem.vol[0])), float(problem.vol[-1]))
-    horizons = tuple(range(1, min(o.max_horizon, window) + 1))
+    horizons = tuple(range(1, min(o.max_horizon or DEFAULT_MAX_HORIZON, window) + 1))
     searches = {}
     for label, state in (("spread", SimState.spread(sv * sv, window, SEARCH_SHARE, kind)), ("envelope", SimState.envelope(sv * sv, window, kind))):
         searches[label] = {}
@@ -638,6 +748,194 @@ def _simulation(rules: dict, problem, market: AuditMarket, spec: InputSpec, o: A
     }
 
 
+def _portfolio_simulation(rules: dict, problem, portfolio: dict, spec: InputSpec, o: AuditOptions) -> dict:
+    """The Section 5.3 market (calibration/audit/portfolio.py): both strategies, every rule, the envelope states."""
+    if spec.kind == "ewma":
+        return {"kind": "portfolio", "skipped": "the market simulation uses realised-variance inputs; the config's cap input is ewma",
+                "text": ["  skipped: the simulated rule reads realised variance, the config's [cap] input is ewma"]}
+    pm = portfolio["market"]
+    vols = _sim_states(problem)
+    sim = simulate_portfolio(rules, pm, spec, vols, SIM_TRIGGERS, paths=o.paths, seed=o.seed, window=o.sim_window,
+                             liquidation=o.liquidation or "population", population=POPULATION_SIZE)
+    portfolio["simulation"] = sim
+    checks = sim.checks()
+    k = min(1, len(vols) - 1)
+    i = int(np.argmin(np.abs(np.asarray(SIM_TRIGGERS) - pm.trigger)))
+    h = pm.holdings(spec)
+    text = [
+        f"  envelope states (the window's input in the last return of the margined portfolio h = -d s_f/sqrt(w) = "
+        f"{_vec(h)}), daily vol {', '.join(f'{v:.2%}' for v in vols)}; {o.paths} paths of independent normal fundamentals per "
+        f"contract (sd = the state's daily vol / ||h||, seed {o.seed} + state), band = mean +- {BAND_Z:.2f} s.e.; {sim.liquidation}",
+        *([] if pm.explicit else [f"  d and s_f come from {pm.source}; the simulated input is the variance of h'R, which has the same d and "
+                                   "c_r = 2 sqrt(r) s_f at the envelope (what the two-period trip reads), standing in for the functional"]),
+        f"  strategies at ||a_t||_1 = q: theorem3 = -q b, b = B/||B||_1 = {_vec(pm.b)}; separated = q {_vec(pm.direction_of('separated'))} "
+        f"(trigger leg {_vec(pm.separated_legs()[0])}, harvest leg {_vec(pm.separated_legs()[1])}); both reversed at t+1",
+    ]
+    for key, label in (("first_best", "first-best M_fb"), ("capped", "capped optimum g*"), ("rule", "rule")):
+        for st in STRATEGIES:
+            c = sim.curves[key][st][k]
+            text.append(
+                f"  {label:<18} {st:<9} vol {math.sqrt(c.state.r):.2%}, q = {c.q[i]:g}: E[Pi] = {c.mean[i]:+.3e} +- {BAND_Z * c.se[i]:.1e} "
+                f"(closed form {c.closed_form[i]:+.3e}, Lemma 10 with linear B {c.lemma10[i]:+.3e}); significantly > 0 in "
+                f"{checks[f'{key}_{st}_profitable_states']} of {len(vols)} states"
+            )
+    text.append(f"  (a) Monte Carlo within {AGREE_Z:g} s.e. of the exact closed form: {'yes' if checks['a_monte_carlo_agrees'] else 'NO'} "
+                f"(largest |z| {checks['a_max_abs_z']:.2f})")
+    b = checks["b_first_best_profitable_where_H_positive"]
+    text.append(f"  (b) first-best profitable by Theorem 3's trip wherever its H_t > 0: {'n/a (H_t <= 0 in every simulated state)' if b is None else 'yes' if b else 'NO'}; "
+                f"(c) capped optimum profitable by it: {'no' if checks['c_capped_not_profitable_theorem3'] else 'YES'}")
+    at_cap = [c for c in sim.curves["capped"]["theorem3"] if np.all(np.abs(c.closed_form) <= PROFIT_TOL)]
+    if (o.liquidation or "population") == "linear" and at_cap:
+        text.append(f"      with the linear response (26) the capped optimum at the cap earns exactly 0 along b in {len(at_cap)} of {len(vols)} "
+                    "states (the knife-edge of (87)): its Monte Carlo verdict there is the sign of the noise; the population sector "
+                    "makes it strictly negative (forced sales per unit of margin fall as margin rises)")
+    n_sep = checks["capped_separated_profitable_states"]
+    text.append(f"  trigger-harvest trip (5.6) against the capped optimum: significantly profitable in {n_sep} of {len(vols)} states"
+                + (" -- the cap (88) binds Theorem 3's direction only (two-period cap over every direction "
+                   f"K_all = {_num(pm.cap_vol_all)} < K = {_num(pm.cap_vol)})" if n_sep else ""))
+    return {"kind": "portfolio", "checks": checks, "portfolio": sim.to_dict(), "table": sim.table(), "text": text}
+
+
+#: States shown in the text and Markdown state tables (every state is in states.csv).
+PORTFOLIO_TABLE_STATES = 8
+PROFIT_TABLE_HEADER = ["daily vol", "rule", "strategy", "H_t", "Delta M", "closed form", "MC mean", "+- band", "linear B", "> 0"]
+RULE_LABELS = {"rule": "rule", "first_best": "first-best", "capped": "capped g*"}
+
+
+def _portfolio_state_index(n: int) -> list[int]:
+    return sorted({int(round(x)) for x in np.linspace(0, n - 1, min(PORTFOLIO_TABLE_STATES, n))})
+
+
+def _profit_table_cells(audit) -> list[list[str]]:
+    """The profit table at the market's trade size: state, rule, strategy, H_t, Delta M, closed form, MC mean +- band."""
+    sim = audit.portfolio["simulation"]
+    q0 = audit.portfolio["market"].trigger
+    qs = np.asarray(sim.q)
+    qk = float(qs[int(np.argmin(np.abs(qs - q0)))])
+    rows = [r for r in sim.table() if r["q_adv"] == qk]
+    order = {"first_best": 0, "capped": 1, "rule": 2}
+    rows.sort(key=lambda r: (r["vol_daily"], order[r["rule"]], r["strategy"]))
+    return [[f"{r['vol_daily']:.2%}", RULE_LABELS[r["rule"]], r["strategy"], f"{r['H_t']:+.4g}", f"{r['margin_move_ratio']:.3e}",
+             f"{r['closed_form']:+.3e}", f"{r['mc_mean']:+.3e}", f"{r['mc_band']:.1e}", f"{r['lemma10_linear_B']:+.3e}",
+             "yes" if r["significantly_positive"] else "no"] for r in rows]
+
+
+def _portfolio_lines(audit) -> list[str]:
+    """The text block of a portfolio audit: A, B, d, psi, ||AB||, the caps, H_t of the three rules, state by state."""
+    pf = audit.portfolio
+    pm = pf["market"]
+    loc = pf["local"]
+    t, h = pm.separated_legs()
+    lines = [
+        "Portfolio margining (Section 5, D.5-D.6)",
+        f"  A (price per ADV traded) = {[[float(f'{x:.6g}') for x in row] for row in pm.impact]}; B (ADV per unit margin ratio) = {_vec(pm.liquidation)}; "
+        f"d = {_vec(pm.direction)}; s_f = {pm.sensitivity:.6g}",
+        f"  AB = {_vec(pm.pressure_vector)}: psi = max(0, -d'AB) = {pm.psi:.6g} (d'AB = {pm.alignment:+.6g}), ||AB||_2 = {pm.price_pressure:.6g} (86)",
+        f"  H_t (29) along Theorem 3's trip a_t = -q b, b = B/||B||_1 = {_vec(pm.b)} (||B||_1 = {pm.l1:.6g}; b'Ab = {pm.bab:.6g}): only the trade "
+        "direction is normalised, the bracket keeps the model's B, so H_t = b'Ab (c_g c_r psi - 2) with c_g = g'(r) the rule's right slope "
+        "and c_Gamma = c_r = 2 sqrt(r) s_f; E[Pi] ~ q^2 (H_t - kappa ||b||^2)",
+        f"  cap (88) on dM/dsigma: K = (2 + kappa ||B||^2/B'AB)/(s_f psi) = {_num(pm.cap_vol)}; over every two-period direction (our derivation from "
+        f"Lemma 10's identity): K_all = 1/(s_f Phi) = {_num(pm.cap_vol_all)}, Phi = {pm.phi:.6g}",
+        f"  trigger-harvest trip (5.6): a* (largest gain per unit own cost, profitable iff the slope exceeds K_all) = trigger leg {_vec(t)} (d'A a = {float(pm.direction @ pm.impact @ t):+.4g}) "
+        f"+ harvest leg {_vec(h)} (a'AB = {float(h @ pm.pressure_vector):+.4g}), ||a*||_1 = 1",
+    ]
+    if not math.isfinite(pm.cap_vol):
+        lines.append("  psi = 0: the trigger direction does not load on the liquidation pressure, so (88) sets no cap (monotone only)"
+                     + ("; a trigger-harvest trip still profits where the slope exceeds K_all" if math.isfinite(pm.cap_vol_all) else ""))
+    elif pm.cap_vol_all < pm.cap_vol * (1.0 - 1e-12):
+        lines.append(f"  K_all < K: d and -B are not aligned (in the metric C = 2A + kappa I), so a rule at the cap (88) is still "
+                     f"manipulable by the separated trip; K_all/K = {pm.cap_vol_all / pm.cap_vol:.4g}")
+    vol = audit.problem.vol
+    for key, label in (("rule", f"rule: {audit.rule.name}"), ("first_best", "first-best M_fb"), ("capped", "capped optimum g*")):
+        pl = loc[key]
+        sm = pl.summary()
+        lines.append(
+            f"  {label}: H_t > 0 (Theorem 3 holds) in {sm['states_H_positive']} of {sm['states']} states"
+            + (f" (daily vol {_ranges_text(sm['vol_H_positive'])})" if sm["states_H_positive"] else "")
+            + f"; slope over (88) in {sm['states_over_cap88']}; over K_all in {sm['states_over_cap_all_directions']}; largest H_t {sm['max_H_t']:+.4g}"
+        )
+    idx = _portfolio_state_index(vol.size)
+    lines.append(f"  state by state ({len(idx)} of {vol.size} states shown; every state in states.csv):")
+    lines.append(text_table(PORTFOLIO_STATE_HEADER, _portfolio_state_cells(audit, idx)))
+    return lines
+
+
+def _portfolio_state_cells(audit, idx) -> list[list[str]]:
+    """Per-state cells: daily vol, the rule's M and dM/dsigma, the caps (88) and K_all, H_t of the three rules."""
+    loc = audit.portfolio["local"]
+    vol = audit.problem.vol
+    pl = loc["rule"]
+    return [[f"{vol[i]:.3%}", f"{audit.local.margin[i]:.4%}", f"{2 * vol[i] * pl.slope_right[i]:.4g}", _num(2 * vol[i] * pl.cap88_dm_dr[i]),
+             _num(2 * vol[i] * pl.cap_all_dm_dr[i]), f"{pl.H[i]:+.4g}", "yes" if pl.theorem3[i] else "no",
+             f"{loc['first_best'].H[i]:+.4g}", f"{loc['capped'].H[i]:+.4g}", f"{pl.separated[i]:+.4g}"] for i in idx]
+
+
+def portfolio_markdown(audit) -> str:
+    """portfolio.md: the portfolio block, the per-state table and the profit table of a [portfolio] audit."""
+    from margin_design.reports.table import markdown_table
+
+    pf = audit.portfolio
+    pm = pf["market"]
+    t, h = pm.separated_legs()
+    out = [f"# Portfolio audit: {audit.rule.name}", "",
+           f"Rule: {audit.rule.describe()}. Market: `{audit.market_file}` ({pm.k} contracts: {', '.join(pm.assets)}). "
+           "Nicolai (2026), Section 5, Lemma 10, Theorems 3-4, (87)-(88), D.5-D.6. Units: prices per unit notional, trades in ADV, "
+           "margins as ratios, r the daily variance of the margined portfolio's return, sigma its daily vol.", "",
+           "## Market", ""]
+    rows = [
+        ["A (price per ADV traded)", str([[float(f"{x:.6g}") for x in row] for row in pm.impact])],
+        ["B (ADV per unit margin ratio)", _vec(pm.liquidation)], ["d (unit)", _vec(pm.direction)], ["s_f", f"{pm.sensitivity:.6g}"],
+        ["AB", _vec(pm.pressure_vector)], ["psi = max(0, -d'AB) (87)", f"{pm.psi:.6g}"], ["||AB||_2 (86)", f"{pm.price_pressure:.6g}"],
+        ["b = B/||B||_1 (Theorem 3's direction)", _vec(pm.b)], ["b'Ab (price per ADV)", f"{pm.bab:.6g}"],
+        ["cap (88) on dM/dsigma, K", _num(pm.cap_vol)], ["cap over every two-period direction, K_all = 1/(s_f Phi)", _num(pm.cap_vol_all)],
+        ["trigger-harvest trip a*: trigger leg", _vec(t)], ["trigger-harvest trip a*: harvest leg", _vec(h)],
+        ["kappa, tau, rho", f"{pm.inventory_penalty:g}, {pm.execution_cost:g}, {pm.funding_spread:g}"],
+    ]
+    out.append(markdown_table(["quantity", "value"], rows))
+    out += ["**Normalisation of B in H_t (29).** Theorem 3 takes `||B||_1 = 1`. Here only the trade direction is normalised: "
+            "`b = B/||B||_1` and `a_t = -q b` (so `||a_t||_1 = q`); the bracket keeps the model's liquidation vector B of (26). "
+            "Then `E[Pi] = q^2 H_t` to first order with `H_t = b'Ab (c_g c_r psi - 2)`, `c_g = g'(r)` the rule's right slope and "
+            "`c_Gamma = c_r = 2 sqrt(r) s_f`: `H_t > 0` iff the slope is over the cap (88) with `kappa = 0`.", "",
+            "**Every direction (our derivation).** Lemma 10's identity is a quadratic form in the trade vector a; the direction "
+            "`a* = C^-1 (Ad/||Ad|| - AB/||AB||)` (`C = 2A + kappa I`, norms in `C^-1`) has the largest gain per unit own cost "
+            "`a'Ca`; it is a trigger leg plus a harvest leg (5.6) and profits iff the slope exceeds `K_all <= K`. "
+            "`K_all = K` iff d and -B are aligned (D.6, one contract); otherwise a rule at the cap (88) stays manipulable.", "",
+            "## Rules", ""]
+    rows = []
+    for key in ("rule", "first_best", "capped"):
+        sm = pf["local"][key].summary()
+        rows.append([RULE_LABELS[key], f"{sm['states_H_positive']} of {sm['states']}", _ranges_text(sm["vol_H_positive"]) or "none",
+                     str(sm["states_over_cap88"]), str(sm["states_over_cap_all_directions"]), f"{sm['max_H_t']:+.4g}"])
+    out.append(markdown_table(["rule", "H_t > 0 (Theorem 3)", "daily vol with H_t > 0", "over (88)", "over K_all", "max H_t"], rows))
+    idx = _portfolio_state_index(audit.problem.n)
+    out += ["", f"## State by state ({len(idx)} of {audit.problem.n} states; every state in `states.csv`)", "",
+            markdown_table(PORTFOLIO_STATE_HEADER, _portfolio_state_cells(audit, idx))]
+    sim = pf["simulation"]
+    if sim is not None:
+        checks = sim.checks()
+        out += ["## Simulation (Section 5.3 market)", ""] + [f"- {line.strip()}" for line in audit.simulation["text"]] + [""]
+        out += [f"## Profit table (q = {pm.trigger:g} ADV; every q in `portfolio_profits.csv`)", "",
+                "Profits in price units x ADV; closed form = Lemma 10's identity with the simulated sector's exact liquidation; "
+                "linear B = -l(a) Delta M - 2 a'Aa (28) with Delta M from the rule; band = 1.96 standard errors.", "",
+                markdown_table(PROFIT_TABLE_HEADER, _profit_table_cells(audit))]
+        out.append(f"Checks: Monte Carlo agrees with the closed form (|z| <= {AGREE_Z:g}): {checks['a_monte_carlo_agrees']}; "
+                   f"first-best profitable where H_t > 0: {checks['b_first_best_profitable_where_H_positive']}; "
+                   f"capped optimum not profitable by Theorem 3's trip: {checks['c_capped_not_profitable_theorem3']}; "
+                   f"trigger-harvest trip profitable against g* in {checks['capped_separated_profitable_states']} of {len(sim.vols)} states.\n")
+    return "\n".join(out)
+
+
+PORTFOLIO_STATE_HEADER = ["daily vol", "M", "dM/dsigma", "cap (88)", "K_all", "H_t", "H_t > 0", "H_t fb", "H_t g*", "sep. E[Pi]/q^2"]
+
+
+def _vec(x) -> str:
+    return "(" + ", ".join(f"{float(v):.4g}" for v in np.asarray(x, dtype=float)) + ")"
+
+
+def _num(x) -> str:
+    return "none" if x is None or not math.isfinite(float(x)) else f"{float(x):.6g}"
+
+
 def _trades_text(t) -> str:
     return "(" + ", ".join(f"{x:+g}" for x in t) + ")"
 
@@ -693,6 +991,9 @@ STATE_COLUMNS = (
 OPTIONAL_STATE_COLUMNS = (
     "c_eff_strategic", "c_eff_naive", "strategic_outcome", "manipulation_probability", "G_strategic", "exceeds_cap_strategic",
     "trim_jump_margin_ratio", "trim_gain_per_unit_trigger", "winsor_flat",
+) + (
+    "c_r_per_price", "H_t_price_per_adv2", "H_t_kappa_price_per_adv2", "theorem3_holds", "cap88_dm_dvol", "exceeds_cap88",
+    "cap_all_dm_dvol", "exceeds_cap_all", "separated_coef_price_per_adv2", "first_best_H_t_price_per_adv2", "capped_H_t_price_per_adv2",
 )
 STATE_UNITS = {
     "vol_daily": "daily volatility sigma, decimal", "vol_annual": "annualised volatility sqrt(252) sigma, decimal",
@@ -721,6 +1022,19 @@ STATE_UNITS = {
     "G_strategic": "(14) with c_X^eff", "exceeds_cap_strategic": "slope over the cap with c_X^eff (True/False)",
     "trim_jump_margin_ratio": "Proposition 2 jump g(r) - g(r - w c^2), margin ratio", "trim_gain_per_unit_trigger": "alpha c_eff x that jump",
     "winsor_flat": "the envelope |R_t| exceeds c: a winsorised input is flat in P_t (True/False)",
+    # portfolio markets ([portfolio], Section 5); the single-contract columns above are then those of the equivalent
+    # contract along Theorem 3's direction b = B/||B||_1 (alpha = b'Ab, c_X = psi s_f/(sqrt(w) b'Ab), kappa ||b||^2)
+    "c_r_per_price": "c_r = dr/dP_t along d, daily variance per unit price (2 sqrt(r) s_f at the envelope)",
+    "H_t_price_per_adv2": "H_t (29) = b'Ab (-(c_g c_r) d'AB - 2), b = B/||B||_1: E[Pi] ~ q^2 H_t (Theorem 3), price units per ADV^2",
+    "H_t_kappa_price_per_adv2": "H_t - kappa ||b||_2^2: Theorem 3's trip with the inventory penalty (11), price units per ADV^2",
+    "theorem3_holds": "Theorem 3's sufficient condition H_t > 0 (True/False)",
+    "cap88_dm_dvol": "the cap (88) (2 + kappa ||B||^2/B'AB)/(s_f psi) at this state, margin ratio per unit daily vol (empty: psi = 0)",
+    "exceeds_cap88": "the rule's slope over the cap (88) (True/False)",
+    "cap_all_dm_dvol": "two-period cap over every trade direction 1/(s_f Phi), margin ratio per unit daily vol (empty: none)",
+    "exceeds_cap_all": "some two-period round trip profits at first order (the trigger-harvest trip of 5.6) (True/False)",
+    "separated_coef_price_per_adv2": "first-order E[Pi]/q^2 of the trigger-harvest trip a* (||a||_1 = q), price units per ADV^2",
+    "first_best_H_t_price_per_adv2": "H_t (29) along the first-best M_fb, price units per ADV^2",
+    "capped_H_t_price_per_adv2": "H_t (29) along the capped optimum g*, price units per ADV^2",
 }
 JUMP_COLUMNS = (
     "threshold_vol_daily", "threshold_vol_annual", "margin_below_ratio", "margin_above_ratio", "jump_ratio", "direction",
@@ -748,6 +1062,10 @@ def audit_files(audit: Audit, *, figures: bool = True) -> dict[str, bytes]:
         "jumps.csv": _csv([j.to_dict() for j in audit.jumps], JUMP_COLUMNS).encode(),
         "risk_inputs.csv": _csv(audit.risk_inputs, RISK_INPUT_COLUMNS).encode(),
     }
+    if audit.portfolio is not None:
+        files["portfolio.md"] = portfolio_markdown(audit).encode()
+        if audit.portfolio["simulation"] is not None:
+            files["portfolio_profits.csv"] = _csv(audit.portfolio["simulation"].table(), PROFIT_COLUMNS).encode()
     if audit.backtest is not None:
         b = audit.backtest
         keys = list(b["paths"])
@@ -764,7 +1082,10 @@ def audit_files(audit: Audit, *, figures: bool = True) -> dict[str, bytes]:
 
 #: Everything an audit folder may hold (an existing folder holding only these is replaced as a whole).
 AUDIT_OWNED = ("summary.txt", "audit.json", "states.csv", "states.json", "jumps.csv", "risk_inputs.csv",
-               "backtest_paths.csv", "figures/*.png")
+               "backtest_paths.csv", "portfolio.md", "portfolio_profits.csv", "figures/*.png")
+#: portfolio_profits.csv: one row per (state, rule, strategy, q); profits in price units x ADV.
+PROFIT_COLUMNS = ("vol_daily", "rule", "strategy", "q_adv", "H_t", "margin_ratio", "margin_move_ratio", "closed_form", "mc_mean", "mc_band",
+                  "mc_lower", "mc_upper", "lemma10_linear_B", "first_order", "significantly_positive")
 
 
 def check_audit_folder(folder: str | Path, inputs=()) -> Path:
@@ -788,6 +1109,8 @@ def render_audit_figures(audit: Audit) -> dict[str, bytes]:
         out["figures/slope_vs_cap.png"] = _png(_slope_figure(audit))
         if audit.simulation is not None and "curves_obj" in audit.simulation:
             out["figures/profit_vs_q.png"] = _png(_profit_figure(audit))
+        elif audit.portfolio is not None and audit.portfolio["simulation"] is not None:
+            out["figures/profit_vs_q.png"] = _png(_portfolio_profit_figure(audit))
         if audit.backtest is not None:
             out["figures/backtest.png"] = _png(_backtest_figure(audit))
     return out
@@ -812,7 +1135,8 @@ def _slope_figure(audit: Audit):
     va = SQRT_252 * p.vol
     fig = Figure(figsize=(7.0, 4.6), layout="constrained")
     ax = fig.add_subplot()
-    ax.set_title("Slope of the rule against the manipulation-proof cap (16)-(18)")
+    pf = audit.portfolio
+    ax.set_title("Slope of the rule against the manipulation-proof cap " + ("(88), portfolio" if pf is not None else "(16)-(18)"))
     to_ann = 2.0 * p.vol / SQRT_252   # dM/dr -> dM/dsigma_ann
     la, fb, cp = audit.local, audit.local_first_best, audit.local_capped
 
@@ -833,7 +1157,11 @@ def _slope_figure(audit: Audit):
             i += 1
     if ex.any():
         ax.fill_between([], [], color=COLORS["violation"], alpha=0.12, lw=0, label=f"rule over the cap ({int(ex.sum())} of {ex.size} states)")
-    ax.plot(va, to_ann * la.cap_r, color=COLORS["cap"], lw=3.5, alpha=0.45, label="cap (16), $dM/d\\sigma^{ann}$")
+    ax.plot(va, to_ann * la.cap_r, color=COLORS["cap"], lw=3.5, alpha=0.45, label=("cap (88)" if pf is not None else "cap (16)") + ", $dM/d\\sigma^{ann}$")
+    if pf is not None:
+        call = to_ann * pf["local"]["rule"].cap_all_dm_dr
+        if np.any(np.isfinite(call)) and np.any(call < to_ann * la.cap_r * (1.0 - 1e-12)):
+            ax.plot(va, call, color=COLORS["cap"], lw=1.2, ls="-.", label="two-period cap over every direction, $K_{all}$")
     ax.plot(va, slope(fb), color=COLORS["first_best"], ls="--", lw=1.0, label="first-best $M^{fb}$")
     ax.plot(va, slope(cp), color=COLORS["capped"], lw=1.2, label="capped optimum $g^*$")
     ax.plot(va, slope(la), color=COLORS["rule"], lw=1.8, label=f"rule: {audit.rule.name}")
@@ -875,6 +1203,31 @@ def _profit_figure(audit: Audit):
     ax.set_xlabel("trigger q (% of ADV)")
     ax.set_ylabel("expected profit (bp of trigger notional)")
     ax.legend(loc="lower left", fontsize=6.5, frameon=False, ncols=2)
+    return fig
+
+
+def _portfolio_profit_figure(audit: Audit):
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import PercentFormatter
+
+    sim = audit.portfolio["simulation"]
+    fig = Figure(figsize=(9.0, 4.6), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    k = min(1, len(sim.vols) - 1)
+    fig.suptitle(f"Two-period vector round trips (Section 5.3), envelope state, daily portfolio vol {sim.vols[k]:.2%}", fontsize=9)
+    for ax, (st, title) in zip(axes, (("theorem3", "Theorem 3: $a_t = -q\\,B/\\|B\\|_1$"), ("separated", "trigger-harvest (5.6): $a_t = q\\,a^*$"))):
+        for key, label in (("first_best", "first-best $M^{fb}$"), ("capped", "capped optimum $g^*$"), ("rule", f"rule: {audit.rule.name}")):
+            c = sim.curves[key][st][k]
+            scale = 1e4 / c.q   # E[Pi] / q in bp of the traded notional ||a_t||_1
+            ax.fill_between(c.q, scale * c.lower, scale * c.upper, color=COLORS[key], alpha=0.2, lw=0)
+            ax.plot(c.q, scale * c.mean, "o-", ms=3, color=COLORS[key], lw=1.5, label=f"{label}: Monte Carlo, 95% band")
+            ax.plot(c.q, scale * c.closed_form, ls="--", lw=1.0, color=COLORS[key], label="closed form (Lemma 10, exact L)")
+        ax.axhline(0.0, color="black", lw=0.7)
+        ax.set_title(title, fontsize=8)
+        ax.xaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=2))
+        ax.set_xlabel("trade size $q = \\|a_t\\|_1$ (% of ADV)")
+    axes[0].set_ylabel("expected profit (bp of traded notional)")
+    axes[0].legend(loc="lower left", fontsize=6, frameon=False)
     return fig
 
 

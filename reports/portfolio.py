@@ -130,7 +130,16 @@ def portfolio_parameters(data: RuleData) -> dict:
         "price_pressure_AB_norm": float(pf["price_pressure"]),
         "BAB": float(pf["bab"]),
         "inventory_penalty_kappa": kappa,
-        "cap_formula": "K = (2 + kappa ||B||^2 / B'AB) / (s_f psi), (87)-(88); no cap from manipulation when psi = 0",
+        "cap_directions": pf.get("cap_directions", "all"),
+        "cap_formula": (
+            "K = (2 + kappa ||B||^2 / B'AB) / (s_f psi), (87)-(88), trips along B; no cap from manipulation when psi = 0"
+            if pf.get("cap_directions") == "liquidation" else
+            "K = 1 / (s_f Phi), every two-period round trip (Lemma 10), Phi = (sqrt(u'C^-1 u v'C^-1 v) - u'C^-1 v)/2 with "
+            "u = AB, v = Ad, C = 2A + kappa I; equals (88) when B is proportional to -d, tighter otherwise"
+        ),
+        "phi": pf.get("phi"),
+        "cap_vol_88_daily": pf.get("cap_vol_liquidation"),
+        "cap_vol_all_daily": pf.get("cap_vol_all"),
         "cap_vol_daily": cap,
         "cap_vol_annual": None if cap is None else cap / SQRT_252,
         "cap_imposed": imposed,

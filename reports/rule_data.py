@@ -40,7 +40,7 @@ SCHEMA_VERSION = 1
 #: from the stored A, B, d, s_f: the same float64 formulas give the same numbers up to a few ulps.
 PORTFOLIO_RTOL = 1e-12
 PORTFOLIO_KEYS = ("assets", "impact", "liquidation", "trigger", "sensitivity", "source", "psi", "price_pressure", "cap_vol",
-                  "single_contract_cap_vol")
+                  "cap_directions", "branches", "single_contract_cap_vol")
 KIND_CODES = {"tracking": 0, "pooling": 1, "saturated": 2, "floor": 1}  # as in margin_design.solvers.chain (floor: pooled at M = 0)
 REQUIRED_KEYS = (
     "version", "grid", "weights", "first_best", "schedule", "cap_increments", "cap", "multipliers",
@@ -246,6 +246,8 @@ def _portfolio_block(name: str, d: dict, slope_vol: float) -> dict | None:
             trigger=np.asarray(block["trigger"], dtype=float),
             sensitivity=float(block["sensitivity"]),
             source=str(block["source"]),
+            directions=str(block.get("cap_directions", "all")),
+            branches=tuple((np.asarray(b["trigger"], dtype=float), float(b["sensitivity"])) for b in block.get("branches", ())),
         )
     except (ConfigError, TypeError, ValueError) as exc:
         raise InputError(f"{name} has an invalid 'portfolio' block ({str(exc).rstrip('.')}).") from None

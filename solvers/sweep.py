@@ -27,7 +27,7 @@ import numpy as np
 from margin_design.design.batch import STACKABLE, stack_problems
 from margin_design.design.config import SCHEMA, problem_from_dict, validate
 from margin_design.errors import ConfigError, InputError
-from margin_design.solvers.sensitivity import PARAMETERS
+from margin_design.solvers.sensitivity import PARAMETERS, parameters_of
 
 DEFAULT_CHUNK = 500
 #: Seconds to wait for a dask scheduler (``--scheduler``) to answer before giving up.
@@ -136,7 +136,7 @@ def solve_chunk(base_cfg: dict, folder: str, keys: list[str], members: list[tupl
     if not overrides:
         overrides = {"objective.carry": np.array([base.objective.carry] * len(members), float)}
     batch = stack_problems(base, overrides)
-    answers, _ = solve_batch(batch, sensitivities=PARAMETERS)
+    answers, _ = solve_batch(batch, sensitivities=parameters_of(batch))
     ann = math.sqrt(252.0)
     rows = []
     for (idx, combo), ans in zip(members, answers):
@@ -157,8 +157,8 @@ def solve_chunk(base_cfg: dict, folder: str, keys: list[str], members: list[tupl
                 "certified": bool(ans.certificate.ok),
             }
         )
-        for name in PARAMETERS:
-            row[f"dprice_d_{name}"] = ans.sensitivities[name]["price"]
+        for name in PARAMETERS:  # a portfolio design has no alpha or c_eff: those columns are NaN
+            row[f"dprice_d_{name}"] = ans.sensitivities[name]["price"] if name in ans.sensitivities else float("nan")
         rows.append(row)
     return rows
 

@@ -118,10 +118,12 @@ def test_one_contract_portfolio_is_the_single_contract_problem(cap, kappa):
     assert a.objective["value"] == pytest.approx(b.objective["value"], rel=1e-13)
 
 
-def test_misaligned_trigger_leaves_only_monotonicity(tmp_path):
-    """psi = max(0, -d'AB) = 0 when the trigger direction does not load on the liquidation pressure: no cap."""
+def test_misaligned_trigger_under_88_leaves_only_monotonicity(tmp_path):
+    """psi = max(0, -d'AB) = 0 when the trigger direction does not load on the liquidation pressure: the paper's (88)
+    (cap_directions = "liquidation") imposes no cap."""
     cfg = two_asset(0.5)
     cfg["portfolio"]["trigger"] = [1 / SQRT2, -1 / SQRT2]  # d'AB = 0
+    cfg["portfolio"]["cap_directions"] = "liquidation"
     p = problem_from_dict(cfg)
     assert p.cap.portfolio.psi == 0.0 and math.isinf(p.cap.slope_vol) and np.all(np.isinf(p.u))
     res = solve(p)
@@ -130,6 +132,64 @@ def test_misaligned_trigger_leaves_only_monotonicity(tmp_path):
     d = res.to_dict()
     assert d["portfolio"]["cap_vol"] is None and all(v is None for v in d["cap_increments"])
     assert "psi = 0" in res.summary()
+
+
+def test_misaligned_trigger_is_still_capped_over_every_trip():
+    """The same hedged design with the default cap over every two-period round trip: psi = 0 but the trigger-harvest
+    trip of 5.6 (trigger along d, harvest short B) profits above K_all = 1/(s_f Phi) = 7.2577 (the audit's
+    simulation shows that trip profitable without the cap)."""
+    cfg = two_asset(0.5)
+    cfg["portfolio"]["trigger"] = [1 / SQRT2, -1 / SQRT2]
+    p = problem_from_dict(cfg)
+    assert p.cap.portfolio.psi == 0.0
+    assert p.cap.slope_vol == pytest.approx(7.257747386024231, rel=1e-12)
+    assert solve(p).certificate.ok
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_all_direction_cap_is_the_largest_generalised_eigenvalue(seed):
+    """Phi = max over trade vectors a of -(a'AB)(d'Aa)/(a'Ca), C = 2A + kappa I (Lemma 10): an independent route is
+    the largest eigenvalue of the pencil (-(u v' + v u')/2, C); and K_all <= K_88 always."""
+    from scipy.linalg import eigh
+
+    from margin_design.design.portfolio import PortfolioSpec, trip_alignment
+
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(1, 5))
+    X = rng.normal(size=(k, k))
+    A = X @ X.T / k + 0.05 * np.eye(k)
+    A = A * (0.2 / np.mean(np.diag(A)))
+    B = rng.uniform(-1, 4, k)
+    d = rng.normal(size=k)
+    d /= np.linalg.norm(d)
+    kappa = float(rng.choice([0.0, 0.3]))
+    u, v = A @ B, A @ d
+    M = -0.5 * (np.outer(u, v) + np.outer(v, u))
+    top = float(eigh(M, 2 * A + kappa * np.eye(k), eigvals_only=True)[-1])
+    assert trip_alignment(A, B, d, kappa) == pytest.approx(max(top, 0.0), rel=1e-9, abs=1e-14)
+    spec = PortfolioSpec(assets=tuple(f"c{i}" for i in range(k)), impact=A, liquidation=B, trigger=d)
+    assert spec.cap_vol(kappa, "all") <= spec.cap_vol(kappa, "liquidation") * (1 + 1e-12)
+
+
+@pytest.mark.parametrize("rho", [0.0, 0.5, 0.9])
+@pytest.mark.parametrize("kappa", [0.0, 0.1])
+def test_both_caps_agree_when_trigger_and_liquidation_are_aligned(rho, kappa):
+    """B proportional to -d (D.6): Cauchy-Schwarz holds with equality and K_all = K_88 (kappa = 0). With kappa > 0 they
+    differ unless K = 1; for one contract both are (16)-(18)."""
+    cfg = two_asset(rho)
+    cfg["market"]["inventory_penalty"] = kappa
+    spec = problem_from_dict(cfg).cap.portfolio
+    if kappa == 0.0:
+        assert spec.cap_vol(0.0, "all") == pytest.approx(spec.cap_vol(0.0, "liquidation"), rel=1e-12)
+    one = PortfolioSpec_one(kappa)
+    assert one.cap_vol(kappa, "all") == pytest.approx((2 * ALPHA + kappa) / (ALPHA**2 * C), rel=1e-12)
+    assert one.cap_vol(kappa, "liquidation") == pytest.approx((2 * ALPHA + kappa) / (ALPHA**2 * C), rel=1e-12)
+
+
+def PortfolioSpec_one(kappa):
+    from margin_design.design.portfolio import PortfolioSpec
+
+    return PortfolioSpec(assets=("X",), impact=[[ALPHA]], liquidation=[C], trigger=[-1.0])
 
 
 def test_schedule_json_has_the_portfolio_block(tmp_path):
@@ -252,3 +312,34 @@ def test_bad_risk_tables_get_one_sentence(edit, match):
     edit(cfg)
     with pytest.raises(ConfigError, match=match):
         problem_from_dict(cfg)
+
+
+def test_sensitivities_of_a_portfolio_design_match_finite_differences():
+    """The IFT derivative of the price of manipulation-proofness in kappa, through the portfolio cap
+    (2 + kappa ||B||^2/B'AB)/(s_f psi), against re-solved central differences; alpha and c_eff are not parameters."""
+    cfg = two_asset(0.5, liquidation_weight=0.2)
+    cfg["market"]["inventory_penalty"] = 0.1
+    res = solve(problem_from_dict(cfg))
+    sens = res.sensitivities()
+    assert "alpha" not in sens and "c_eff" not in sens
+    h = 1e-4
+    prices = []
+    for kappa in (0.1 - h, 0.1 + h):
+        c = copy.deepcopy(cfg)
+        c["market"]["inventory_penalty"] = kappa
+        prices.append(solve(problem_from_dict(c)).price_of_manipulation_proofness)
+    fd = (prices[1] - prices[0]) / (2 * h)
+    assert sens["inventory_penalty"]["price"] == pytest.approx(fd, rel=1e-5)
+    with pytest.raises(ConfigError, match="alpha is not a parameter of a portfolio design"):
+        res.sensitivities(("alpha",))
+
+
+def test_sweep_of_a_portfolio_design(tmp_path):
+    from margin_design.solvers.sweep import run_sweep
+
+    cfg = two_asset(0.5)
+    path = tmp_path / "p.toml"
+    path.write_text("".join(f"[{s}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in keys.items()) + "\n" for s, keys in cfg.items()))
+    rows = run_sweep(path, ["objective.carry=0.005,0.01"], workers=0, progress=None)
+    assert [r["certified"] for r in rows] == [True, True]
+    assert math.isnan(rows[0]["dprice_d_alpha"]) and math.isfinite(rows[0]["dprice_d_carry"])

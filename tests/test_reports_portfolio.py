@@ -185,7 +185,7 @@ def test_general_portfolio_is_read_against_the_generalised_benchmark_scale():
     cfg["market"] = {"inventory_penalty": 0.0}
     A = [[0.2, 0.1, 0.05], [0.1, 0.3, 0.08], [0.05, 0.08, 0.4]]
     B, d = [2.0, 1.0, 0.5], [-0.6, -0.8, 0.0]
-    cfg["portfolio"] = {"assets": ["SPX", "NDX", "RTY"], "impact": A, "liquidation": B, "trigger": d}
+    cfg["portfolio"] = {"assets": ["SPX", "NDX", "RTY"], "impact": A, "liquidation": B, "trigger": d, "cap_directions": "liquidation"}
     data = data_of(cfg)
     rep = build_report(data, ReportOptions(tick=TICK, steps=6))
     pf = rep.parameters["portfolio"]
