@@ -78,6 +78,7 @@ __all__ = [
     "DATASETS",
     "ALPHA_SCALINGS",
     "IMPACT_MODELS",
+    "CAP_DIRECTIONS",
     "MAX_WINDOW_DAYS",
     "PricePanel",
     "load_nasdaq",
@@ -90,6 +91,9 @@ __all__ = [
     "PortfolioCalibration",
     "calibrate_portfolio",
     "portfolio_config_text",
+    "benchmark_caps",
+    "cap_summary",
+    "load_cap_summary",
     "write_portfolio_config",
 ]
 
@@ -99,6 +103,8 @@ DATASETS = {"sp500-nasdaq": ("SP500", "NASDAQ"), "sp500": ("SP500",)}
 ALPHA_SCALINGS = ("none", "vol")
 #: Impact models for A: 'correlation' (A_ij = sqrt(alpha_i alpha_j) rho_ij) or 'diagonal' (no cross-impact).
 IMPACT_MODELS = ("correlation", "diagonal")
+#: The design's cap over every two-period round trip ('all', Lemma 10) or the paper's (88) along B ('liquidation').
+CAP_DIRECTIONS = ("all", "liquidation")
 #: Longest risk window in days (ten trading years; the design config's bound on windows).
 MAX_WINDOW_DAYS = 2520
 #: Windows evaluated per JAX call when building the r history (bounds memory for long windows).
@@ -334,6 +340,7 @@ class PortfolioCalibration:
     sector_weights: np.ndarray = field(repr=False, default=None)
     holdings: np.ndarray = field(repr=False, default=None)
     impact_model: str = "correlation"
+    cap_directions: str = "all"
     impact: np.ndarray = field(repr=False, default=None)
     liquidation: np.ndarray = field(repr=False, default=None)
     objective: ObjectiveSettings = field(default_factory=ObjectiveSettings)
@@ -448,6 +455,7 @@ class PortfolioCalibration:
                 "inventory_penalty": float(self.inventory_penalty),
                 "alpha_scaling": self.alpha_scaling,
                 "impact_model": self.impact_model,
+                "cap_directions": self.cap_directions,
                 "adv_window_days": self.adv_window,
                 "trigger_notional": self.trigger_notional,
                 "sector_notional": self.sector_notional,
@@ -467,6 +475,20 @@ def _check_vector(flag: str, values, k: int, names) -> np.ndarray:
     if not np.any(v != 0.0):
         raise InputError(f"{flag} are all zero; give at least one non-zero weight.")
     return v
+
+
+def _check_loss_scale(y, spec) -> None:
+    """Refuse standardised losses the design loader would refuse (|Y| above its bound): r_t is then near zero on
+    some days (a one-return variance, a tiny window), so Y = loss / sqrt(H r_t) is not a usable shock sample."""
+    from margin_design.design.config import MAX_STANDARDISED_SHOCK
+
+    worst = float(np.max(np.abs(y)))
+    if worst > MAX_STANDARDISED_SHOCK:
+        raise InputError(
+            f"--risk-input {spec.kind} with --window {spec.window} gives standardised losses up to {worst:.4g} "
+            f"(the design refuses |Y| above {MAX_STANDARDISED_SHOCK:g}): r_t is near zero on some days, so loss / sqrt(H r_t) "
+            "explodes; use a longer --window or realized_variance / ewma."
+        )
 
 
 def calibrate_portfolio(
@@ -495,6 +517,7 @@ def calibrate_portfolio(
     sector_positions=None,
     alpha_scaling: str = "none",
     impact_model: str = "correlation",
+    cap_directions: str = "all",
     adv_window: int = 20,
     objective: ObjectiveSettings | None = None,
 ) -> PortfolioCalibration:
@@ -518,6 +541,8 @@ def calibrate_portfolio(
         raise InputError(f"--alpha-scaling must be one of {', '.join(ALPHA_SCALINGS)}, got {alpha_scaling!r}.")
     if impact_model not in IMPACT_MODELS:
         raise InputError(f"--impact-model must be one of {', '.join(IMPACT_MODELS)}, got {impact_model!r}.")
+    if cap_directions not in CAP_DIRECTIONS:
+        raise InputError(f"--cap-directions must be one of {', '.join(CAP_DIRECTIONS)}, got {cap_directions!r}.")
     if turnover is not None and sector_notional is not None:
         raise InputError("give either --turnover or --sector-notional, not both.")
     if participation is not None and trigger_notional is not None:
@@ -545,6 +570,7 @@ def calibrate_portfolio(
     vol = np.sqrt(r[positive])
     y = standardized_losses(close, r, horizon_days, position, weights=h)
     require_losses(y, panel.dates[0], panel.dates[-1])
+    _check_loss_scale(y, spec)
     states = state_table(vol, points, vol_quantiles, spacing)
 
     R = np.diff(np.log(close), axis=0)
@@ -620,6 +646,7 @@ def calibrate_portfolio(
         sector_weights=w,
         holdings=x,
         impact_model=impact_model,
+        cap_directions=cap_directions,
         impact=A,
         liquidation=B,
         objective=objective,
@@ -681,7 +708,8 @@ def portfolio_config_text(cal: PortfolioCalibration, states_file: str, shock_fil
         lines.append(f"# Command: {command}")
     lines += [
         "# Model: Nicolai (2026) Sections 5, 6.5, D.5-D.6: state r = variance of the margined portfolio's daily return; losses D = sqrt(horizon_days * r) * Y (30);",
-        "#   cap (87)-(88) with d and s_f (c_r = 2 sqrt(r) s_f) computed from [portfolio.risk] by JAX at load; liquidation term (86) with ||AB||^2.",
+        "#   slope cap with d and s_f (c_r = 2 sqrt(r) s_f) computed from [portfolio.risk] by JAX at load: over every two-period round trip"
+        " (Lemma 10, the design's default) or (87)-(88) along B (cap_directions = \"liquidation\"); liquidation term (86) with ||AB||^2.",
         "# Units: per unit portfolio notional (prices 1); margins are decimal ratios; r = daily variance; vols daily, decimal; A per unit of ADV traded; B in ADV per unit margin ratio.",
     ]
     for name, src in zip(cal.assets, cal.panel.sources):
@@ -744,6 +772,7 @@ def portfolio_config_text(cal: PortfolioCalibration, states_file: str, shock_fil
         "assets = [" + ", ".join(f'"{n}"' for n in cal.assets) + "]",
         "impact = [" + ", ".join(_toml_list(row) for row in cal.impact) + "]",
         f"liquidation = {_toml_list(cal.liquidation)}",
+        *([f'cap_directions = "{cal.cap_directions}"'] if cal.cap_directions != "all" else []),
         "",
         "[portfolio.risk]",
     ]
@@ -760,42 +789,75 @@ def portfolio_config_text(cal: PortfolioCalibration, states_file: str, shock_fil
     return "\n".join(lines)
 
 
-def cap_summary(spec, inventory_penalty: float = 0.0, c_benchmark=None, alphas=None) -> dict:
+def benchmark_caps(cal: PortfolioCalibration) -> np.ndarray:
+    """D.6's single-asset benchmark cap for each contract (dM/dsigma, margin ratio per unit of its daily vol).
+
+    Contract i margined alone by the same functional (positions (1,)) with the whole constrained sector in it:
+    A = [[alpha_i]], B = [c_i], c_i = epsilon tau_i / m (76), so the cap is (2 + kappa/alpha_i) / (s_f1 alpha_i c_i),
+    the single-contract (16)-(18) with the functional's one-contract factor s_f1 (1/sqrt(m) for a realised variance:
+    the cap of ``calibrate data``). The binding branch is the one with the largest s_f x psi, as in the design.
+    """
+    from .portfolio_risk import PortfolioRisk, trigger_and_sensitivity
+
+    s = cal.spec
+    one = PortfolioRisk(kind=s.kind, positions=(1.0,), window=s.window, lam=s.lam, level=s.level, horizon_days=s.horizon_days)
+    _, _, details = trigger_and_sensitivity(one)
+    out = []
+    for a, c in zip(cal.alphas, cal.c_benchmark):
+        product = details.cap_product([[a]], [c])
+        out.append((2.0 + cal.inventory_penalty / a) / product if product > 0 else math.inf)
+    return np.asarray(out)
+
+
+def cap_summary(spec, cal: PortfolioCalibration | None = None) -> dict:
     """psi, ||AB||, s_f, d, the cap and each contract's single-contract cap of a loaded portfolio design.
 
-    ``spec`` the design's :class:`~margin_design.design.portfolio.PortfolioSpec` (from ``load_problem(...).cap.portfolio``).
-    Caps are dM/dsigma bounds (margin ratio per unit daily portfolio vol; None = no cap). ``cap_ratio`` is the cap
-    over each single-contract cap (< 1: the portfolio cap is tighter). With ``alphas`` and ``c_benchmark`` (the
-    single-asset benchmark, the whole sector in contract i) ``psi_over_benchmark`` = psi / (alpha_i c_i), D.6's (91).
+    ``spec`` the design's :class:`~margin_design.design.portfolio.PortfolioSpec` (``load_problem(...).cap.portfolio``).
+    Caps bound dM/dsigma (margin ratio per unit daily vol; None = no cap). ``single_contract_cap_vol`` (the
+    design's): each contract alone with its own A_ii and B_i and the portfolio's s_f; ``cap_ratio`` the cap over it
+    (< 1: tighter). With the calibration ``cal``: D.6's single-asset benchmark (:func:`benchmark_caps`) and the
+    ratios psi / (alpha_i c_i) and ||AB|| / (alpha_i c_i) of (91).
     """
-    out = spec.to_dict(inventory_penalty)
+    kappa = 0.0 if cal is None else cal.inventory_penalty
+    out = spec.to_dict(kappa)
     cap = out["cap_vol"]
     out["cap_ratio"] = [None if (cap is None or c is None) else cap / c for c in out["single_contract_cap_vol"]]
     out["alignment_ratio"] = out["psi"] / out["price_pressure"] if out["price_pressure"] > 0 else None
-    if c_benchmark is not None and alphas is not None:
-        xi = np.asarray(alphas, float) * np.asarray(c_benchmark, float)
+    if cal is not None:
+        xi = cal.alphas * cal.c_benchmark
+        bench = benchmark_caps(cal)
+        out["benchmark_alpha_c"] = [float(x) for x in xi]
         out["psi_over_benchmark"] = [float(out["psi"] / x) for x in xi]
         out["pressure_over_benchmark"] = [float(out["price_pressure"] / x) for x in xi]
+        out["benchmark_cap_vol"] = [float(b) if math.isfinite(b) else None for b in bench]
+        out["benchmark_ratio"] = [None if (cap is None or not math.isfinite(b)) else cap / float(b) for b in bench]
     return out
+
+
+def _cap_text(value) -> str:
+    return "none" if value is None else _num(value)
 
 
 def cap_header_lines(summary: dict, assets) -> list[str]:
     """Comment lines recording the cap computed at load (see :func:`cap_summary`)."""
-    cap = summary["cap_vol"]
-    caps = ", ".join(
-        f"{n} {'none' if c is None else _num(c)}" + ("" if r is None else f" (ratio {_num(r, 4)})")
-        for n, c, r in zip(assets, summary["single_contract_cap_vol"], summary["cap_ratio"])
-    )
+
+    def caps(values, ratios):
+        return ", ".join(f"{n} {_cap_text(c)}" + ("" if r is None else f" (ratio {_num(r, 4)})") for n, c, r in zip(assets, values, ratios))
+
     lines = [
         f"# Cap at load (margin_design.design.load_problem of this file): d = {_vec(summary['trigger'])} ({summary['source']}); "
         f"s_f = {_num(summary['sensitivity'])}; psi = max(0, -d'AB) = {_num(summary['psi'])}; ||AB|| = {_num(summary['price_pressure'])}"
-        + ("" if summary["alignment_ratio"] is None else f" (psi/||AB|| = {_num(summary['alignment_ratio'], 4)})") + ";",
-        f"#   cap dM/dsigma <= {'none (psi = 0: monotone only)' if cap is None else _num(cap)} (88); each contract alone (A_ii, B_i, same s_f): {caps}.",
+        + ("" if summary["alignment_ratio"] is None else f" (psi/||AB|| = {_num(summary['alignment_ratio'], 4)})")
+        + f"; Phi = {_num(summary['phi'])} (Lemma 10).",
+        f"#   cap dM/dsigma <= {_cap_text(summary['cap_vol'])} ({summary['cap_directions']} trade directions; every round trip: "
+        f"{_cap_text(summary['cap_vol_all'])}, the paper's (88) along B: {_cap_text(summary['cap_vol_liquidation'])}; none = no cap).",
+        f"#   Each contract alone (its A_ii and B_i, the same s_f): {caps(summary['single_contract_cap_vol'], summary['cap_ratio'])}.",
     ]
-    if "psi_over_benchmark" in summary:
+    if "benchmark_cap_vol" in summary:
         lines.append(
-            f"#   D.6 comparison with the single-asset benchmark alpha_i c_i: psi/(alpha c) = {_vec(summary['psi_over_benchmark'], 4)}, "
-            f"||AB||/(alpha c) = {_vec(summary['pressure_over_benchmark'], 4)} ((1 + rho)/sqrt(2) for D.6's h = (1/2, 1/2))."
+            f"#   D.6 single-asset benchmark (the whole sector in contract i, margined alone by the same functional): alpha_i c_i = "
+            f"{_vec(summary['benchmark_alpha_c'], 4)}, psi/(alpha c) = {_vec(summary['psi_over_benchmark'], 4)}, ||AB||/(alpha c) = "
+            f"{_vec(summary['pressure_over_benchmark'], 4)} ((1 + rho)/sqrt(2) in D.6); its cap {caps(summary['benchmark_cap_vol'], summary['benchmark_ratio'])}."
         )
     return lines
 
@@ -805,7 +867,7 @@ def load_cap_summary(config: str | Path, cal: PortfolioCalibration) -> dict:
     from margin_design.design import load_problem
 
     problem = load_problem(config)
-    return cap_summary(problem.cap.portfolio, cal.inventory_penalty, cal.c_benchmark, cal.alphas)
+    return cap_summary(problem.cap.portfolio, cal)
 
 
 def write_portfolio_config(cal: PortfolioCalibration, out: str | Path, command: str | None = None) -> tuple[dict, dict]:

@@ -683,6 +683,7 @@ def _cmd_portfolio(args: argparse.Namespace) -> int:
         sector_positions=sector,
         alpha_scaling=args.alpha_scaling,
         impact_model=args.impact_model,
+        cap_directions=args.cap_directions,
         adv_window=args.adv_window,
         objective=_objective_settings(args),
     )
@@ -711,9 +712,13 @@ def _cmd_portfolio(args: argparse.Namespace) -> int:
             + (" (first row)" if cal.panel.k > 2 else ""),
             f"  alpha (75) {vec(cal.alphas)} per unit ADV; B (76) {vec(cal.liquidation)} ADV per unit margin ratio; A {cal.impact_model}"
             + ("" if cal.alpha_scaling == "none" else ", alpha scaled by daily vol"),
-            f"  cap at load: d = {vec(cap['trigger'])}, s_f = {cap['sensitivity']:.4g}, psi = {cap['psi']:.4g}, ||AB|| = {cap['price_pressure']:.4g}",
-            f"  cap dM/dsigma <= {'none (psi = 0: monotone only)' if K is None else format(K, '.4g')} (88); "
-            f"each contract alone {vec(cap['single_contract_cap_vol'])}, ratio {vec(cap['cap_ratio'])}",
+            f"  cap at load: d = {vec(cap['trigger'])}, s_f = {cap['sensitivity']:.4g}, psi = {cap['psi']:.4g}, ||AB|| = {cap['price_pressure']:.4g}, "
+            f"Phi = {cap['phi']:.4g}",
+            f"  cap dM/dsigma <= {'none (no round trip profits: monotone only)' if K is None else format(K, '.4g')} ({cap['cap_directions']} trade "
+            f"directions; every round trip {vec([cap['cap_vol_all']])[1:-1]}, (88) along B {vec([cap['cap_vol_liquidation']])[1:-1]})",
+            f"  each contract alone {vec(cap['single_contract_cap_vol'])}, ratio {vec(cap['cap_ratio'])}",
+            f"  D.6 single-asset benchmark (whole sector in one contract): psi/(alpha c) = {vec(cap['psi_over_benchmark'])}, "
+            f"cap {vec(cap['benchmark_cap_vol'])}, ratio {vec(cap['benchmark_ratio'])}",
         ]
     )
     return _emit_json(args, payload, text)
@@ -877,6 +882,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                     "relative to the first contract (square-root impact law)")
     pf.add_argument("--impact-model", choices=["correlation", "diagonal"], default="correlation",
                     help="impact matrix A: correlation = sqrt(alpha_i alpha_j) rho_ij (default), diagonal = diag(alpha_i)")
+    pf.add_argument("--cap-directions", choices=["all", "liquidation"], default="all",
+                    help="the design's slope cap: all = every two-period round trip (Lemma 10, default), liquidation = the paper's (88), "
+                    "trips along B only (written as [portfolio] cap_directions)")
     pf.add_argument("--sector-positions", default=None, metavar="W1,W2,...",
                     help="the constrained sector's notional weights w (default --positions): tau split by |w_i|/||w||_1, signed by w_i, gives B (76)")
     _add_objective(pf, "lambda_L of (86), charging the price pressure ||AB||^2 (M - M_-)_+^2 (default 0)")
