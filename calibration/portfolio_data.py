@@ -486,8 +486,9 @@ def _check_loss_scale(y, spec) -> None:
     if worst > MAX_STANDARDISED_SHOCK:
         raise InputError(
             f"--risk-input {spec.kind} with --window {spec.window} gives standardised losses up to {worst:.4g} "
-            f"(the design refuses |Y| above {MAX_STANDARDISED_SHOCK:g}): r_t is near zero on some days, so loss / sqrt(H r_t) "
-            "explodes; use a longer --window or realized_variance / ewma."
+            f"(the design refuses |Y| above {MAX_STANDARDISED_SHOCK:g}): r_t is near zero on some days (a window too short, or a "
+            "functional that nets a hedged portfolio's legs, as the joint scan does), so loss / sqrt(H r_t) explodes; use a longer "
+            "--window or another --risk-input (realized_variance, ewma)."
         )
 
 
