@@ -858,7 +858,7 @@ def cap_header_lines(summary: dict, assets) -> list[str]:
         lines.append(
             f"#   D.6 single-asset benchmark (the whole sector in contract i, margined alone by the same functional): alpha_i c_i = "
             f"{_vec(summary['benchmark_alpha_c'], 4)}, psi/(alpha c) = {_vec(summary['psi_over_benchmark'], 4)}, ||AB||/(alpha c) = "
-            f"{_vec(summary['pressure_over_benchmark'], 4)} ((1 + rho)/sqrt(2) in D.6); its cap {caps(summary['benchmark_cap_vol'], summary['benchmark_ratio'])}."
+            f"{_vec(summary['pressure_over_benchmark'], 4)} (both (1 + rho)/sqrt(2) for D.6's h = w = (1/2, 1/2)); its cap {caps(summary['benchmark_cap_vol'], summary['benchmark_ratio'])}."
         )
     return lines
 
