@@ -207,7 +207,13 @@ def parameter_block(data: RuleData, inputs: ElasticityInputs | None = None) -> t
         "annual_units": "dm/dsigma_ann <= K / sqrt(252), (74)",
     }
     if data.is_portfolio:
-        block["cap"]["equation"] = "(87)-(88); sigma is the daily vol of the margined portfolio's return"
+        directions = data.portfolio.get("cap_directions", "all")
+        block["cap"]["equation"] = (
+            "(87)-(88), round trips along B" if directions == "liquidation" else "every two-period round trip (Lemma 10); (88) for comparison"
+        ) + "; sigma is the daily vol of the margined portfolio's return"
+        if data.config.get("portfolio", {}).get("risk"):
+            # the risk functional, not [cap], defines the input (d and s_f come from it)
+            block["cap"].update(input=f"[portfolio.risk]: {data.portfolio['source']}", window_days=None, ewma_lambda=None)
     warnings: list[str] = []
     if inputs is not None and (inputs.given or inputs.margin_level is not None):
         block["elasticity_inputs"], warnings = _implied(inputs, data)
