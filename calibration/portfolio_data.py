@@ -57,7 +57,7 @@ import numpy as np
 from margin_design.errors import InputError
 
 from ._checks import check_range, to_py
-from .cap import MarketCalibration, calibrate_market, toml_float
+from .cap import calibrate_market, toml_float
 from .data import (
     PriceSeries,
     ObjectiveSettings,

@@ -82,7 +82,7 @@ from ..gain import roi_pct_lower_bound
 from .inputs import InputSpec, input_values
 from .local import SLOPE_RTOL, AuditMarket, LocalAnalysis, _ranges, jump_gains, local_analysis
 from .rules import Rule
-from .simulate import BAND_Z, Fundamentals, Population, SimState
+from .simulate import BAND_Z, Fundamentals, MonteCarloBand, Population, SimState
 
 __all__ = [
     "AGREE_Z",
@@ -688,7 +688,7 @@ def portfolio_closed_form(rule: Rule, liquidation: Liquidation, state: Portfolio
 
 
 @dataclass(frozen=True, eq=False)
-class PortfolioCurve:
+class PortfolioCurve(MonteCarloBand):
     """Expected profit of one two-period vector round trip against its size q (ADV units, ||a_t||_1 = q).
 
     ``mean``/``se`` Monte Carlo mean and standard error (price units x ADV); ``closed_form``, ``lemma10``,
@@ -710,18 +710,6 @@ class PortfolioCurve:
     state: PortfolioState
     fundamentals: str
     liquidation: str
-
-    @property
-    def upper(self) -> np.ndarray:
-        return self.mean + BAND_Z * self.se
-
-    @property
-    def lower(self) -> np.ndarray:
-        return self.mean - BAND_Z * self.se
-
-    @property
-    def significantly_positive(self) -> np.ndarray:
-        return self.lower > 0
 
     @property
     def z(self) -> np.ndarray:

@@ -250,8 +250,25 @@ def simulate_trades(
     return (cash, rec) if trace else cash
 
 
+class MonteCarloBand:
+    """The 95% band of a Monte Carlo mean profit: ``mean`` and ``se`` arrays (per trigger size) of the subclass."""
+
+    @property
+    def upper(self) -> np.ndarray:
+        return self.mean + BAND_Z * self.se
+
+    @property
+    def lower(self) -> np.ndarray:
+        return self.mean - BAND_Z * self.se
+
+    @property
+    def significantly_positive(self) -> np.ndarray:
+        """Profit above zero beyond the band (lower band > 0)."""
+        return self.lower > 0
+
+
 @dataclass(frozen=True, eq=False)
-class ProfitCurve:
+class ProfitCurve(MonteCarloBand):
     """Expected profit of the two-period round trip (-q, +q) against q (ADV units), with its band.
 
     ``mean``/``se`` Monte Carlo mean and standard error (price units x ADV); ``closed_form`` alpha q (L - 2q) -
@@ -271,19 +288,6 @@ class ProfitCurve:
     state: SimState
     fundamentals: str
     exact: bool
-
-    @property
-    def upper(self) -> np.ndarray:
-        return self.mean + BAND_Z * self.se
-
-    @property
-    def lower(self) -> np.ndarray:
-        return self.mean - BAND_Z * self.se
-
-    @property
-    def significantly_positive(self) -> np.ndarray:
-        """Profit above zero beyond the band (lower band > 0)."""
-        return self.lower > 0
 
     def to_dict(self) -> dict:
         return {
