@@ -51,6 +51,8 @@ FD_RTOL = 1e-7
 #: Tolerances of the random-input check of (64): (G - 2) cancels near G = 2, hence an absolute floor (bp, %).
 SWEEP_RTOL = 1e-9
 SWEEP_ATOL = 1e-9
+# G and the test's g are one quantity computed by two float routes: a tie with 2 is decided only beyond this
+GAIN_TIE_RTOL = 1e-12
 
 
 def test_benchmark_market_block():
@@ -200,7 +202,8 @@ def test_profit_bound_without_costs_is_equation_64(eps, tau, f, m0, jump):
     assert float(r.G) == pytest.approx(g, rel=SWEEP_RTOL)
     assert float(r.profit_bps) == pytest.approx((g - 2) * d, rel=SWEEP_RTOL, abs=SWEEP_ATOL)
     assert float(r.roi_pct) == pytest.approx((g - 2) * d / (100 * m1), rel=SWEEP_RTOL, abs=SWEEP_ATOL)
-    assert bool(r.profitable) == (g > 2)
+    if abs(g - 2) > GAIN_TIE_RTOL * 2:  # at G = 2 exactly the library's G and this g may differ by an ulp (seen: 2 vs 2 + 2e-15)
+        assert bool(r.profitable) == (g > 2)
 
 
 def test_portfolio_general_formulas_reproduce_d6_closed_forms():
