@@ -9,7 +9,9 @@ log changes enter). L = ``distributed_lags`` (default 0) lets positions respond 
 elasticity is then the cumulative response. Standard errors are heteroskedasticity- and
 autocorrelation-consistent (Newey and West 1987): Bartlett kernel with the lag rule
 ``floor(4 (n/100)^(2/9))`` (Newey and West 1994), a small-sample factor n/(n - k), and a two-sided
-interval from Student-t quantiles with n - k degrees of freedom.
+interval from Student-t quantiles with n - k degrees of freedom. The regression and its covariance are
+statsmodels' (``OLS(...).fit(cov_type="HAC")``, :func:`hac_ols`); tests check them against an independent
+hand-written Newey-West estimator and White's covariance at lag 0.
 
 The cap is a decreasing function of epsilon (it scales like 1/epsilon, (78)-(81)), so
 :meth:`ElasticityEstimate.cap_at_interval` reports the cap at the point estimate and at both ends of the
@@ -23,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 from margin_design.errors import InputError
 
@@ -34,7 +35,7 @@ from margin_design.csvio import read_csv_columns, read_table, sort_by_iso_dates
 __all__ = [
     "MIN_OBSERVATIONS",
     "newey_west_lags",
-    "newey_west_covariance",
+    "hac_ols",
     "ElasticityEstimate",
     "estimate_elasticity",
     "read_elasticity_csv",
@@ -49,22 +50,16 @@ def newey_west_lags(n: int) -> int:
     return int(math.floor(4.0 * (n / 100.0) ** (2.0 / 9.0)))
 
 
-def newey_west_covariance(regressors: np.ndarray, residuals: np.ndarray, lags: int) -> np.ndarray:
-    """HAC covariance of OLS coefficients, ``(X'X)^-1 S (X'X)^-1 x n/(n-k)`` with Bartlett weights ``1 - l/(L+1)``.
+def hac_ols(design: np.ndarray, response: np.ndarray, lags: int):
+    """OLS of ``response`` on ``design`` with HAC covariance: ``statsmodels`` ``OLS.fit(cov_type="HAC")``.
 
-    ``S = sum_t u_t^2 x_t x_t' + sum_{l=1}^{L} w_l sum_t u_t u_{t-l} (x_t x_{t-l}' + x_{t-l} x_t')``.
+    Bartlett kernel with weights ``1 - l/(L+1)``, ``L = lags``, and the small-sample factor n/(n - k)
+    (``use_correction=True``); ``use_t=True`` so that contrasts get Student-t inference with n - k degrees of
+    freedom. Returns the fitted statsmodels results object.
     """
-    x = np.asarray(regressors, dtype=float)
-    u = np.asarray(residuals, dtype=float)
-    n, k = x.shape
-    xu = x * u[:, None]
-    s = xu.T @ xu
-    for lag in range(1, int(lags) + 1):
-        w = 1.0 - lag / (lags + 1.0)
-        g = xu[lag:].T @ xu[:-lag]
-        s += w * (g + g.T)
-    bread = np.linalg.inv(x.T @ x)
-    return bread @ s @ bread * (n / (n - k))
+    import statsmodels.api as sm
+
+    return sm.OLS(response, design).fit(cov_type="HAC", cov_kwds={"maxlags": int(lags), "kernel": "bartlett", "use_correction": True}, use_t=True)
 
 
 @dataclass(frozen=True)
@@ -157,22 +152,23 @@ def estimate_elasticity(margin, position, *, distributed_lags: int = 0, confiden
         raise InputError("the margin never changes, so the elasticity is not identified.")
     if np.linalg.matrix_rank(design) < k:
         raise InputError("the margin changes are collinear with the intercept or with each other, so the elasticity is not identified.")
-    beta, *_ = np.linalg.lstsq(design, y, rcond=None)
-    resid = y - design @ beta
     nw = newey_west_lags(n) if hac_lags is None else int(hac_lags)
     if nw < 0:
         raise InputError(f"hac_lags must be a non-negative integer, got {hac_lags}.")
-    cov = newey_west_covariance(design, resid, nw)
+    fit = hac_ols(design, y, nw)
+    beta = np.asarray(fit.params, dtype=float)
+    cov = np.asarray(fit.cov_params(), dtype=float)
     sel = np.zeros(k)
-    sel[1:] = 1.0
-    eps = -float(sel @ beta)
-    se = float(math.sqrt(max(sel @ cov @ sel, 0.0)))
-    q = float(stats.t.ppf(0.5 + confidence / 2.0, n - k))
+    sel[1:] = -1.0  # epsilon = -(b_0 + ... + b_L)
+    contrast = fit.t_test(sel[None, :])
+    eps = float(np.squeeze(contrast.effect))
+    se = float(np.squeeze(contrast.sd))
+    ci_low, ci_high = (float(v) for v in np.squeeze(contrast.conf_int(alpha=1.0 - confidence)))
     return ElasticityEstimate(
         epsilon=eps,
         std_error=se,
-        ci_low=eps - q * se,
-        ci_high=eps + q * se,
+        ci_low=ci_low,
+        ci_high=ci_high,
         confidence=float(confidence),
         n_obs=int(n),
         hac_lags=nw,

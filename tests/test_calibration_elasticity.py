@@ -10,7 +10,7 @@ import pytest
 from margin_design.calibration.elasticity import (
     MIN_OBSERVATIONS,
     estimate_elasticity,
-    newey_west_covariance,
+    hac_ols,
     newey_west_lags,
     read_elasticity_csv,
 )
@@ -31,6 +31,45 @@ COVERAGE_TOLERANCE = 0.03
 WIDTH_RATIO_BOUNDS = (0.35, 0.65)
 #: Float tolerance for algebraic identities.
 IDENTITY_RTOL = 1e-10
+#: statsmodels' HAC regression against the hand-written reference below: the same sums in a different order.
+CROSS_CHECK_RTOL = 1e-9
+
+
+def newey_west_covariance(regressors: np.ndarray, residuals: np.ndarray, lags: int) -> np.ndarray:
+    """The project's hand-written HAC covariance before statsmodels replaced it (kept as an independent reference).
+
+    ``(X'X)^-1 S (X'X)^-1 x n/(n-k)`` with Bartlett weights ``1 - l/(L+1)`` and
+    ``S = sum_t u_t^2 x_t x_t' + sum_{l=1}^{L} w_l sum_t u_t u_{t-l} (x_t x_{t-l}' + x_{t-l} x_t')``.
+    """
+    x = np.asarray(regressors, dtype=float)
+    u = np.asarray(residuals, dtype=float)
+    n, k = x.shape
+    xu = x * u[:, None]
+    s = xu.T @ xu
+    for lag in range(1, int(lags) + 1):
+        w = 1.0 - lag / (lags + 1.0)
+        g = xu[lag:].T @ xu[:-lag]
+        s += w * (g + g.T)
+    bread = np.linalg.inv(x.T @ x)
+    return bread @ s @ bread * (n / (n - k))
+
+
+def reference_estimate(margin, position, distributed_lags=0, confidence=0.95, hac_lags=None):
+    """The former production estimator, line for line: lstsq, the reference covariance, Student-t interval."""
+    from scipy import stats
+
+    dm, dx = np.diff(np.log(margin)), np.diff(np.log(position))
+    lags = distributed_lags
+    n, k = dm.size - lags, lags + 2
+    design = np.column_stack([np.ones(n)] + [dm[lags - j : lags - j + n] for j in range(lags + 1)])
+    y = dx[lags:]
+    beta, *_ = np.linalg.lstsq(design, y, rcond=None)
+    nw = newey_west_lags(n) if hac_lags is None else hac_lags
+    cov = newey_west_covariance(design, y - design @ beta, nw)
+    sel = np.r_[0.0, np.ones(k - 1)]
+    eps, se = -float(sel @ beta), math.sqrt(float(sel @ cov @ sel))
+    q = float(stats.t.ppf(0.5 + confidence / 2.0, n - k))
+    return {"epsilon": eps, "std_error": se, "ci": (eps - q * se, eps + q * se), "beta": beta, "cov": cov, "hac_lags": nw}
 
 
 def simulate(rng: np.random.Generator, n: int, eps: float = TRUE_EPS, phi: float = AR_COEF):
@@ -94,9 +133,61 @@ def test_newey_west_lag_rule_and_zero_lag_is_white():
     assert newey_west_lags(500) == math.floor(4 * 5 ** (2 / 9))
     rng = np.random.default_rng(1)
     x = np.column_stack([np.ones(50), rng.standard_normal(50)])
-    u = rng.standard_normal(50)
+    y = x @ np.array([0.3, -0.7]) + rng.standard_normal(50) * (1.0 + np.abs(x[:, 1]))  # heteroskedastic noise
+    fit = hac_ols(x, y, 0)
+    u = fit.resid
+    # White (1980) HC0 times the n/(n-k) factor, written out
     white = np.linalg.inv(x.T @ x) @ (x.T * u**2) @ x @ np.linalg.inv(x.T @ x) * 50 / 48
     assert np.allclose(newey_west_covariance(x, u, 0), white, rtol=IDENTITY_RTOL)
+    assert np.allclose(fit.cov_params(), white, rtol=IDENTITY_RTOL)
+    # and statsmodels' own heteroskedasticity-robust path: HC1 = HC0 x n/(n-k)
+    import statsmodels.api as sm
+
+    assert np.allclose(sm.OLS(y, x).fit(cov_type="HC1").cov_params(), white, rtol=IDENTITY_RTOL)
+
+
+def test_hac_of_a_mean_matches_the_long_run_variance_closed_form():
+    # Intercept-only regression: beta = mean(y), and the Bartlett HAC variance of the mean is the long-run variance
+    # (gamma_0 + 2 sum_l (1 - l/(L+1)) gamma_l) / n, gamma_l = (1/n) sum_t u_t u_{t-l}, times n/(n-1).
+    rng = np.random.default_rng(17)
+    e = rng.standard_normal(400)
+    y = 0.5 + e + 0.6 * np.r_[0.0, e[:-1]]  # MA(1): autocorrelated
+    lags = 6
+    u = y - y.mean()
+    n = y.size
+    gamma = [float(u[l:] @ u[: n - l]) / n for l in range(lags + 1)]
+    long_run = gamma[0] + 2.0 * sum((1.0 - l / (lags + 1.0)) * gamma[l] for l in range(1, lags + 1))
+    fit = hac_ols(np.ones((n, 1)), y, lags)
+    assert fit.params[0] == pytest.approx(y.mean(), rel=IDENTITY_RTOL)
+    assert fit.cov_params()[0, 0] == pytest.approx(long_run / n * n / (n - 1), rel=IDENTITY_RTOL)
+
+
+@pytest.mark.parametrize("distributed_lags, hac_lags", [(0, None), (2, None), (1, 0), (0, 12)])
+def test_statsmodels_reproduces_the_hand_written_estimator_on_synthetic_data(distributed_lags, hac_lags):
+    rng = np.random.default_rng(100 + distributed_lags)
+    m, x = simulate(rng, 700)
+    _assert_same(m, x, distributed_lags, hac_lags)
+
+
+@pytest.mark.parametrize("distributed_lags", [0, 3])
+def test_statsmodels_reproduces_the_hand_written_estimator_on_real_data(distributed_lags):
+    # Real, autocorrelated and heteroskedastic series: the S&P 500 close and share volume shipped with arch
+    # (arch.data.sp500), 2008-2010, standing in for margin and position (only the estimator is under test).
+    from arch.data import sp500
+
+    frame = sp500.load().loc["2008-01-01":"2010-12-31"]
+    _assert_same(frame["Close"].to_numpy(float), frame["Volume"].to_numpy(float), distributed_lags, None)
+
+
+def _assert_same(m, x, distributed_lags, hac_lags):
+    ref = reference_estimate(m, x, distributed_lags, CONFIDENCE, hac_lags)
+    est = estimate_elasticity(m, x, distributed_lags=distributed_lags, confidence=CONFIDENCE, hac_lags=hac_lags)
+    assert est.hac_lags == ref["hac_lags"]
+    assert est.coefficients == pytest.approx(ref["beta"], rel=CROSS_CHECK_RTOL, abs=1e-14)
+    assert np.allclose(est.covariance, ref["cov"], rtol=CROSS_CHECK_RTOL, atol=0.0)
+    assert est.epsilon == pytest.approx(ref["epsilon"], rel=CROSS_CHECK_RTOL)
+    assert est.std_error == pytest.approx(ref["std_error"], rel=CROSS_CHECK_RTOL)
+    assert (est.ci_low, est.ci_high) == pytest.approx(ref["ci"], rel=CROSS_CHECK_RTOL)
 
 
 def test_cap_at_the_interval_ends_is_monotone():
