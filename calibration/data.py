@@ -146,12 +146,13 @@ def load_dataset(name: str) -> PriceSeries:
 
 
 def read_price_csv(path: str | Path) -> PriceSeries:
-    """Read a CSV with columns ``date`` (ISO YYYY-MM-DD), ``close`` (> 0) and optionally ``volume`` (>= 0).
+    """Read a CSV with columns ``date``, ``close`` (> 0, currency per unit) and optionally ``volume`` (>= 0, units per day).
 
-    Rows are sorted by date; a repeated date is an error.
+    Dates in ISO YYYY-MM-DD or another unambiguous format, numbers with or without quoted thousands separators
+    (see :mod:`margin_design.csvio`). Rows are sorted by date; a repeated date is an error.
     """
     p = Path(path)
-    cols = read_csv_columns(p, required=("close",), optional=("volume",), text=("date",))
+    cols = read_csv_columns(p, required=("close",), optional=("volume",), dates=("date",))
     if "date" not in cols:
         header, _ = read_table(p)
         raise InputError(f"{p.name} has no column 'date' (columns: {', '.join(header)}).")
@@ -161,7 +162,7 @@ def read_price_csv(path: str | Path) -> PriceSeries:
     if volume is not None:
         check_range(f"column 'volume' of {p.name}", volume, low=0.0, low_inclusive=True, what="non-negative")
     idx = sort_by_iso_dates(cols["date"], f"column 'date' of {p.name}")
-    dates = tuple(_dt.date.fromisoformat(cols["date"][i]).isoformat() for i in idx)
+    dates = tuple(cols["date"][i] for i in idx)
     return PriceSeries(dates, close[idx], None if volume is None else volume[idx], f"{p.name} (user CSV: date, close, volume)")
 
 

@@ -179,7 +179,8 @@ def estimate_elasticity(margin, position, *, distributed_lags: int = 0, confiden
 
 
 def read_elasticity_csv(path: str | Path):
-    """Read ``margin`` and ``position`` (or ``open_interest``) columns, optionally ``date`` (ISO YYYY-MM-DD).
+    """Read ``margin`` and ``position`` (or ``open_interest``) columns, optionally ``date`` (ISO YYYY-MM-DD or another
+    unambiguous format, see :mod:`margin_design.csvio`; ``margin`` may be written in percent, ``5%``).
 
     Rows are sorted by date when a date column is present (duplicate dates are an error). Returns
     ``(margin, position, dates_or_None, position_column)``.
@@ -189,7 +190,7 @@ def read_elasticity_csv(path: str | Path):
     pos_col = "position" if "position" in header else ("open_interest" if "open_interest" in header else None)
     if pos_col is None:
         raise InputError(f"{p.name} has no column 'position' or 'open_interest' (columns: {', '.join(header)}).")
-    cols = read_csv_columns(p, required=("margin", pos_col), text=("date",))
+    cols = read_csv_columns(p, required=("margin", pos_col), dates=("date",))
     m, x = cols["margin"], cols[pos_col]
     check_range(f"column 'margin' of {p.name}", m, low=0.0, what="positive (logs are taken)")
     check_range(f"column {pos_col!r} of {p.name}", x, low=0.0, what="positive (logs are taken)")
