@@ -35,7 +35,7 @@ from margin_design.errors import InputError
 from margin_design.fileio import atomic_write_text
 
 from ._checks import check_range, to_py
-from .cap import MarketCalibration, calibrate_market, toml_float
+from .cap import BENCHMARK, MarketCalibration, calibrate_market, toml_float
 from margin_design.csvio import read_csv_columns, read_table, sort_by_iso_dates
 
 __all__ = [
@@ -64,6 +64,9 @@ __all__ = [
     "average_daily_value",
     "participation_rate",
     "turnover_ratio",
+    "MARKET_INPUTS",
+    "market_input_sources",
+    "market_sources_lines",
     "ObjectiveSettings",
     "DataCalibration",
     "grid_quantile_levels",
@@ -398,6 +401,78 @@ def turnover_ratio(position_notional, adv):
 
 
 # ----------------------------------------------------------------------------------------------
+# Where the market inputs come from
+# ----------------------------------------------------------------------------------------------
+
+#: The cap's market inputs: name -> (symbol, command-line flag(s) that set it, the built-in default's value and origin).
+#: The defaults are the paper's benchmark calibration (cap.BENCHMARK), not estimates from the data.
+MARKET_INPUTS = {
+    "elasticity": ("epsilon_XM", "--elasticity", BENCHMARK["elasticity"], "the paper's benchmark (Hedegaard 2014; Section 3.6)"),
+    "turnover": ("tau", "--turnover or --sector-notional", BENCHMARK["turnover"], "the paper's benchmark (Table 1)"),
+    "participation": ("f", "--participation or --trigger-notional", BENCHMARK["participation"], "the paper's benchmark trigger of 1% of ADV"),
+    "margin": ("m", "--margin", BENCHMARK["margin"], "the paper's benchmark m0 = 5% (Table 1)"),
+    "impact": ("k", "--impact-k or --distortion-bps", BENCHMARK["impact_k_bps"], "delta_bps = 200 sqrt(f) bp, (65) (Frazzini et al. 2018)"),
+    "inventory_penalty": ("kappa", "--inventory-penalty", 0.0, "no inventory penalty"),
+}
+
+
+def market_input_sources(*, elasticity=None, turnover=None, participation=None, margin=None, impact_k=None, distortion=None,
+                         inventory_penalty=None, sector_notional=None, trigger_notional=None) -> dict:
+    """Where each of :data:`MARKET_INPUTS` comes from: ``"given"`` (not None here), ``"default"`` (None: the built-in
+    benchmark value) or ``"data"`` (turnover or participation from a notional divided by the data's ADV)."""
+
+    def src(value, notional=None):
+        return "data" if notional is not None else ("default" if value is None else "given")
+
+    return {
+        "elasticity": src(elasticity),
+        "turnover": src(turnover, sector_notional),
+        "participation": src(participation, trigger_notional),
+        "margin": src(margin),
+        "impact": "default" if impact_k is None and distortion is None else "given",
+        "inventory_penalty": src(inventory_penalty),
+    }
+
+
+def market_sources_lines(market: MarketCalibration, sources: dict, console: bool = False) -> list[str]:
+    """Lines saying, for each market input, its value and whether it was given, a built-in default or from the data;
+    a second line (if any input is a default) says where the defaults come from and which flags set them. Config
+    comment lines, or with ``console`` indented lines for the terminal (shorter). Empty when ``sources`` is empty."""
+    if not sources:
+        return []
+    label = {"given": "given", "default": "built-in default", "data": "from the data (notional / ADV)"}
+    value = {
+        "elasticity": float(market.elasticity),
+        "turnover": float(market.turnover),
+        "participation": float(market.participation),
+        "margin": float(market.margin),
+        "inventory_penalty": float(market.inventory_penalty),
+    }
+    parts = []
+    for name, (symbol, _, _, _) in MARKET_INPUTS.items():
+        if name == "impact":
+            if market.impact_k is None:
+                text = f"delta {float(market.distortion_bps):.6g} bp"
+            else:
+                text = f"k {float(market.impact_k):g} bp"
+        else:
+            text = f"{symbol} {value[name]:g}"
+        parts.append(f"{text} {label[sources[name]]}")
+    defaults = [name for name in MARKET_INPUTS if sources[name] == "default"]
+    flags = ", ".join(MARKET_INPUTS[n][1] for n in defaults)
+    if console:
+        lines = [f"  market inputs: {', '.join(parts)}"]
+        if defaults:
+            lines.append(f"  built-in defaults are the paper's benchmark, not estimates for these data; set them with {flags}")
+        return lines
+    lines = [f"# Market inputs: {', '.join(parts)}."]
+    if defaults:
+        origin = "; ".join(f"{MARKET_INPUTS[n][0]} {MARKET_INPUTS[n][2]:g} is {MARKET_INPUTS[n][3]}" for n in defaults)
+        lines.append(f"#   Built-in defaults are not estimated from these data ({origin}); set them for this market with {flags}.")
+    return lines
+
+
+# ----------------------------------------------------------------------------------------------
 # The design config
 # ----------------------------------------------------------------------------------------------
 
@@ -467,6 +542,8 @@ class DataCalibration:
     sector_notional: float | None = None
     market: MarketCalibration | None = None
     objective: ObjectiveSettings = field(default_factory=ObjectiveSettings)
+    #: Where each market input came from (:func:`market_input_sources`): "given", "default" or "data".
+    market_sources: dict = field(default_factory=dict)
 
     @property
     def vol_min(self) -> float:
@@ -520,6 +597,7 @@ class DataCalibration:
                 "distortion_bps": float(self.market.distortion_bps),
                 "inventory_penalty": float(self.market.inventory_penalty),
                 **self.market.to_dict(),
+                "sources": dict(self.market_sources),
             },
         }
 
@@ -599,13 +677,13 @@ def calibrate_from_prices(
     points: int = 51,
     vol_quantiles: tuple = (0.01, 0.99),
     spacing: str = "vol",
-    elasticity: float = 0.225,
+    elasticity: float | None = None,
     turnover: float | None = None,
     participation: float | None = None,
-    margin: float = 0.05,
+    margin: float | None = None,
     impact_k: float | None = None,
     distortion: float | None = None,
-    inventory_penalty: float = 0.0,
+    inventory_penalty: float | None = None,
     trigger_notional: float | None = None,
     sector_notional: float | None = None,
     adv_window: int = 20,
@@ -616,8 +694,10 @@ def calibrate_from_prices(
     ``risk_input`` "realized_variance" (``window`` days) or "ewma" (``lam``); ``horizon_days`` the margin period of
     risk; ``position`` whose loss is standardised; the grid spans the ``vol_quantiles`` of daily vol sqrt(r_t)
     with ``points`` points. Market inputs (cap): ``elasticity`` epsilon_XM, ``margin`` m (decimal), impact via
-    ``impact_k`` (bp) or ``distortion`` (bp); turnover tau and participation f are given directly (default 1 and
-    1%) or from ``sector_notional`` / ``trigger_notional`` (currency) divided by ADV (needs volumes).
+    ``impact_k`` (bp) or ``distortion`` (bp), ``inventory_penalty`` kappa; turnover tau and participation f are given
+    directly or from ``sector_notional`` / ``trigger_notional`` (currency) divided by ADV (needs volumes). An input
+    left None takes the paper's benchmark value (:data:`MARKET_INPUTS`: epsilon 0.225, tau 1, f 1%, m 5%, k 200 bp,
+    kappa 0) and is recorded as a built-in default, not an estimate, in ``market_sources`` and the written config.
     """
     objective = objective or ObjectiveSettings()
     objective.validate()
@@ -657,14 +737,22 @@ def calibrate_from_prices(
     if sector_notional is not None:
         check_range("--sector-notional", sector_notional, low=0.0, what="positive (currency)")
         turnover = float(turnover_ratio(sector_notional, adv))
+    sources = market_input_sources(
+        elasticity=elasticity, turnover=turnover, participation=participation, margin=margin, impact_k=impact_k,
+        distortion=distortion, inventory_penalty=inventory_penalty, sector_notional=sector_notional, trigger_notional=trigger_notional,
+    )
+
+    def pick(name, value):
+        return MARKET_INPUTS[name][2] if value is None else value
+
     market = calibrate_market(
-        elasticity,
-        1.0 if turnover is None else turnover,
-        0.01 if participation is None else participation,
-        margin,
+        pick("elasticity", elasticity),
+        pick("turnover", turnover),
+        pick("participation", participation),
+        pick("margin", margin),
         impact_k=impact_k,
         distortion=distortion,
-        inventory_penalty=inventory_penalty,
+        inventory_penalty=pick("inventory_penalty", inventory_penalty),
     )
 
     return DataCalibration(
@@ -686,6 +774,7 @@ def calibrate_from_prices(
         sector_notional=sector_notional,
         market=market,
         objective=objective,
+        market_sources=sources,
     )
 
 
@@ -802,7 +891,8 @@ def design_config_text(cal: DataCalibration, states_file: str, shock_file: str) 
     if cal.sector_notional is not None:
         lines.append(f"#   Constrained-sector notional {_num(cal.sector_notional, 6)} -> turnover tau = {_num(m.turnover, 6)} days of ADV.")
     lines += [
-        f"# Market (user-given elasticities): {m.describe()}.",
+        f"# Market: {m.describe()}.",
+        *market_sources_lines(m, cal.market_sources),
         objective_header_line(cal),
         "",
         *state_shock_objective_toml(cal, states_file, shock_file),

@@ -508,6 +508,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
     from margin_design.calibration.data import (
         calibrate_from_prices,
         load_dataset,
+        market_sources_lines,
         read_price_csv,
         select_window,
         write_design_config,
@@ -562,6 +563,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
             f"  shock: {cal.loss_stats['n']} standardised {cal.horizon_days}-day losses; 99% quantile empirical {tail['empirical']:.3f}, "
             f"normal {tail['normal']:.3f}, Student-t fit {tail['student_t_fit']:.3f} (df {tail['student_t_fit_params']['df']:.2f})",
             f"  market: alpha {float(cal.market.alpha):.4g}, c_eff {float(cal.market.c_eff):.4g}",
+            *market_sources_lines(cal.market, cal.market_sources, console=True),
         ]
     )
     return _emit_json(args, payload, text)
@@ -745,22 +747,25 @@ def _add_states_and_shock(d: argparse.ArgumentParser, position_help: str) -> Non
 
 def _add_data_market(d: argparse.ArgumentParser, per_contract: bool = False) -> None:
     own = " in each contract's own ADV" if per_contract else ""
-    d.add_argument("--elasticity", type=float, default=_BENCH_ELASTICITY, metavar="EPS", help="epsilon_XM (default 0.225)")
+    # calibrate data leaves unset inputs None, so that the config it writes can label them built-in defaults
+    unset = (lambda value: value) if per_contract else (lambda value: None)
+    bench = "" if per_contract else ", the paper's benchmark, labelled a built-in default in the config"
+    d.add_argument("--elasticity", type=float, default=unset(_BENCH_ELASTICITY), metavar="EPS", help=f"epsilon_XM (default 0.225{bench})")
     tg = d.add_mutually_exclusive_group()
-    tg.add_argument("--turnover", type=float, default=None, metavar="TAU", help=f"tau = XP/ADV{', days' + own if per_contract else ''} (default 1)")
+    tg.add_argument("--turnover", type=float, default=None, metavar="TAU", help=f"tau = XP/ADV{', days' + own if per_contract else ''} (default 1{bench})")
     tg.add_argument(
         "--sector-notional", type=float, default=None, metavar="X",
         help="constrained-sector position notional (currency); tau = X/ADV" + (" per contract (needs volumes)" if per_contract else ""),
     )
     fg = d.add_mutually_exclusive_group()
-    fg.add_argument("--participation", type=float, default=None, metavar="F", help=f"trigger size f, decimal of ADV{own.replace(' in', ',')} (default 0.01)")
+    fg.add_argument("--participation", type=float, default=None, metavar="F", help=f"trigger size f, decimal of ADV{own.replace(' in', ',')} (default 0.01{bench})")
     fg.add_argument(
         "--trigger-notional", type=float, default=None, metavar="Q",
         help="trigger notional (currency); f = Q/ADV" + (" per contract (needs volumes)" if per_contract else ""),
     )
-    d.add_argument("--margin", type=float, default=0.05, metavar="M", help="margin ratio m for c_eff = epsilon tau / m (default 0.05)")
+    d.add_argument("--margin", type=float, default=unset(0.05), metavar="M", help=f"margin ratio m for c_eff = epsilon tau / m (default 0.05{bench})")
     _add_impact(d)
-    d.add_argument("--inventory-penalty", type=float, default=0.0, metavar="KAPPA", help="inventory penalty kappa >= 0 (default 0)")
+    d.add_argument("--inventory-penalty", type=float, default=unset(0.0), metavar="KAPPA", help="inventory penalty kappa >= 0 (default 0)")
     d.add_argument("--adv-window", type=int, default=20, help="days averaged for ADV, ending at the window's last date (default 20)")
 
 
@@ -844,7 +849,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     d = sub.add_parser("data", help="estimate design inputs from price data and write a design config")
     src = d.add_mutually_exclusive_group(required=True)
     src.add_argument("--dataset", choices=["sp500"], help="bundled data: sp500 (arch.data.sp500, 1999-2018)")
-    src.add_argument("--csv", metavar="FILE", help="CSV with columns date (YYYY-MM-DD), close and optionally volume")
+    src.add_argument("--csv", metavar="FILE", help="CSV with columns date (YYYY-MM-DD or another unambiguous format), close (currency per unit) and optionally volume (units per day)")
     _add_out_and_window(d)
     d.add_argument("--risk-input", choices=["realized_variance", "ewma"], default="realized_variance", help="risk input r_t (default realized_variance)")
     d.add_argument("--window", type=int, default=None, help="realised-variance window in days (default 20; only with --risk-input realized_variance)")
