@@ -434,14 +434,15 @@ def market_input_sources(*, elasticity=None, turnover=None, participation=None, 
     }
 
 
-def market_sources_lines(market: MarketCalibration, sources: dict, console: bool = False) -> list[str]:
-    """Lines saying, for each market input, its value and whether it was given, a built-in default or from the data;
-    a second line (if any input is a default) says where the defaults come from and which flags set them. Config
-    comment lines, or with ``console`` indented lines for the terminal (shorter). Empty when ``sources`` is empty."""
+def market_sources_lines(market: MarketCalibration | None, sources: dict, console: bool = False) -> list[str]:
+    """Lines saying, for each market input, its value (omitted when ``market`` is None) and whether it was given, a
+    built-in default or from the data; a second line (if any input is a default) says where the defaults come from
+    and which flags set them. Config comment lines, or with ``console`` indented lines for the terminal (shorter).
+    Empty when ``sources`` is empty."""
     if not sources:
         return []
     label = {"given": "given", "default": "built-in default", "data": "from the data (notional / ADV)"}
-    value = {
+    value = {} if market is None else {
         "elasticity": float(market.elasticity),
         "turnover": float(market.turnover),
         "participation": float(market.participation),
@@ -450,7 +451,9 @@ def market_sources_lines(market: MarketCalibration, sources: dict, console: bool
     }
     parts = []
     for name, (symbol, _, _, _) in MARKET_INPUTS.items():
-        if name == "impact":
+        if market is None:
+            text = symbol
+        elif name == "impact":
             if market.impact_k is None:
                 text = f"delta {float(market.distortion_bps):.6g} bp"
             else:

@@ -59,11 +59,14 @@ from margin_design.errors import InputError
 from ._checks import check_range, to_py
 from .cap import calibrate_market, toml_float
 from .data import (
+    MARKET_INPUTS,
     PriceSeries,
     ObjectiveSettings,
     average_daily_value,
     load_sp500,
     loss_summary,
+    market_input_sources,
+    market_sources_lines,
     objective_header_line,
     require_losses,
     select_window,
@@ -341,6 +344,8 @@ class PortfolioCalibration:
     holdings: np.ndarray = field(repr=False, default=None)
     impact_model: str = "correlation"
     cap_directions: str = "all"
+    #: Where each market input came from (:func:`~margin_design.calibration.data.market_input_sources`).
+    market_sources: dict = field(default_factory=dict)
     impact: np.ndarray = field(repr=False, default=None)
     liquidation: np.ndarray = field(repr=False, default=None)
     objective: ObjectiveSettings = field(default_factory=ObjectiveSettings)
@@ -462,6 +467,7 @@ class PortfolioCalibration:
                 "contracts": contracts,
                 "impact": to_py(self.impact),
                 "liquidation": to_py(self.liquidation),
+                "sources": dict(self.market_sources),
             },
         }
 
@@ -506,13 +512,13 @@ def calibrate_portfolio(
     points: int = 51,
     vol_quantiles: tuple = (0.01, 0.99),
     spacing: str = "vol",
-    elasticity: float = 0.225,
+    elasticity: float | None = None,
     turnover: float | None = None,
     participation: float | None = None,
-    margin: float = 0.05,
+    margin: float | None = None,
     impact_k: float | None = None,
     distortion: float | None = None,
-    inventory_penalty: float = 0.0,
+    inventory_penalty: float | None = None,
     trigger_notional: float | None = None,
     sector_notional: float | None = None,
     sector_positions=None,
@@ -535,6 +541,13 @@ def calibrate_portfolio(
 
     objective = objective or ObjectiveSettings()
     objective.validate()
+    sources = market_input_sources(
+        elasticity=elasticity, turnover=turnover, participation=participation, margin=margin, impact_k=impact_k,
+        distortion=distortion, inventory_penalty=inventory_penalty, sector_notional=sector_notional, trigger_notional=trigger_notional,
+    )
+    elasticity = MARKET_INPUTS["elasticity"][2] if elasticity is None else elasticity
+    margin = MARKET_INPUTS["margin"][2] if margin is None else margin
+    inventory_penalty = MARKET_INPUTS["inventory_penalty"][2] if inventory_penalty is None else inventory_penalty
     k, names = panel.k, panel.assets
     h = _check_vector("--positions", positions, k, names)
     w = h if sector_positions is None else _check_vector("--sector-positions", sector_positions, k, names)
@@ -648,6 +661,7 @@ def calibrate_portfolio(
         holdings=x,
         impact_model=impact_model,
         cap_directions=cap_directions,
+        market_sources=sources,
         impact=A,
         liquidation=B,
         objective=objective,
@@ -754,9 +768,10 @@ def portfolio_config_text(cal: PortfolioCalibration, states_file: str, shock_fil
     lines.append(_sector_desc(cal))
     m0 = cal.markets[0]
     lines.append(
-        f"# Market (user-given elasticities): epsilon_XM = {cal.elasticity:g}, m = {cal.margin:g}, kappa = {cal.inventory_penalty:g}; "
+        f"# Market: epsilon_XM = {cal.elasticity:g}, m = {cal.margin:g}, kappa = {cal.inventory_penalty:g}; "
         f"single-asset benchmark (the whole sector in one contract) alpha_i c_i = {_vec(cal.alphas * cal.c_benchmark)} ({cal.assets[0]}: {m0.describe()})."
     )
+    lines += market_sources_lines(None, cal.market_sources)
     lines += list(cap_lines)
     lines.append(objective_header_line(cal))
     lines.append("#   liquidation_weight is lambda_L of (86): it charges the price pressure ||AB||^2 (M - M_-)_+^2, not the flow c_eff^2 of (32).")

@@ -747,10 +747,9 @@ def _add_states_and_shock(d: argparse.ArgumentParser, position_help: str) -> Non
 
 def _add_data_market(d: argparse.ArgumentParser, per_contract: bool = False) -> None:
     own = " in each contract's own ADV" if per_contract else ""
-    # calibrate data leaves unset inputs None, so that the config it writes can label them built-in defaults
-    unset = (lambda value: value) if per_contract else (lambda value: None)
-    bench = "" if per_contract else ", the paper's benchmark, labelled a built-in default in the config"
-    d.add_argument("--elasticity", type=float, default=unset(_BENCH_ELASTICITY), metavar="EPS", help=f"epsilon_XM (default 0.225{bench})")
+    # unset inputs stay None, so that the config written can label them built-in defaults (the paper's benchmark)
+    bench = ", the paper's benchmark, labelled a built-in default in the config"
+    d.add_argument("--elasticity", type=float, default=None, metavar="EPS", help=f"epsilon_XM (default 0.225{bench})")
     tg = d.add_mutually_exclusive_group()
     tg.add_argument("--turnover", type=float, default=None, metavar="TAU", help=f"tau = XP/ADV{', days' + own if per_contract else ''} (default 1{bench})")
     tg.add_argument(
@@ -763,9 +762,9 @@ def _add_data_market(d: argparse.ArgumentParser, per_contract: bool = False) -> 
         "--trigger-notional", type=float, default=None, metavar="Q",
         help="trigger notional (currency); f = Q/ADV" + (" per contract (needs volumes)" if per_contract else ""),
     )
-    d.add_argument("--margin", type=float, default=unset(0.05), metavar="M", help=f"margin ratio m for c_eff = epsilon tau / m (default 0.05{bench})")
+    d.add_argument("--margin", type=float, default=None, metavar="M", help=f"margin ratio m for c_eff = epsilon tau / m (default 0.05{bench})")
     _add_impact(d)
-    d.add_argument("--inventory-penalty", type=float, default=unset(0.0), metavar="KAPPA", help="inventory penalty kappa >= 0 (default 0)")
+    d.add_argument("--inventory-penalty", type=float, default=None, metavar="KAPPA", help="inventory penalty kappa >= 0 (default 0)")
     d.add_argument("--adv-window", type=int, default=20, help="days averaged for ADV, ending at the window's last date (default 20)")
 
 

@@ -203,3 +203,13 @@ def test_calibrate_data_says_on_the_console_which_inputs_are_defaults(prices, tm
     assert main(["calibrate", "data", "--csv", str(csv), "--out", str(tmp_path / "e.toml"), "--points", "11", "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
     assert payload["market"]["sources"] == {name: "default" for name in MARKET_INPUTS}
+
+
+def test_calibrate_portfolio_labels_its_market_inputs_too():
+    # the shipped example was written with --elasticity 0.3 --turnover 2.0 and nothing else: the rest are defaults
+    from conftest import EXAMPLES
+
+    text = (EXAMPLES / "portfolio_long.toml").read_text()
+    assert "user-given" not in text
+    assert ("# Market inputs: epsilon_XM given, tau given, f built-in default, m built-in default, k built-in default, "
+            "kappa built-in default.") in text.splitlines()
