@@ -290,11 +290,11 @@ def latex_escape(s: str) -> str:
     return "".join(out)
 
 
-_MD_SPECIALS = set("\\`*_{}[]()<>#+-.!|~&")
+_MD_SPECIALS = set("\\`*_{}[]()<>#+-.!|~&$")
 
 
 def markdown_escape(s: str) -> str:
-    """Escape free text for Markdown (every ASCII punctuation Markdown gives a meaning to, and HTML's < > &)."""
+    """Escape free text for Markdown (every ASCII punctuation Markdown gives a meaning to, $ for math extensions, HTML's < > &)."""
     return "".join("\\" + ch if ch in _MD_SPECIALS else ch for ch in str(s))
 
 
