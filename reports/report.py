@@ -265,14 +265,7 @@ def build_report(source, options: ReportOptions | None = None, *, input_file: di
     if not rule.certificate.ok:  # pragma: no cover - feasible by construction (reports/publish.py)
         warnings.append("the published rule fails its certificate (monotone, M >= 0, within the cap on every interval and extrapolation piece); do not publish it.")
     if not rule.within_tolerance:
-        warnings.append(
-            f"the published rule departs from the optimal schedule g* by up to {rule.max_error:.3g} (margin ratio, at {100 * SQRT_252 * rule.max_error_vol:.1f}% "
-            "annualised vol) over the solver grid, "
-            f"above the tolerance {rule.tolerance:g}"
-            + (f" ({float(np.max(np.abs(evaluate(rule.vol, rule.optimal, data.vol) - data.schedule))):.3g} before rounding: between points the cap "
-               f"allows whole ticks of {options.tick:g} only, so a rule at the cap falls behind)" if rule.rounding is not None else "")
-            + "; publish more points, a finer --round, or accept it with --tolerance."
-        )
+        warnings.append(_tolerance_warning(data, rule))
     provenance = provenance_block(data, options.effective_date, report_version(), input_file)
     return Report(
         data=data, options=options, knots=knots, published=np.asarray(published, float), interpolation_error=err,
@@ -280,6 +273,24 @@ def build_report(source, options: ReportOptions | None = None, *, input_file: di
         steps=steps, formulas=formulas, table=table, parameters=params, provenance=provenance, warnings=tuple(warnings),
         rule=rule, knot_table=knot_table,
     )
+
+
+def _tolerance_warning(data: RuleData, rule: PublishedRule) -> str:
+    """Why the published rule is further from g* than the tolerance: where the largest gap is, the gap between the
+    points with and without rounding, and what would help."""
+    at = rule.max_error_vol
+    where = ("below the first published point, where the rule is flat" if at < rule.vol[0] else
+             "above the last published point, where the rule continues at the last slope" if at > rule.vol[-1] else "between published points")
+    inside = (data.vol >= rule.vol[0]) & (data.vol <= rule.vol[-1])
+    gap = float(np.max(np.abs(evaluate(rule.vol, rule.margin, data.vol[inside]) - data.schedule[inside]), initial=0.0))
+    before = float(np.max(np.abs(evaluate(rule.vol, rule.optimal, data.vol[inside]) - data.schedule[inside]), initial=0.0))
+    text = (f"the published rule departs from the optimal schedule g* by up to {rule.max_error:.3g} (margin ratio) at "
+            f"{100 * SQRT_252 * at:.1f}% annualised vol, {where}, above the tolerance {rule.tolerance:g}; between the points the gap is "
+            f"{gap:.3g}" + (f" ({before:.3g} before rounding)" if rule.rounding is not None else ""))
+    if rule.rounding is not None and gap - before > rule.tolerance:
+        text += (f"; between two points the cap allows whole ticks of {rule.tick:g} only, so where g* rises at the cap the rounded "
+                 "rule falls behind (a finer --round helps)")
+    return text + "; publish points covering the grid, closer points, or accept it with --tolerance."
 
 
 def parameters_json(report: Report) -> str:
