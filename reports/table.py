@@ -262,6 +262,8 @@ OPTIMAL = ("margin_optimal", "Unrounded (%)", lambda v: pct(v, 4))
 
 def human_columns(table: RuleTable):
     cols = list(HUMAN)
+    if (table.rule or {}).get("form") == "published vols" and table.status == "published rule":
+        cols[6] = ("regime", "Regime of g* to next point", HUMAN[6][2])
     if table.rounded:
         cols.insert(4, OPTIMAL)
     return cols
@@ -304,7 +306,8 @@ def rule_header_lines(table: RuleTable, full_id: bool = True) -> list[tuple[str,
     if r is None:
         return []
     rid = f"{r['short_id']} (sha256 {r['rule_id']})" if full_id else f"{r['short_id']} (first 12 hex digits of the sha256 in rule_table.json)"
-    lines = [("Status", table.status, False), ("Rule ID", rid, False)]
+    lines = [("Status", table.status, False),
+             ("Rule ID" if table.status == "published rule" else "ID of the published rule (not this table)", rid, False)]
     if r.get("version_label") is not None:
         lines.append(("Version label", r["version_label"], True))
     if table.status == "published rule":
@@ -373,7 +376,7 @@ def rule_table_markdown(table: RuleTable, formulas) -> str:
     head = "".join(f"- **{k.replace('*', chr(92) + '*')}:** {markdown_escape(v) if free else v.replace('*', chr(92) + '*')}\n"
                    for k, v, free in rule_header_lines(table))
     parts = [
-        f"**Rule table ({table.status}).** {table.caption}\n\n",
+        f"**Rule table ({table.status.replace('*', chr(92) + '*')}).** {table.caption}\n\n",
         head + ("\n" if head else ""),
         markdown_table([h for _, h, _ in cols], body, align),
         "\n**Segment formulas** (sympy, calibrated numbers substituted; r = daily variance, M = margin ratio).\n\n",
