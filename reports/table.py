@@ -399,8 +399,8 @@ def rule_table_latex(table: RuleTable, formulas, label: str = "tab:margin-rule")
         "\\begin{table}[htbp]\n\\centering\n\\scriptsize\n",
         "\\caption{" + ("" if table.status == "published rule" else latex_escape(table.status.capitalize()) + ". ")
         + f"{table.caption_latex or latex_escape(table.caption)}}}\n\\label{{{label}}}\n",
-        "".join(f"\\par\\noindent\\textbf{{{latex_escape(k)}:}} {latex_escape(v)}\n" for k, v, _ in rule_header_lines(table, full_id=False)),
-        "\\par\\medskip\n" if table.rule else "",
+        ("{\\raggedright\n" + "".join(f"\\textbf{{{latex_escape(k)}:}} {latex_escape(v)}\\par\n" for k, v, _ in rule_header_lines(table, full_id=False))
+         + "}\\medskip\n") if table.rule else "",
         latex_tabular([h for _, h, _ in cols], body, spec),
         "\\end{table}\n\n",
         "\\begin{table}[htbp]\n\\centering\n\\small\n",
