@@ -69,6 +69,7 @@ KNOT_FILES = ("knot_table.csv", "knot_table.md")
 #: Everything a report folder may hold (an existing folder holding only these is replaced as a whole).
 REPORT_OWNED = REPORT_FILES + STEP_FILES + KNOT_FILES + ("figures/*.png", "figures/*.pdf")
 KNOT_STATUS = "knot interpolation of g* (not published)"
+STEP_STATUS = "step table (not published: its jumps can be harvested, Section 6.6)"
 STEP_BUCKET_COLUMNS = ("bucket", "vol_daily_from", "vol_daily_to", "vol_annual_from", "vol_annual_to", "margin")
 STEP_JUMP_COLUMNS = ("threshold_vol_daily", "threshold_vol_annual", "margin_below", "margin_above", "jump", "gain_per_unit_trigger")
 
@@ -322,9 +323,10 @@ def report_files(report: Report, *, figures: bool = True) -> dict[str, bytes]:
         "schedule.json": report.data.schedule_json,
     }
     if report.steps is not None:
-        files["step_table.csv"] = csv_text(report.steps.buckets, STEP_BUCKET_COLUMNS)
+        tag = {"status": STEP_STATUS, "published_rule_id": report.rule.rule_id if report.rule else None}
+        files["step_table.csv"] = csv_text([dict(b, **tag) for b in report.steps.buckets], STEP_BUCKET_COLUMNS + tuple(tag))
         files["step_jumps.csv"] = csv_text(report.steps.jumps, STEP_JUMP_COLUMNS)
-        files["step_table.json"] = json.dumps(dict(report.steps.to_dict(), status="step table (not published: its jumps can be harvested, Section 6.6)",
+        files["step_table.json"] = json.dumps(dict(report.steps.to_dict(), status=STEP_STATUS,
                                                    published_rule_id=report.rule.rule_id if report.rule else None), indent=2, allow_nan=False) + "\n"
     if report.knot_table is not None:
         files["knot_table.csv"] = rule_table_csv(report.knot_table)

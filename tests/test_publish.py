@@ -265,6 +265,8 @@ def test_exactly_one_published_line_in_the_figure(solved):
         assert "optimal schedule $g^*$ (41)" in labels
         if opts.steps:
             assert any(lab.startswith("step table (not published") for lab in labels)
+            rows = list(csv.DictReader(io.StringIO(report_files(rep, figures=False)["step_table.csv"].decode())))
+            assert {r["published_rule_id"] for r in rows} == {rep.rule.rule_id} and all("not published" in r["status"] for r in rows)
 
 
 def test_version_label_and_tolerance_errors_are_one_sentence():
