@@ -30,7 +30,13 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--effective-date", metavar="YYYY-MM-DD", help="effective date printed in the provenance block (never the clock)")
     p.add_argument("--knots", type=int, metavar="N", help="number of knots (default: as many as --tolerance needs)")
     p.add_argument("--tolerance", type=float, default=None, metavar="TOL",
-                   help="largest gap between the linear knot interpolation and the optimal schedule, margin ratio (default 0.0001 = 1 bp)")
+                   help="largest gap between the linear knot interpolation and the optimal schedule, margin ratio (default 0.0001 = 1 bp); "
+                   "also the largest accepted gap of the published rule to g* over the grid (default there: the larger of 1 bp and one "
+                   "--round tick), above which the report warns")
+    p.add_argument("--published-vols", metavar="SPEC",
+                   help="publish the rule at these annualised vols, percentage points: start:stop:step (8:60:1) or a list (10,15,20); "
+                   "inside the solved grid's range; linear in vol between points, flat below the first, last slope above the last")
+    p.add_argument("--version-label", metavar="TEXT", help="free-text version label printed with the rule ID (not part of the ID)")
     p.add_argument("--round", type=float, dest="tick", metavar="TICK", help="round published margins to this tick (margin ratio; 0.0005 = 5 bp), cap-preserving")
     p.add_argument("--steps", type=int, nargs="?", const=10, default=None, metavar="BUCKETS",
                    help="also publish a bucketed step table (default 10 equal-width vol buckets), with its jumps and threshold-crossing gains (Section 6.6)")
@@ -63,10 +69,14 @@ def run(args: argparse.Namespace) -> int:
         effective_date=args.effective_date,
         title=args.title,
         elasticity=elasticity,
+        published_vols=args.published_vols,
+        published_tolerance=args.tolerance,
+        version_label=args.version_label,
     )
     suffix = src.suffix.lower()
     if suffix == ".json":
         data = load_schedule_json(src)
+        problem = None   # rebuilt from the stored configuration for the cost when it needs no data file
         kind = "schedule.json"
     elif suffix == ".toml":
         from margin_design.design import load_problem
@@ -75,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
         from margin_design.solvers import solve
 
         check_elasticity_applies(elasticity, "portfolio" in load_config(src)[0])  # before the solve, not after
-        data = RuleData.from_schedule(solve(load_problem(src), method=args.method))
+        problem = load_problem(src)
+        data = RuleData.from_schedule(solve(problem, method=args.method))
         kind = "config"
     else:
         raise InputError(f"input {str(src)!r} must be a .toml configuration or a schedule.json file.")
@@ -83,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         digest = hashlib.sha256(src.read_bytes()).hexdigest()
     except OSError as exc:  # pragma: no cover - read a moment ago
         raise InputError(f"input {str(src)!r} cannot be read: {exc.strerror or exc}.") from None
-    report = build_report(data, options, input_file={"kind": kind, "name": src.name, "sha256": digest})
+    report = build_report(data, options, input_file={"kind": kind, "name": src.name, "sha256": digest}, problem=problem)
     out = write_report(report, args.out)
     c = report.check
     print(
@@ -91,6 +102,15 @@ def run(args: argparse.Namespace) -> int:
         f"cap and monotonicity between knots {'PASS' if c.ok else 'FAIL'}"
         + (f", largest rounding error {report.rounding.max_error:.2e}" if report.rounding else "")
         + (f", {len(report.steps.jumps)} step jump(s)" if report.steps else "")
+    )
+    from margin_design.reports.table import cost_line
+
+    r = report.rule
+    print(
+        f"published rule {r.short_id}" + (f" ({r.version_label})" if r.version_label else "")
+        + f": {len(r.labels)} {'points' if r.form == 'published vols' else 'knots'}, monotone and within the cap on every interval and "
+        f"extrapolation piece {'PASS' if r.certificate.ok else 'FAIL'}, largest gap to g* {r.max_error:.2e} "
+        f"({'within' if r.within_tolerance else 'ABOVE'} tolerance {r.tolerance:g}); {cost_line(r.cost)}"
     )
     for w in report.warnings:
         print(f"margin-design: warning: {w}", file=sys.stderr)

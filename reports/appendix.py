@@ -17,6 +17,7 @@ from margin_design.reports.table import (
     latex_escape,
     latex_tabular,
     markdown_table,
+    cost_line,
     rule_table_latex,
     rule_table_markdown,
 )
@@ -223,7 +224,7 @@ def _check_lines(report) -> list[str]:
     cap_txt = (f"every increment is within the cap (largest slope {100 * c.max_slope_to_cap:.2f}% of the cap; largest excess {c.max_cap_excess:.2e})"
                if math.isfinite(report.data.slope_vol) else "the rule is uncapped")
     lines.append(
-        f"Cap and monotonicity between knots (published rule): {'PASS' if c.ok else 'FAIL'}; smallest increment {c.min_increment:.2e}, "
+        f"Cap and monotonicity between knots ({'knot interpolation, not published' if report.knot_table is not None else 'published rule'}): {'PASS' if c.ok else 'FAIL'}; smallest increment {c.min_increment:.2e}, "
         f"{cap_txt}. Between knots i < j the cap is the exact integral K (vol_j - vol_i); passing on consecutive knots implies every pair."
     )
     r = report.rounding
@@ -245,6 +246,24 @@ def _check_lines(report) -> list[str]:
                     if not nc.ok else "also pass here (it is not guaranteed to)."
                 )
             )
+    pr = report.rule
+    if pr is not None:
+        c = pr.certificate
+        lines.append(
+            f"Published rule {pr.short_id} ({len(pr.labels)} {'points at the published vols' if pr.form == 'published vols' else 'knots'}): "
+            f"{'PASS' if c.ok else 'FAIL'} on every interval between points and on both extrapolation pieces (below: slope 0; above: slope "
+            f"{c.slope_above / SQRT_252:.4f} pp per vol point, cap {report.data.slope_vol_annual:.4f}): monotone, M >= 0, within the cap; "
+            f"checked again on the union of the points and the solver grid. Largest gap to g* over the grid {pr.max_error:.2e} at "
+            f"{100 * SQRT_252 * pr.max_error_vol:.1f}% annualised vol (tolerance {pr.tolerance:g}: {'within' if pr.within_tolerance else 'EXCEEDED'})."
+        )
+        if pr.form == "published vols" and pr.rounding is not None:
+            lines.append(
+                f"Published points rounded to ticks of {pr.rounding.tick:g} by the same cap-preserving minimax rounding; largest rounding error "
+                f"{pr.rounding.max_error:.2e} at the points"
+                + (f"; the cap is below one tick on {len(pr.rounding.flat_intervals)} interval(s), where the rule stays flat" if pr.rounding.flat_intervals else "")
+                + "."
+            )
+        lines.append("Cost of publishing: " + cost_line(pr.cost) + ".")
     s = report.steps
     if s is not None:
         lines.append(
@@ -253,6 +272,22 @@ def _check_lines(report) -> list[str]:
             "(a trigger of q ADV harvests q times that; Section 6.6)."
         )
     return lines
+
+
+def _knot_note(report) -> str:
+    if report.knot_table is None:
+        return ""
+    return ("The knot interpolation of g* (segment boundaries plus the worst-interpolated grid points) is kept in knot_table.csv and "
+            "knot_table.md for reference; it is not the published rule.\n\n")
+
+
+def _cost_sentence(report) -> str:
+    """The published rule's cost next to the price of manipulation-proofness (Markdown- and LaTeX-safe plain text)."""
+    r = report.rule
+    if r is None:
+        return ""
+    return (f"Published rule {r.short_id}: " + cost_line(r.cost) + ". The cost of publishing is the expected cost (33) of the published "
+            "rule, interpolated onto the solver grid, above that of the optimal schedule g*.\n\n")
 
 
 def _no_cap_text(d) -> str:
@@ -502,6 +537,7 @@ def report_markdown(report) -> str:
         ]
     parts += [
         "## 3. Rule table\n\n", rule_table_markdown(report.table, report.formulas), "\n",
+        _knot_note(report),
         "Formula notes: " + " ".join(sorted({f"{f.kind}: {f.general_text} ({f.note})." for f in report.formulas})) + "\n\n",
     ]
     if report.steps is not None:
@@ -522,12 +558,13 @@ def report_markdown(report) -> str:
         "## 5. Objective and price of manipulation-proofness\n\n",
         "Expected cost per unit notional in bp of notional (33), first-best M_fb against the manipulation-proof rule g*.\n\n",
         markdown_table(["Term", "First-best (bp)", "Rule (bp)", "Difference (bp)"], _objective_rows(obj), [":---", "---:", "---:", "---:"]), "\n",
+        _cost_sentence(report).replace("*", "\\*"),
         "## 6. Certificate\n\n",
         "KKT certificate of the solved schedule (68)-(72): feasibility of 0 <= increment <= cap, balance and complementarity of the "
         "multipliers, and the Lagrangian duality gap bounding the suboptimality.\n\n",
         markdown_table(["Check", "Value"], _cert_rows(report), [":---", "---:"]), "\n",
         "## 7. Publication checks: knots, rounding and jumps\n\n",
-        "".join(f"- {line}\n" for line in _check_lines(report)), "\n",
+        "".join(f"- {line.replace('*', chr(92) + '*')}\n" for line in _check_lines(report)), "\n",
         "## 8. Provenance\n\n",
         markdown_table(["Item", "Value"], _provenance_rows(report), [":---", ":---"]),
     ]
@@ -642,6 +679,7 @@ def report_latex(report) -> str:
         "Expected cost per unit notional in bp of notional (33).\n\\begin{center}\n\\small\n",
         latex_tabular(["Term", "First-best (bp)", "Rule (bp)", "Difference (bp)"], _objective_rows(obj), "lrrr"),
         "\\end{center}\n\n",
+        esc(_cost_sentence(report)),
         "\\subsection*{Certificate}\nKKT certificate of the solved schedule (68)--(72).\n\\begin{center}\n\\small\n",
         latex_tabular(["Check", "Value"], _cert_rows(report), "lr"),
         "\\end{center}\n\n",

@@ -25,6 +25,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, NullFormatter, PercentFormatter
 
+from margin_design.reports.publish import evaluate
 from margin_design.reports.rule_data import SQRT_252
 
 FIGURE_NAMES = ("schedule", "slope", "multipliers", "objective")
@@ -84,10 +85,10 @@ def _shade_segments(ax, report, label: bool = True) -> list:
     return [Patch(color=REGIME_COLORS[k], label=k if k != "floor" else "floor (M = 0)") for k in REGIME_COLORS if k in seen]
 
 
-def _legend(fig: Figure, ax, patches=()) -> None:
+def _legend(fig: Figure, ax, patches=(), ncols: int = 4) -> None:
     handles, _ = ax.get_legend_handles_labels()
     handles = handles + list(patches)
-    fig.legend(handles=handles, loc="outside lower center", ncols=min(4, len(handles)), frameon=False)
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(ncols, len(handles)), frameon=False)
 
 
 def _save(fig: Figure) -> tuple[bytes, bytes]:
@@ -109,28 +110,44 @@ def schedule_figure(report) -> Figure:
     va = data.vol_annual
     fig, ax = _new("Margin rule and first-best target")
     ax.plot(va, data.first_best, color=LINE["first_best"], ls="--", lw=1.2, label="first-best $M^{fb}$ (34)")
-    ax.plot(va, data.schedule, color=LINE["rule"], lw=2.0, label="manipulation-proof rule $g^*$ (41)")
+    ax.plot(va, data.schedule, color=LINE["rule"], lw=2.0, label="optimal schedule $g^*$ (41)")
     kv = va[report.knots]
+    rule = report.rule
     if report.steps is not None:
         xs, ys = [], []
         for b in report.steps.buckets:
             xs += [b["vol_annual_from"], b["vol_annual_to"]]
             ys += [b["margin"], b["margin"]]
-        ax.plot(xs, ys, color=LINE["published"], lw=1.2, label="step table (published)")
-    elif report.rounding is not None:
-        ax.plot(kv, report.published, color=LINE["published"], lw=1.2, label=f"rounded to {report.rounding.tick:g} (published)")
-    ax.plot(kv, report.published, "o", ms=3.5, color=LINE["published"] if report.rounding is not None else LINE["knots"],
-            label=f"knots ({len(kv)})", zorder=5)
+        ax.plot(xs, ys, color=LINE["first_best"], lw=1.0, ls=":", label="step table (not published: jumps, Section 6.6)")
+    if rule is not None and rule.form == "published vols":
+        ax.plot(kv, report.published, "o", ms=3.0, mfc="none", color=LINE["knots"], label=f"knot interpolation ({len(kv)} knots, not published)", zorder=4)
+    # the published rule, extrapolation included, on the grid and its own points: the one line called "published"
+    pv = SQRT_252 * rule.vol if rule is not None else kv
+    pm = rule.margin if rule is not None else report.published
+    xs = np.union1d(va, pv)
+    ax.plot(xs, evaluate(pv / SQRT_252, pm, xs / SQRT_252) if rule is not None else np.interp(xs, kv, report.published),
+            color=LINE["published"], lw=1.2, label=_published_label(report))
+    ax.plot(pv, pm, "o", ms=3.0, color=LINE["published"], zorder=5)
     ax.set_xlabel("annualised volatility $\\sigma^{ann} = \\sqrt{252}\\,\\sigma$ (%)")
     ax.set_ylabel("margin ratio (% of notional)")
     _pct_axis(ax)
-    lo = min(float(data.schedule.min()), float(data.first_best.min()))
-    hi = max(float(data.schedule.max()), float(data.first_best.max()))
+    lo = min(float(data.schedule.min()), float(data.first_best.min()), float(np.min(pm)))
+    hi = max(float(data.schedule.max()), float(data.first_best.max()), float(np.max(pm)))
     pad = (hi - lo) if hi > lo else max(abs(hi), 1e-3)  # a flat rule (say all on the floor) still gets an axis
     ax.set_ylim(max(0.0, lo - 0.08 * pad), hi + 0.12 * pad)
     ax.set_xlim(va[0], va[-1])
-    _legend(fig, ax, _shade_segments(ax, report))
+    _legend(fig, ax, _shade_segments(ax, report), ncols=2)
     return fig
+
+
+def _published_label(report) -> str:
+    """The legend entry of the published rule (exactly one per figure), with its rule ID."""
+    r = report.rule
+    if r is None:
+        return "published rule (knots)"
+    what = f"{len(r.labels)} points" if r.form == "published vols" else f"{len(r.labels)} knots"
+    tick = f", rounded to {r.tick:g}" if r.tick is not None else ""
+    return f"published rule {r.short_id} ({what}{tick})"
 
 
 def slope_figure(report) -> Figure:
@@ -142,9 +159,10 @@ def slope_figure(report) -> Figure:
     fig, ax = _new("Slope of the rule against the manipulation-proof cap")
     ax.stairs(fb, va, color=LINE["first_best"], ls="--", lw=1.0, baseline=None, label="first-best slope")
     ax.stairs(rule, va, color=LINE["rule"], lw=1.8, baseline=None, label="rule slope $dm/d\\sigma^{ann}$ (grid)")
-    kv = va[report.knots]
-    ks = np.diff(report.published) / np.diff(kv)
-    ax.stairs(ks, kv, color=LINE["published"], lw=1.2, baseline=None, label="published rule, knot to knot")
+    r = report.rule
+    kv = SQRT_252 * r.vol if r is not None else va[report.knots]
+    ks = np.diff(r.margin if r is not None else report.published) / np.diff(kv)
+    ax.stairs(ks, kv, color=LINE["published"], lw=1.2, baseline=None, label=_published_label(report) + ", point to point")
     cap = data.slope_vol_annual
     top = max(float(rule.max()), float(ks.max()))
     if np.isfinite(cap):
@@ -161,7 +179,7 @@ def slope_figure(report) -> Figure:
     ax.set_xlim(va[0], va[-1])
     if clipped:
         ax.text(0.01, 0.02, "first-best slope clipped to the axis range", transform=ax.transAxes, fontsize=7, color="#555555")
-    _legend(fig, ax, _shade_segments(ax, report))
+    _legend(fig, ax, _shade_segments(ax, report), ncols=2)
     return fig
 
 

@@ -41,11 +41,13 @@ from margin_design.reports.knots import (
     round_knots,
     select_knots,
 )
+from margin_design.reports.publish import PublishedRule, check_version_label, evaluate, publish_at_points, publish_knots
 from margin_design.reports.parameters import ElasticityInputs, check_elasticity_applies, parameter_block, provenance_block
-from margin_design.reports.rule_data import RuleData, load_schedule_json
+from margin_design.reports.rule_data import SQRT_252, RuleData, load_schedule_json
 from margin_design.reports.steps import StepTable, bucket_edges, bucket_levels, step_table
 from margin_design.reports.table import (
     RuleTable,
+    build_points_table,
     build_rule_table,
     csv_text,
     rule_table_csv,
@@ -62,8 +64,12 @@ REPORT_FILES = (
     "parameters.json", "report.md", "report.tex", "schedule.json",
 )
 STEP_FILES = ("step_table.csv", "step_jumps.csv", "step_table.json")
+#: With --published-vols the knot table is kept beside the published one, labelled "not published".
+KNOT_FILES = ("knot_table.csv", "knot_table.md")
 #: Everything a report folder may hold (an existing folder holding only these is replaced as a whole).
-REPORT_OWNED = REPORT_FILES + STEP_FILES + ("figures/*.png", "figures/*.pdf")
+REPORT_OWNED = REPORT_FILES + STEP_FILES + KNOT_FILES + ("figures/*.png", "figures/*.pdf")
+KNOT_STATUS = "knot interpolation of g* (not published)"
+STEP_STATUS = "step table (not published: its jumps can be harvested, Section 6.6)"
 STEP_BUCKET_COLUMNS = ("bucket", "vol_daily_from", "vol_daily_to", "vol_annual_from", "vol_annual_to", "margin")
 STEP_JUMP_COLUMNS = ("threshold_vol_daily", "threshold_vol_annual", "margin_below", "margin_above", "jump", "gain_per_unit_trigger")
 
@@ -80,7 +86,11 @@ class ReportOptions:
     ``tolerance``: largest gap between the linear interpolation and the optimal schedule (margin ratio);
     ``tick``: rounding step (margin ratio, e.g. 0.0005 = 5 bp); ``steps``: number of buckets of a step table
     (None: no step table);
-    ``effective_date``: ISO date printed in the provenance block; ``title``: report title."""
+    ``effective_date``: ISO date printed in the provenance block; ``title``: report title;
+    ``published_vols``: the published points (a ``--published-vols`` spec, annualised percentage points, or a
+    :class:`~margin_design.reports.vol_points.VolPoints`; None: the knot table is the published rule);
+    ``published_tolerance``: largest accepted gap between the published rule and g* over the grid (margin ratio;
+    None: the larger of 1 bp and one tick); ``version_label``: free text printed with the rule ID."""
 
     knots: int | None = None
     tolerance: float = DEFAULT_TOLERANCE
@@ -89,8 +99,19 @@ class ReportOptions:
     effective_date: str | None = None
     title: str | None = None
     elasticity: ElasticityInputs | None = None
+    published_vols: object = None
+    published_tolerance: float | None = None
+    version_label: str | None = None
 
     def __post_init__(self):
+        if isinstance(self.published_vols, str):
+            from margin_design.reports.vol_points import parse_vol_points
+
+            object.__setattr__(self, "published_vols", parse_vol_points(self.published_vols))
+        object.__setattr__(self, "version_label", check_version_label(self.version_label))
+        t = self.published_tolerance
+        if t is not None and not (isinstance(t, (int, float)) and math.isfinite(t) and t > 0):
+            raise InputError(f"--tolerance {t!r} must be a positive margin ratio (e.g. 0.0001 for 1 bp).")
         if self.knots is not None and (isinstance(self.knots, bool) or not isinstance(self.knots, int) or self.knots < 2):
             raise InputError(f"--knots {self.knots!r} must be an integer >= 2.")
         if not (isinstance(self.tolerance, (int, float)) and math.isfinite(self.tolerance) and self.tolerance > 0):
@@ -130,6 +151,8 @@ class Report:
     parameters: dict = field(repr=False)
     provenance: dict = field(repr=False)
     warnings: tuple = ()
+    rule: PublishedRule | None = None               # the rule the folder publishes (points or knots), certified and costed
+    knot_table: RuleTable | None = field(default=None, repr=False)   # with --published-vols: the knot form, not published
 
     @property
     def title(self) -> str:
@@ -151,6 +174,7 @@ class Report:
             "unrounded_rule": self.check_unrounded.to_dict(),
             "rounding": None,
             "steps": None,
+            "published": self.rule.to_dict() if self.rule is not None else None,
         }
         if self.rounding is not None:
             out["rounding"] = dict(self.rounding.to_dict(), max_published_error=self.published_error,
@@ -177,9 +201,13 @@ def _as_data(source) -> RuleData:
     raise InputError(f"cannot build a report from {type(source).__name__}; pass a Schedule or a schedule.json path.")
 
 
-def build_report(source, options: ReportOptions | None = None, *, input_file: dict | None = None) -> Report:
-    """Compute the report from a Schedule, a :class:`RuleData`, a schedule.json dict or its path."""
+def build_report(source, options: ReportOptions | None = None, *, input_file: dict | None = None, problem=None) -> Report:
+    """Compute the report from a Schedule, a :class:`RuleData`, a schedule.json dict or its path. ``problem``: the
+    design problem (to evaluate the published rule's cost J(published) - J(g*)); taken from a Schedule, else rebuilt
+    from a schedule.json when possible (:func:`margin_design.reports.publish.problem_for`)."""
     options = options or ReportOptions()
+    if problem is None and hasattr(source, "problem") and hasattr(source, "schedule"):
+        problem = source.problem
     data = _as_data(source)
     check_elasticity_applies(options.elasticity, data.is_portfolio)
     warnings: list[str] = []
@@ -226,13 +254,44 @@ def build_report(source, options: ReportOptions | None = None, *, input_file: di
     params, pwarn = parameter_block(data, options.elasticity)
     warnings += pwarn
     formulas = tuple(segment_formulas(data))
-    table = build_rule_table(data, knots, published, options.tick)
+    pub = dict(tolerance=options.published_tolerance, problem=problem, version_label=options.version_label)
+    knot_table = None
+    if options.published_vols is not None:
+        rule = publish_at_points(data, options.published_vols, tick=options.tick, **pub)
+        table = build_points_table(data, rule)
+        knot_table = build_rule_table(data, knots, published, options.tick, rule=rule, status=KNOT_STATUS)
+    else:
+        rule = publish_knots(data, knots, published, tick=options.tick, **pub)
+        table = build_rule_table(data, knots, published, options.tick, rule=rule)
+    if not rule.certificate.ok:  # pragma: no cover - feasible by construction (reports/publish.py)
+        warnings.append("the published rule fails its certificate (monotone, M >= 0, within the cap on every interval and extrapolation piece); do not publish it.")
+    if not rule.within_tolerance:
+        warnings.append(_tolerance_warning(data, rule))
     provenance = provenance_block(data, options.effective_date, report_version(), input_file)
     return Report(
         data=data, options=options, knots=knots, published=np.asarray(published, float), interpolation_error=err,
         published_error=pub_err, check=check, check_unrounded=check_unrounded, rounding=rounding, naive_check=naive_check,
         steps=steps, formulas=formulas, table=table, parameters=params, provenance=provenance, warnings=tuple(warnings),
+        rule=rule, knot_table=knot_table,
     )
+
+
+def _tolerance_warning(data: RuleData, rule: PublishedRule) -> str:
+    """Why the published rule is further from g* than the tolerance: where the largest gap is, the gap between the
+    points with and without rounding, and what would help."""
+    at = rule.max_error_vol
+    where = ("below the first published point, where the rule is flat" if at < rule.vol[0] else
+             "above the last published point, where the rule continues at the last slope" if at > rule.vol[-1] else "between published points")
+    inside = (data.vol >= rule.vol[0]) & (data.vol <= rule.vol[-1])
+    gap = float(np.max(np.abs(evaluate(rule.vol, rule.margin, data.vol[inside]) - data.schedule[inside]), initial=0.0))
+    before = float(np.max(np.abs(evaluate(rule.vol, rule.optimal, data.vol[inside]) - data.schedule[inside]), initial=0.0))
+    text = (f"the published rule departs from the optimal schedule g* by up to {rule.max_error:.3g} (margin ratio) at "
+            f"{100 * SQRT_252 * at:.1f}% annualised vol, {where}, above the tolerance {rule.tolerance:g}; between the points the gap is "
+            f"{gap:.3g}" + (f" ({before:.3g} before rounding)" if rule.rounding is not None else ""))
+    if rule.rounding is not None and gap - before > rule.tolerance:
+        text += (f"; between two points the cap allows whole ticks of {rule.tick:g} only, so where g* rises at the cap the rounded "
+                 "rule falls behind (a finer --round helps)")
+    return text + "; publish points covering the grid, closer points, or accept it with --tolerance."
 
 
 def parameters_json(report: Report) -> str:
@@ -264,9 +323,14 @@ def report_files(report: Report, *, figures: bool = True) -> dict[str, bytes]:
         "schedule.json": report.data.schedule_json,
     }
     if report.steps is not None:
-        files["step_table.csv"] = csv_text(report.steps.buckets, STEP_BUCKET_COLUMNS)
+        tag = {"status": STEP_STATUS, "published_rule_id": report.rule.rule_id if report.rule else None}
+        files["step_table.csv"] = csv_text([dict(b, **tag) for b in report.steps.buckets], STEP_BUCKET_COLUMNS + tuple(tag))
         files["step_jumps.csv"] = csv_text(report.steps.jumps, STEP_JUMP_COLUMNS)
-        files["step_table.json"] = json.dumps(report.steps.to_dict(), indent=2, allow_nan=False) + "\n"
+        files["step_table.json"] = json.dumps(dict(report.steps.to_dict(), status=STEP_STATUS,
+                                                   published_rule_id=report.rule.rule_id if report.rule else None), indent=2, allow_nan=False) + "\n"
+    if report.knot_table is not None:
+        files["knot_table.csv"] = rule_table_csv(report.knot_table)
+        files["knot_table.md"] = rule_table_markdown(report.knot_table, report.formulas)
     out = {k: v.encode("utf-8") for k, v in files.items()}
     out["rule_table.xlsx"] = rule_table_xlsx(t, report.parameters, report.provenance, report.options.effective_date, report.steps)
     if figures:

@@ -72,7 +72,10 @@ def rule_table_xlsx(table, parameters: dict, provenance: dict, effective_date: s
     p_pairs: list = []
     _flatten("", parameters, p_pairs)
     _key_value_sheet(wb.create_sheet("parameters"), p_pairs)
-    v_pairs: list = [("caption", table.caption)]
+    v_pairs: list = [("caption", table.caption), ("status", table.status)]
+    if table.rule is not None:
+        _flatten("rule", {k: v for k, v in table.rule.items() if k != "certificate"}, v_pairs)
+        v_pairs.append(("rule.certificate.ok", table.rule["certificate"]["ok"]))
     _flatten("", provenance, v_pairs)
     _key_value_sheet(wb.create_sheet("provenance"), v_pairs)
     if steps is not None:
