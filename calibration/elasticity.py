@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from margin_design.display import Displayable
 from margin_design.errors import InputError
 
 from ._checks import check_range, to_py
@@ -67,8 +68,8 @@ def newey_west_covariance(regressors: np.ndarray, residuals: np.ndarray, lags: i
     return bread @ s @ bread * (n / (n - k))
 
 
-@dataclass(frozen=True)
-class ElasticityEstimate:
+@dataclass(frozen=True, repr=False)
+class ElasticityEstimate(Displayable):
     """Result of :func:`estimate_elasticity`.
 
     ``epsilon`` = -(sum of the margin coefficients) (dimensionless); ``std_error`` its HAC standard error;
@@ -122,6 +123,13 @@ class ElasticityEstimate:
             f"{100 * self.confidence:g}% interval [{self.ci_low:.4g}, {self.ci_high:.4g}]); n = {self.n_obs}, "
             f"Newey-West lags = {self.hac_lags}, distributed lags = {self.distributed_lags}"
         )
+
+    def _display(self) -> tuple[str, list[tuple[str, str]]]:
+        return "Elasticity of constrained positions to margin, epsilon_XM = -dlog X/dlog M", [
+            ("estimate", f"{self.epsilon:.4g} (HAC s.e. {self.std_error:.3g})"),
+            (f"{100 * self.confidence:g}% interval", f"[{self.ci_low:.4g}, {self.ci_high:.4g}]"),
+            ("observations", f"{self.n_obs}; Newey-West lags {self.hac_lags}, distributed lags {self.distributed_lags}"),
+        ]
 
 
 def estimate_elasticity(margin, position, *, distributed_lags: int = 0, confidence: float = 0.95, hac_lags: int | None = None) -> ElasticityEstimate:
