@@ -393,7 +393,7 @@ class MarketCalibration(Displayable):
             ("inventory penalty kappa", brief(self.inventory_penalty, "g")),
             ("alpha (75)", brief(self.alpha, ".6g", "price change per ADV traded")),
             ("c_eff (76)", brief(self.c_eff, ".6g", "ADV per unit margin ratio")),
-            ("cap dM/dsigma (18)", brief(cap.dm_dvol, ".6g", "per unit daily vol")),
+            ("cap dM/dsigma (18)", brief(cap.dm_dvol, ".6g", "per unit daily vol (risk input: the variance of one return)")),
             ("cap dM/dsigma_ann (79)", brief(cap.dm_dvol_annual, ".6g", "per unit annualised vol")),
             ("cap (1/m) dM/dsigma_ann (80)", brief(cap.relative_dvol_annual, ".6g", "relative margin change per unit annualised vol")),
         ]

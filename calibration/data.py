@@ -542,8 +542,7 @@ class DataCalibration(Displayable):
                       f"empirical {t['empirical']:.3f}, normal {t['normal']:.3f}, Student-t fit {t['student_t_fit']:.3f}"),
             ("liquidity", "no volumes" if self.adv is None else f"ADV {self.adv:.4g} per day ({self.adv_window}-day mean)"),
             ("market", f"epsilon_XM {float(m.elasticity):g}, tau {float(m.turnover):g}, f {float(m.participation):g}, m {float(m.margin):g} -> "
-                       f"alpha {float(m.alpha):.6g} per ADV, c_eff {float(m.c_eff):.6g} ADV per unit margin, "
-                       f"cap on dM/dsigma {float(m.cap().dm_dvol):.6g} per unit daily vol"),
+                       f"alpha {float(m.alpha):.6g} per ADV, c_eff {float(m.c_eff):.6g} ADV per unit margin"),
         ]
 
     def summary(self) -> str:

@@ -285,7 +285,7 @@ def test_data_calibration(sp500_calibration):
     cal = sp500_calibration
     text = check_repr(cal)
     assert f"{cal.start} to {cal.end}, {cal.n_prices} closes" in text
-    assert f"{cal.grid.size} points" in text and f"c_eff {float(cal.market.c_eff):.6g}" in text
+    assert f"{cal.grid.size} points" in text and f"c_eff {float(cal.market.c_eff):.6g} ADV" in text
     assert cal.summary() == text
     f = cal.to_frame()
     assert list(f.columns) == ["vol_daily", "vol_annual", "r", "weight"] and all(f.dtypes == np.float64)
