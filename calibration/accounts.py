@@ -111,7 +111,8 @@ def lemma11_slope_bound(equity, target, margin, margin_headroom, mass=None):
 
 @dataclass(frozen=True, repr=False)
 class AccountsCalibration(Displayable):
-    """c_X^eff of (63) from accounts at next margin M (decimal margin ratio).
+    """How much constrained accounts must sell per unit rise of the margin ratio, c_X^eff of (63), estimated from
+    account-level data at next margin M (decimal margin ratio).
 
     ``n_accounts``; ``total_mass`` (sum of masses); ``binding_mass`` (fraction of the total mass, decimal);
     ``binding_equity`` (sum of w E over binding accounts per unit of total mass); ``exposure`` X(M) per unit

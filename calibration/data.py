@@ -658,7 +658,13 @@ def calibrate_from_prices(
     adv_window: int = 20,
     objective: ObjectiveSettings | None = None,
 ) -> DataCalibration:
-    """Estimate the design inputs from daily closes (see the module docstring).
+    """Estimate a design's inputs from daily closes: states, weights, shock and the market inputs of the cap.
+
+    From the closes it builds the CCP's risk input r_t, a grid of daily-vol states between two quantiles of
+    sqrt(r_t) with the share of days nearest each as its weight, and the empirical shock (standardised close-out
+    losses over the margin period of risk); with the elasticity, turnover, participation and margin it calibrates
+    alpha (75) and c_eff (76). :func:`write_design_config` writes the result as a design config (see the module
+    docstring for the estimators).
 
     ``risk_input`` "realized_variance" (``window`` days) or "ewma" (``lam``); ``horizon_days`` the margin period of
     risk; ``position`` whose loss is standardised; the grid spans the ``vol_quantiles`` of daily vol sqrt(r_t)

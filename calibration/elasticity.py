@@ -70,7 +70,7 @@ def newey_west_covariance(regressors: np.ndarray, residuals: np.ndarray, lags: i
 
 @dataclass(frozen=True, repr=False)
 class ElasticityEstimate(Displayable):
-    """Result of :func:`estimate_elasticity`.
+    """How strongly constrained positions shrink when margin rises, estimated from data (:func:`estimate_elasticity`).
 
     ``epsilon`` = -(sum of the margin coefficients) (dimensionless); ``std_error`` its HAC standard error;
     ``ci_low``/``ci_high`` the two-sided ``confidence`` interval; ``n_obs`` regression observations;
