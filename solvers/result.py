@@ -333,6 +333,9 @@ class Schedule(Displayable):
             ("certified", f"{yes_no(c.ok)} (relative gap {c.relative_gap:.2e})"),
             ("solver", f"{self.solver['method']} ({self.solver['backend']}), Newton iterations: {self.solver['iterations']}"),
         ]
+        if p.cap.portfolio is not None:
+            pf = p.cap.portfolio
+            items.insert(1, ("portfolio", f"{pf.k} contracts ({', '.join(pf.assets)}); psi {pf.psi:.6g}, ||AB|| {pf.price_pressure:.6g}"))
         title = "Manipulation-proof margin schedule" + (" (capped existing schedule)" if self.is_target else "")
         return title, items
 

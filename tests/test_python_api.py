@@ -80,12 +80,22 @@ def check_repr(obj) -> str:
 
 
 # ------------------------------------------------------------------ schedules
+#: Designs whose answers have every kind of stretch between them: saturated and tracking (liquidation), pooling
+#: (the existing schedule), a floor at M = 0 (carrying margin costs more than the coverage it buys), a portfolio.
+DESIGNS = ["liquidation", "cap_existing_schedule", "floor", "portfolio_spread"]
+
+
 @pytest.fixture(scope="module")
-def schedules():
-    return {name: solve(load_problem(EXAMPLES / f"{name}.toml")) for name in ("liquidation", "cap_existing_schedule")}
+def schedules(tmp_path_factory):
+    floor = tmp_path_factory.mktemp("floor") / "floor.toml"
+    floor.write_text(BASE_CONFIG.replace("carry = 0.01", "carry = 0.6"))
+    out = {name: solve(load_problem(EXAMPLES / f"{name}.toml")) for name in DESIGNS if name != "floor"}
+    out["floor"] = solve(load_problem(floor))
+    assert "floor" in out["floor"].segment_counts()
+    return out
 
 
-@pytest.mark.parametrize("name", ["liquidation", "cap_existing_schedule"])
+@pytest.mark.parametrize("name", DESIGNS)
 def test_schedule_frame_columns_dtypes_and_values(schedules, name):
     res = schedules[name]
     f = res.to_frame()
@@ -115,7 +125,7 @@ def test_schedule_frame_columns_dtypes_and_values(schedules, name):
     assert ("existing schedule" in which) == (name == "cap_existing_schedule") == res.is_target
 
 
-@pytest.mark.parametrize("name", ["liquidation", "cap_existing_schedule"])
+@pytest.mark.parametrize("name", DESIGNS)
 def test_segments_frame(schedules, name):
     res = schedules[name]
     f = res.segments_frame()
@@ -138,7 +148,7 @@ def test_segments_frame(schedules, name):
         assert (seg["kind"] in ("pooling", "floor")) == (not np.isnan(row.level))
 
 
-@pytest.mark.parametrize("name", ["liquidation", "cap_existing_schedule"])
+@pytest.mark.parametrize("name", DESIGNS)
 def test_schedule_repr_has_the_key_numbers(schedules, name):
     res = schedules[name]
     text = check_repr(res)
@@ -150,6 +160,7 @@ def test_schedule_repr_has_the_key_numbers(schedules, name):
     for kind, count in res.segment_counts().items():
         assert f"{count} {kind}" in text
     assert ("existing schedule" in text) == res.is_target
+    assert ("portfolio" in text) == (res.problem.cap.portfolio is not None)
     assert isinstance(res.summary(), str) and "CERTIFIED" in res.summary()
     html_text = "".join(parse_html(res._repr_html_()).text)
     assert f"{o['value']:.8g}" in html_text
