@@ -63,7 +63,10 @@ def html_grid(title: str, header: list[str], rows: list[list[str]], note: str = 
     """An HTML table with a header row, captioned ``title`` and followed by an optional ``note``; all text escaped."""
     esc = html.escape
     head = "".join(f"<th>{esc(str(h))}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    def cell(j, c):  # the first column names the row; the others hold numbers, right-aligned
+        return f"<td>{esc(str(c))}</td>" if j == 0 else f"<td style=\"text-align:right\">{esc(str(c))}</td>"
+
+    body = "".join("<tr>" + "".join(cell(j, c) for j, c in enumerate(row)) + "</tr>" for row in rows)
     tail = f"<p>{esc(note)}</p>" if note else ""
     return (f"<table><caption style=\"text-align:left\"><b>{esc(str(title))}</b></caption><thead><tr>{head}</tr></thead>"
             f"<tbody>{body}</tbody></table>{tail}")
