@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from margin_design.display import Displayable, text_block
 from margin_design.errors import InputError
 
 from ._checks import check_range
@@ -108,9 +109,10 @@ def lemma11_slope_bound(equity, target, margin, margin_headroom, mass=None):
     return float(np.sum(w * e * strict) / np.sum(w) / (m + float(margin_headroom)) ** 2)
 
 
-@dataclass(frozen=True)
-class AccountsCalibration:
-    """c_X^eff of (63) from accounts at next margin M (decimal margin ratio).
+@dataclass(frozen=True, repr=False)
+class AccountsCalibration(Displayable):
+    """How much constrained accounts must sell per unit rise of the margin ratio, c_X^eff of (63), estimated from
+    account-level data at next margin M (decimal margin ratio).
 
     ``n_accounts``; ``total_mass`` (sum of masses); ``binding_mass`` (fraction of the total mass, decimal);
     ``binding_equity`` (sum of w E over binding accounts per unit of total mass); ``exposure`` X(M) per unit
@@ -143,6 +145,18 @@ class AccountsCalibration:
             "c_eff_total": self.c_eff_total,
             "lemma11_bound": self.lemma11_bound,
         }
+
+    def _display(self) -> tuple[str, list[tuple[str, str]]]:
+        return f"c_X^eff from {self.n_accounts} accounts at margin M = {self.margin:g} (63)", [
+            ("binding mass", f"{self.binding_mass:.4g} of the total mass {self.total_mass:.6g}"),
+            ("exposure X(M)", f"{self.exposure:.6g} per unit of total mass (7)"),
+            ("c_X^eff", f"{self.c_eff:.6g} per unit of total mass; {self.c_eff_total:.6g} for the listed accounts (63)"),
+            ("Lemma 11 bound", f"{self.lemma11_bound:.6g} at margin headroom {self.margin_headroom:g} (55)"),
+        ]
+
+    def summary(self) -> str:
+        """Binding mass, exposure, c_X^eff and Lemma 11's bound (text, one line each)."""
+        return text_block(*self._display())
 
 
 def calibrate_accounts(equity, target, margin, mass=None, margin_headroom=0.0) -> AccountsCalibration:

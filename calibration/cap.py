@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from margin_design.display import Displayable, brief, text_block
 from margin_design.errors import InputError
 
 from ._checks import check_range, to_py as _to_py
@@ -271,8 +272,8 @@ def toml_float(x: float) -> str:
     return s
 
 
-@dataclass(frozen=True)
-class CapValues:
+@dataclass(frozen=True, repr=False)
+class CapValues(Displayable):
     """The cap in every unit system (per unit notional; margin m is a decimal ratio).
 
     dm_dr: per unit daily variance at the given daily vol (None when no vol is given), (17)/(74);
@@ -293,9 +294,21 @@ class CapValues:
             "relative_dvol_annual": _to_py(self.relative_dvol_annual),
         }
 
+    def _display(self) -> tuple[str, list[tuple[str, str]]]:
+        return "Manipulation-proof slope cap", [
+            ("dM/dr", brief(self.dm_dr, unit="per unit daily variance")),
+            ("dM/dsigma", brief(self.dm_dvol, unit="per unit daily vol (18)")),
+            ("dM/dsigma_ann", brief(self.dm_dvol_annual, unit="per unit annualised vol (79)")),
+            ("(1/m) dM/dsigma_ann", brief(self.relative_dvol_annual, unit="per unit annualised vol (80)")),
+        ]
 
-@dataclass(frozen=True)
-class MarketCalibration:
+    def summary(self) -> str:
+        """The cap in each unit system, one line each (text)."""
+        return text_block(*self._display())
+
+
+@dataclass(frozen=True, repr=False)
+class MarketCalibration(Displayable):
     """Market inputs of the cap, from empirical elasticities (Appendix D.3).
 
     Fields are the user's inputs: ``elasticity`` epsilon_XM, ``turnover`` tau = XP/ADV, ``participation`` f
@@ -367,6 +380,27 @@ class MarketCalibration:
             f" -> alpha = {float(self.alpha):.6g}, c_eff = {float(self.c_eff):.6g}, alpha*c_eff = {float(self.alpha_c_eff):.6g}, "
             f"(1/m) dm/dsigma_ann <= {float(self.cap().relative_dvol_annual):.4g}"
         )
+
+    def _display(self) -> tuple[str, list[tuple[str, str]]]:
+        cap = self.cap()
+        impact = "given" if self.impact_k is None else f"k = {brief(self.impact_k, 'g')} bp x sqrt(f) (65)"
+        return "Market calibration of the manipulation-proof cap (Appendix D.3)", [
+            ("elasticity epsilon_XM", brief(self.elasticity, "g")),
+            ("turnover tau", brief(self.turnover, "g", "(position in days of ADV)")),
+            ("participation f", brief(self.participation, "g", "(trigger, fraction of ADV)")),
+            ("margin m", brief(self.margin, "g", "(margin ratio)")),
+            ("distortion delta", brief(self.distortion_bps, ".6g", f"bp ({impact})")),
+            ("inventory penalty kappa", brief(self.inventory_penalty, "g")),
+            ("alpha (75)", brief(self.alpha, ".6g", "price change per ADV traded")),
+            ("c_eff (76)", brief(self.c_eff, ".6g", "ADV per unit margin ratio")),
+            ("cap dM/dsigma (18)", brief(cap.dm_dvol, ".6g", "per unit daily vol (risk input: the variance of one return)")),
+            ("cap dM/dsigma_ann (79)", brief(cap.dm_dvol_annual, ".6g", "per unit annualised vol")),
+            ("cap (1/m) dM/dsigma_ann (80)", brief(cap.relative_dvol_annual, ".6g", "relative margin change per unit annualised vol")),
+        ]
+
+    def summary(self) -> str:
+        """The inputs, alpha and c_eff they imply, and the cap in each unit system (text, one line each)."""
+        return text_block(*self._display())
 
 
 def calibrate_market(

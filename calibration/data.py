@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from margin_design.display import Displayable, text_block
 from margin_design.errors import InputError
 from margin_design.fileio import atomic_write_text
 
@@ -509,9 +510,13 @@ class ObjectiveSettings:
         check_range("--participation-beta", self.participation_beta, low=0.0, low_inclusive=True, what="non-negative")
 
 
-@dataclass(frozen=True)
-class DataCalibration:
+@dataclass(frozen=True, repr=False)
+class DataCalibration(Displayable):
     """Everything estimated from the data for one design config (see :func:`calibrate_from_prices`).
+
+    :meth:`summary` (and the ``repr``) lists the data window, the risk input, the state grid, the shock's tail and
+    the market inputs; :meth:`to_frame` gives the state grid and its weights as a pandas DataFrame;
+    :func:`write_design_config` writes the design config that ``load_problem`` reads.
 
     Units: vols are daily (decimal), r daily variance, Y dimensionless, ADV currency per day, participation and
     turnover in ADV units; ``market`` holds alpha (75) and c_eff (76).
@@ -604,6 +609,49 @@ class DataCalibration:
             },
         }
 
+    def to_frame(self):
+        """The solver's states as a pandas DataFrame, one row per grid point: ``vol_daily`` (daily vol, decimal),
+        ``vol_annual`` (sqrt(252) vol_daily, decimal), ``r`` (daily variance) and ``weight`` (share of the data's
+        days nearest the point; sums to 1), all float64 -- the ``states.csv`` that :func:`write_design_config` writes."""
+        return _states_frame(self.grid, self.weights)
+
+    def _display(self) -> tuple[str, list[tuple[str, str]]]:
+        t, m = self.tail, self.market
+        window = f"window {self.window} days" if self.risk_input == "realized_variance" else f"lambda {self.lam:g}"
+        return f"Design inputs from {self.source}", _state_shock_items(self) + [
+            ("risk input", f"{self.risk_input} ({window}); {self.n_risk} days"),
+            ("shock", f"{self.loss_stats['n']} standardised {self.horizon_days}-day losses ({self.position} position); 99% quantile "
+                      f"empirical {t['empirical']:.3f}, normal {t['normal']:.3f}, Student-t fit {t['student_t_fit']:.3f}"),
+            ("liquidity", "no volumes" if self.adv is None else f"ADV {self.adv:.4g} per day ({self.adv_window}-day mean)"),
+            ("market", f"epsilon_XM {float(m.elasticity):g}, tau {float(m.turnover):g}, f {float(m.participation):g}, m {float(m.margin):g} -> "
+                       f"alpha {float(m.alpha):.6g} per ADV, c_eff {float(m.c_eff):.6g} ADV per unit margin"),
+        ]
+
+    def summary(self) -> str:
+        """The data window, risk input, state grid, shock and market inputs (text, one line each)."""
+        return text_block(*self._display())
+
+
+def _states_frame(grid, weights):
+    """States as a DataFrame: vol_daily, vol_annual, r, weight (float64, one row per grid point)."""
+    import pandas as pd
+
+    vol = np.asarray(grid, float)
+    frame = pd.DataFrame({"vol_daily": vol, "vol_annual": math.sqrt(252.0) * vol, "r": vol * vol,
+                          "weight": np.asarray(weights, float)})
+    frame.index.name = "state"
+    return frame
+
+
+def _state_shock_items(cal) -> list[tuple[str, str]]:
+    """Display lines shared by the single-contract and the portfolio calibration: data window and state grid."""
+    ann = math.sqrt(252.0)
+    return [
+        ("data", f"{cal.start} to {cal.end}, {cal.n_prices} closes"),
+        ("states", f"{cal.grid.size} points, daily vol {cal.vol_min:.4%} .. {cal.vol_max:.4%} (annualised {ann * cal.vol_min:.2%} .. "
+                   f"{ann * cal.vol_max:.2%}; {cal.spacing} spacing); days below {cal.share_below:.1%}, above {cal.share_above:.1%}"),
+    ]
+
 
 def _q(x: float, digits: int = _GRID_DIGITS) -> float:
     return float(f"{x:.{digits}g}")
@@ -692,7 +740,13 @@ def calibrate_from_prices(
     adv_window: int = 20,
     objective: ObjectiveSettings | None = None,
 ) -> DataCalibration:
-    """Estimate the design inputs from daily closes (see the module docstring).
+    """Estimate a design's inputs from daily closes: states, weights, shock and the market inputs of the cap.
+
+    From the closes it builds the CCP's risk input r_t, a grid of daily-vol states between two quantiles of
+    sqrt(r_t) with the share of days nearest each as its weight, and the empirical shock (standardised close-out
+    losses over the margin period of risk); with the elasticity, turnover, participation and margin it calibrates
+    alpha (75) and c_eff (76). :func:`write_design_config` writes the result as a design config (see the module
+    docstring for the estimators).
 
     ``risk_input`` "realized_variance" (``window`` days) or "ewma" (``lam``); ``horizon_days`` the margin period of
     risk; ``position`` whose loss is standardised; the grid spans the ``vol_quantiles`` of daily vol sqrt(r_t)

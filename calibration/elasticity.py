@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from margin_design.display import Displayable
 from margin_design.errors import InputError
 
 from ._checks import check_range, to_py
@@ -62,9 +63,9 @@ def hac_ols(design: np.ndarray, response: np.ndarray, lags: int):
     return sm.OLS(response, design).fit(cov_type="HAC", cov_kwds={"maxlags": int(lags), "kernel": "bartlett", "use_correction": True}, use_t=True)
 
 
-@dataclass(frozen=True)
-class ElasticityEstimate:
-    """Result of :func:`estimate_elasticity`.
+@dataclass(frozen=True, repr=False)
+class ElasticityEstimate(Displayable):
+    """How strongly constrained positions shrink when margin rises, estimated from data (:func:`estimate_elasticity`).
 
     ``epsilon`` = -(sum of the margin coefficients) (dimensionless); ``std_error`` its HAC standard error;
     ``ci_low``/``ci_high`` the two-sided ``confidence`` interval; ``n_obs`` regression observations;
@@ -117,6 +118,13 @@ class ElasticityEstimate:
             f"{100 * self.confidence:g}% interval [{self.ci_low:.4g}, {self.ci_high:.4g}]); n = {self.n_obs}, "
             f"Newey-West lags = {self.hac_lags}, distributed lags = {self.distributed_lags}"
         )
+
+    def _display(self) -> tuple[str, list[tuple[str, str]]]:
+        return "Elasticity of constrained positions to margin, epsilon_XM = -dlog X/dlog M", [
+            ("estimate", f"{self.epsilon:.4g} (HAC s.e. {self.std_error:.3g})"),
+            (f"{100 * self.confidence:g}% interval", f"[{self.ci_low:.4g}, {self.ci_high:.4g}]"),
+            ("observations", f"{self.n_obs}; Newey-West lags {self.hac_lags}, distributed lags {self.distributed_lags}"),
+        ]
 
 
 def estimate_elasticity(margin, position, *, distributed_lags: int = 0, confidence: float = 0.95, hac_lags: int | None = None) -> ElasticityEstimate:

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from margin_design.display import Displayable, brief, text_block
 from margin_design.errors import InputError
 
 from ._checks import check_range, fmt_value, to_py as _to_py
@@ -110,8 +111,8 @@ def minimum_trigger(a, b):
     return jnp.where(a > 0, b / jnp.where(a > 0, a, 1.0), jnp.inf)
 
 
-@dataclass(frozen=True)
-class GainAssessment:
+@dataclass(frozen=True, repr=False)
+class GainAssessment(Displayable):
     """Diagnostics for a proposed move m_0 -> m_1 (arrays broadcast over the inputs).
 
     G: liquidation multiple (67); distortion_bps: delta_bps(f); alpha: impact per unit ADV (75);
@@ -143,6 +144,23 @@ class GainAssessment:
             "profitable": prof,
             "q_min": _to_py(self.q_min),
         }
+
+    def _display(self) -> tuple[str, list[tuple[str, str]]]:
+        prof = np.asarray(self.profitable, bool)
+        verdict = ("yes" if prof else "no") if prof.ndim == 0 else f"{int(prof.sum())} of {prof.size}"
+        return "Manipulation gain of a margin increase (Lemma 5, (58), (64), (67))", [
+            ("liquidation multiple G (67)", brief(self.G, ".4g")),
+            ("distortion delta", brief(self.distortion_bps, ".4g", "bp")),
+            ("alpha (75)", brief(self.alpha, ".4g", "price change per ADV traded")),
+            ("profit bound", brief(self.profit_bps, ".4g", "bp of the trigger notional")),
+            ("return on margin", brief(self.roi_pct, ".4g", "% of the margin posted")),
+            ("smallest profitable trigger q_min (58)", brief(self.q_min, ".4g", "ADV")),
+            ("profitable", verdict),
+        ]
+
+    def summary(self) -> str:
+        """G, the distortion, the profit and ROI bounds, q_min and whether the move is profitable (text)."""
+        return text_block(*self._display())
 
 
 def assess_margin_move(

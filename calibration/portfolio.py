@@ -77,7 +77,8 @@ def two_asset_slope_ratio(rho):
 
 
 def two_asset_max_relative_increase(rho, vol_rise_points=10.0, **benchmark):
-    """(93): ``max Delta m/m = [single-asset max for the vol rise] x sqrt(2)/(1 + rho)`` (decimal).
+    """The largest manipulation-proof relative margin increase of the two-asset example for a rise in volatility, (93):
+    ``max Delta m/m = [single-asset max for the vol rise] x sqrt(2)/(1 + rho)`` (decimal).
 
     ``vol_rise_points`` is the annualised-vol rise in points (10 in the paper); ``benchmark`` keywords are passed to
     :func:`~margin_design.calibration.cap.max_relative_margin_increase` (default: the benchmark with tau = 1,

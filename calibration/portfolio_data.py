@@ -54,6 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
+from margin_design.display import Displayable, text_block
 from margin_design.errors import InputError
 
 from ._checks import check_range, to_py
@@ -294,9 +295,12 @@ def sector_holdings(weights, turnover) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class PortfolioCalibration:
+@dataclass(frozen=True, repr=False)
+class PortfolioCalibration(Displayable):
     """Everything estimated for one portfolio design config (see :func:`calibrate_portfolio`).
+
+    :meth:`summary` (and the ``repr``) lists the data, the risk functional, the state grid and the impact and
+    liquidation estimates; :meth:`to_frame` gives the state grid, :meth:`contracts_frame` one row per contract.
 
     Units: vols daily (decimal), r daily variance of the portfolio return (decimal^2), Y dimensionless, ADV
     currency per day, participation f and holdings x in ADV units of each contract, alpha (75) and A decimal
@@ -470,6 +474,46 @@ class PortfolioCalibration:
                 "sources": dict(self.market_sources),
             },
         }
+
+    def to_frame(self):
+        """The solver's states as a pandas DataFrame, one row per grid point: ``vol_daily`` (daily vol of the
+        margined portfolio's return, decimal), ``vol_annual`` (decimal), ``r`` (daily variance) and ``weight``
+        (share of the windows nearest the point), all float64."""
+        from .data import _states_frame
+
+        return _states_frame(self.grid, self.weights)
+
+    def contracts_frame(self):
+        """One row per contract (index ``asset``), the per-contract estimates of :meth:`to_dict`: ``position`` h_i
+        (notional weight), ``daily_vol`` (decimal), ``adv`` (currency per day; NaN without volumes),
+        ``participation`` f_i (fraction of ADV), ``distortion_bps`` (bp), ``alpha`` (75) (price change per ADV),
+        ``sector_weight``, ``turnover`` tau_i (days of ADV), ``holdings`` x_i (ADV), ``liquidation`` B_i (26) (ADV per
+        unit margin ratio) and ``c_benchmark`` (the single-asset c_eff (76))."""
+        import pandas as pd
+
+        rows = self.to_dict()["market"]["contracts"]
+        cols = ["asset", "position", "daily_vol", "adv", "participation", "distortion_bps", "alpha", "sector_weight",
+                "turnover", "holdings", "liquidation", "c_benchmark"]
+        frame = pd.DataFrame([{c: r[c] for c in cols} for r in rows], columns=cols).set_index("asset")
+        return frame.astype("float64")
+
+    def _display(self) -> tuple[str, list[tuple[str, str]]]:
+        from .data import _state_shock_items
+
+        def vec(a):
+            return "[" + ", ".join(format(float(v), ".4g") for v in np.ravel(a)) + "]"
+
+        return f"Portfolio design inputs from {self.dataset} ({', '.join(self.assets)})", _state_shock_items(self) + [
+            ("risk functional", self.spec.describe()),
+            ("shock", f"{self.loss_stats['n']} standardised {self.horizon_days}-day losses ({self.position} position)"),
+            ("impact A", f"{self.impact_model}: [{', '.join(vec(row) for row in np.atleast_2d(self.impact))}] (price change per ADV traded)"),
+            ("liquidation B", f"{vec(self.liquidation)} (ADV per unit margin ratio, (26))"),
+            ("alpha per contract", vec(self.alphas)),
+        ]
+
+    def summary(self) -> str:
+        """The data, risk functional, state grid and the impact and liquidation estimates (text, one line each)."""
+        return text_block(*self._display())
 
 
 def _check_vector(flag: str, values, k: int, names) -> np.ndarray:

@@ -700,7 +700,8 @@ def _branch(spec: PortfolioRisk, side: str) -> TriggerBranch:
 
 
 def trigger_and_sensitivity(spec: PortfolioRisk, window_of_marks=None):
-    """(d, s_f, details) for the portfolio cap (87)-(88).
+    """The direction in which a manipulator moves the portfolio's marks to raise the CCP's risk number, and how
+    strongly: (d, s_f, details) for the portfolio cap (87)-(88), with c_r = 2 sqrt(r) s_f.
 
     Without data: d and s_f at the worst-case states of :func:`worst_case_window` (both sides where both are
     reachable), by JAX; ``details`` is a :class:`TriggerSensitivity` whose :meth:`~TriggerSensitivity.alignment`

@@ -98,17 +98,21 @@ class CapSpec:
 
 
 def cap_slope_vol(cap: CapSpec) -> float:
-    """Cap on dM/dsigma (daily vol units), constant in sigma: (18), (40)."""
+    """The steepest a manipulation-proof rule may rise: the cap K on dM/dsigma, margin ratio per unit daily vol.
+
+    Constant in sigma ((18), (40)), including the factor of the CCP's risk input (a 20-day realised variance
+    moves less with one price than the variance of one return, so its cap is sqrt(20) times looser)."""
     return cap.slope_vol
 
 
 def cap_slope_r(cap: CapSpec, r) -> np.ndarray:
-    """Cap on dM/dr at variance r: K / (2 sqrt(r)), i.e. (17)/(39) times the input factor."""
+    """The cap expressed per unit of daily variance r: dM/dr <= K / (2 sqrt(r)), (17)/(39) times the input factor."""
     return cap.slope_vol / (2.0 * np.sqrt(np.asarray(r, dtype=float)))
 
 
 def cap_increments(cap: CapSpec, vol: np.ndarray) -> np.ndarray:
-    """Exact integral of the cap between neighbouring grid points: u_i = K (sigma_{i+1} - sigma_i) (n - 1 values)."""
+    """The largest margin increase the cap allows from each grid point to the next, u_i = K (sigma_{i+1} - sigma_i)
+    (margin ratio; n - 1 values, the exact integral of the cap; +inf without a cap)."""
     dv = np.diff(np.asarray(vol, dtype=float))
     if cap.kind == "none":
         return np.full(dv.shape, np.inf)

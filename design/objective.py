@@ -47,7 +47,9 @@ TERMS = ("coverage", "carry", "liquidation", "participation")
 
 @dataclass(frozen=True)
 class CostSpec:
-    """Parameters of the cost objective (31)-(32). Rates are per unit notional; ``c_eff`` in ADV units.
+    """What a margin costs in one state, the cost objective (31)-(32): expected coverage shortfall of the close-out
+    loss, the carrying cost of posted margin, the cost of forced liquidation when margin rises above the previous
+    level, and lost participation. Rates are per unit notional; ``c_eff`` in ADV units.
 
     ``carry`` is kappa_M (cost per unit of margin), ``prev_margin`` is M_-(z) (margin ratio before the
     reset), ``liquidation_weight`` lambda_L, ``participation_weight`` lambda_P, ``participation_beta``

@@ -39,7 +39,10 @@ MARGIN_FLOOR = 0.0
 
 @dataclass(frozen=True, eq=False)
 class Problem:
-    """One instance of (41): immutable inputs only. Derived quantities are cached properties."""
+    """One design problem (41): volatility states with their probabilities, the cost of a margin in each state,
+    and the slope cap. Immutable inputs only; derived quantities (variances, first-best margins, cap increments)
+    are cached properties. Build it with :func:`~margin_design.design.load_problem` and solve it with
+    :func:`~margin_design.solvers.solve`."""
 
     vol: np.ndarray = field(repr=False)       # daily vol of each state (decimal)
     weights: np.ndarray = field(repr=False)   # probability masses w_i, sum 1

@@ -99,6 +99,7 @@ from margin_design.calibration.audit.portfolio import (
 from margin_design.calibration._checks import to_py
 from margin_design.calibration.cap import TRADING_DAYS_PER_YEAR
 from margin_design.calibration.tables import text_table
+from margin_design.display import Displayable, yes_no
 from margin_design.errors import InputError
 from margin_design.fileio import check_output_folder, write_tree
 
@@ -221,9 +222,14 @@ class AuditOptions:
             raise InputError(f"--horizon-days {self.horizon_days!r} must be a positive integer number of days up to {MAX_WINDOW_DAYS}.")
 
 
-@dataclass(frozen=True, eq=False)
-class Audit:
-    """Everything the audit found; :meth:`summary` renders it, :func:`audit_files` exports it."""
+@dataclass(frozen=True, eq=False, repr=False)
+class Audit(Displayable):
+    """Everything the audit of a margin rule found (returned by :func:`build_audit`).
+
+    :meth:`summary` renders it as text, :meth:`to_frame` gives the per-state table and :meth:`comparison_frame`
+    the rule against the first-best and the capped optimum as pandas DataFrames, :func:`audit_files` exports it;
+    the ``repr`` (and the HTML table in Jupyter) lists the headline numbers.
+    """
 
     rule: Rule
     first_best: Rule
@@ -467,6 +473,59 @@ class Audit:
             out["backtest"] = {"data": b["data"].describe(), "coverage": b["coverage"], "above_grid_share": b["above_grid"],
                                "metrics": {k: v.to_dict(b["data"].dates) for k, v in b["metrics"].items()}}
         return _clean(out)
+
+    # ------------------------------------------------------------ pandas and Jupyter
+    def to_frame(self):
+        """The per-state table (:meth:`state_rows`) as a pandas DataFrame, one row per state of the market config's grid.
+
+        Columns are named with their units (``vol_daily``, ``vol_annual``, ``margin_ratio``, ``slope_dm_dvol``,
+        ``cap_dm_dvol``, ``exceeds_cap``, ``G``, ``profit_bps``, ...; the meaning of each is in
+        :data:`STATE_UNITS` and ``frame.attrs["units"]``). Values the analysis cannot give (``q_min_adv`` where no
+        trade size is profitable, a cap of infinity) are NaN.
+        """
+        import pandas as pd
+
+        frame = pd.DataFrame(self.state_rows())
+        for col in frame.columns:  # columns with a missing value (None) hold numbers: make them float64
+            if frame[col].dtype == object and all(v is None or isinstance(v, (int, float)) for v in frame[col]):
+                frame[col] = frame[col].astype("float64")
+        frame.index.name = "state"
+        frame.attrs["units"] = {k: v for k, v in STATE_UNITS.items() if k in frame.columns}
+        return frame
+
+    def comparison_frame(self):
+        """The rule against the first-best M_fb and the capped optimum g* (:meth:`comparison_rows`), one row each:
+        share of states over the cap, largest slope/cap and G, largest profit bound (bp), expected cost J (per unit
+        notional), and with a backtest the breach rate, Kupiec p, mean margin, largest 1-day increase (decimal)
+        and share of days over the cap."""
+        import pandas as pd
+
+        return pd.DataFrame(self.comparison_rows()).set_index("rule")
+
+    def _display(self) -> tuple[str, list[tuple[str, str]]]:
+        p, m, s, c = self.problem, self.market, self.local.summary(), self.costs
+        cert = self.schedule.certificate
+        items = [
+            ("rule", self.rule.describe()),
+            ("market", f"{self.market_file}: alpha {m.alpha:g}, c_eff {m.c_eff:g}, cap on dM/dsigma {p.cap.slope_vol:.6g} per unit daily vol"),
+            ("states", f"{p.n}, daily vol {p.vol[0]:.4%} .. {p.vol[-1]:.4%}"),
+            ("breaks the cap", f"{yes_no(s['states_over_cap'] > 0)}: {s['states_over_cap']} of {s['states']} states "
+                               f"({s['share_over_cap']:.1%}); largest slope/cap {s['max_slope_over_cap']:.4g}"),
+            ("largest gain G", f"{s['max_G']:.4g}; profit bound up to {s['max_profit_bps']:.4g} bp at q = {m.trigger:g} ADV"),
+            ("jumps", f"{len(self.jumps)}"),
+            ("expected cost J", f"rule {c['rule']:.6g}, capped optimum g* {c['capped']:.6g}, first-best {c['first_best']:.6g}"),
+            ("price of manipulation-proofness", f"{c['capped'] - c['first_best']:.6g}"),
+            ("g* certified", f"{yes_no(cert.ok)} (relative gap {cert.relative_gap:.2e})"),
+        ]
+        if self.simulation is not None:
+            flags = {k: v for k, v in self.simulation["checks"].items() if isinstance(v, bool)}
+            items.append(("simulation checks", ", ".join(f"{k} {yes_no(v)}" for k, v in flags.items())))
+        if self.backtest is not None:
+            met = self.backtest["metrics"]["rule"]
+            items.append(("backtest (rule)", f"{met.breaches}/{met.days} breaches ({met.breach_rate:.2%}), Kupiec p {met.kupiec_p:.3g}"))
+        if self.portfolio is not None:
+            items.insert(1, ("portfolio", ", ".join(self.portfolio["market"].assets)))
+        return f"Margin rule audit: {self.rule.name}", items
 
 
 def _pct(x) -> str:

@@ -24,6 +24,7 @@ CSV_HEADER = ("vol_daily", "variance_daily", "weight", "first_best_margin", "mar
 
 
 def schedule_json_text(result) -> str:
+    """The ``schedule.json`` text of a solved :class:`~margin_design.solvers.Schedule` (``result.to_dict()``, indented JSON)."""
     return json.dumps(result.to_dict(), indent=2, sort_keys=False, allow_nan=False) + "\n"
 
 

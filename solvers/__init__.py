@@ -16,7 +16,15 @@ METHODS = ("cvxpy", "exact")
 
 
 def solve(problem, method: str = "exact") -> Schedule:
-    """Minimise (41) for ``problem`` and certify the answer."""
+    """Find the manipulation-proof margin rule for ``problem`` and prove it optimal.
+
+    Minimises the expected cost sum_i w_i Psi(r_i, g_i) over margins g_i (margin ratios) that never fall from one
+    volatility state to the next, never rise faster than the slope cap allows, and never go below zero -- the
+    paper's problem (41). Returns a frozen :class:`Schedule` with the margins, the stretches where the rule tracks
+    the first-best, rises at the cap or pools, and a KKT certificate (duality gap and residuals). ``method``:
+    ``"exact"`` (default; the chain dynamic programme, any grid size) or ``"cvxpy"`` (the reference path through
+    Clarabel, up to about 10,000 states). ``result.certificate.ok`` says whether the answer is certified.
+    """
     if method == "cvxpy":
         from margin_design.solvers.cvxpy_path import solve_cvxpy
 

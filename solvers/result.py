@@ -13,6 +13,7 @@ from importlib import metadata
 
 import numpy as np
 
+from margin_design.display import Displayable, yes_no
 from margin_design.solvers.certificate import Certificate
 
 SCHEMA_VERSION = 1
@@ -37,9 +38,18 @@ def _finite_or_none(a) -> list:
     return [float(v) if math.isfinite(v) else None for v in np.asarray(a, float)]
 
 
-@dataclass(frozen=True, eq=False)
-class Schedule:
-    """The implementable rule g* on the grid, the first-best it departs from, and the proof of optimality."""
+@dataclass(frozen=True, eq=False, repr=False)
+class Schedule(Displayable):
+    """The implementable rule g* on the grid, the first-best it departs from, and the proof of optimality.
+
+    Returned by :func:`margin_design.solvers.solve`. ``schedule`` holds the margin ratio g*(r_i) in every state,
+    ``segments`` the stretches where the rule tracks the first-best, rises at the cap (saturated), pools or sits
+    on the floor M = 0, ``objective`` the expected cost J of g* and of the first-best, ``certificate`` the KKT
+    certificate of optimality and ``solver`` what computed it. :meth:`summary` renders it as text,
+    :meth:`to_frame` and :meth:`segments_frame` as pandas DataFrames, and :meth:`to_dict` as ``schedule.json``.
+    In a target design (``objective.kind = "target"``) the "first-best" is the CCP's existing schedule that the
+    rule is capped against (Appendix D.2).
+    """
 
     problem: object = field(repr=False)
     schedule: np.ndarray = field(repr=False)
@@ -65,7 +75,13 @@ class Schedule:
 
     @property
     def first_best(self) -> np.ndarray:
+        """M_fb per state (margin ratio): the first-best (34), or in a target design the existing schedule t."""
         return self.problem.first_best
+
+    @property
+    def is_target(self) -> bool:
+        """True for a target design (``objective.kind = "target"``): ``first_best`` is then the existing schedule."""
+        return self.problem.objective.kind == "target"
 
     @property
     def cap_increments(self) -> np.ndarray:
@@ -201,3 +217,142 @@ class Schedule:
             f" {self.solver['seconds']:.3f} s",
         ]
         return "\n".join(lines)
+
+    # ------------------------------------------------------------ pandas and Jupyter
+    def state_regimes(self) -> list[str]:
+        """The regime of every state: the kind of the link to its right (the last state takes the last link's kind)."""
+        kinds = self.link_kinds
+        return kinds + kinds[-1:] if kinds else ["tracking"] * int(self.schedule.size)
+
+    def to_frame(self):
+        """The schedule as a pandas DataFrame, one row per state of the grid, in grid order.
+
+        Columns (all float64 except ``regime``):
+
+        * ``vol_daily``: daily volatility sigma = sqrt(r) (decimal; 0.01 = 1% a day);
+        * ``vol_annual``: annualised volatility sqrt(252) * vol_daily (decimal);
+        * ``r``: the risk input, the variance of daily returns;
+        * ``weight``: the state's probability mass f(r | z) (sums to 1);
+        * ``first_best``: M_fb, the first-best margin ratio (34); in a target design the existing schedule t
+          that the rule is capped against (``frame.attrs["first_best"]`` says which);
+        * ``margin``: g*, the manipulation-proof margin ratio (per unit notional; 0.05 = 5% of notional);
+        * ``regime``: categorical, the kind of the link from this state to the next (tracking, saturated,
+          pooling, floor; the last state takes the kind of the link to its left);
+        * ``multiplier``: G_k, the KKT multiplier of the link from this state to the next (objective units):
+          > 0 where the cap binds, < 0 where monotonicity binds (pooling), 0 where the rule is free; NaN on the
+          last state, which has no link to its right.
+
+        ``frame.attrs`` records the units and, for the ``first_best`` column, whether it is the first-best or
+        the existing schedule.
+        """
+        import pandas as pd
+
+        from margin_design.solvers.segments import SEGMENT_KINDS
+
+        vol = np.asarray(self.vol, float)
+        frame = pd.DataFrame(
+            {
+                "vol_daily": vol,
+                "vol_annual": math.sqrt(252.0) * vol,
+                "r": np.asarray(self.r, float),
+                "weight": np.asarray(self.weights, float),
+                "first_best": np.asarray(self.first_best, float),
+                "margin": np.asarray(self.schedule, float),
+                "regime": pd.Categorical(self.state_regimes(), categories=SEGMENT_KINDS),
+                "multiplier": np.append(np.asarray(self.multipliers, float), np.nan),
+            }
+        )
+        frame.index.name = "state"
+        frame.attrs["units"] = dict(STATE_FRAME_UNITS)
+        frame.attrs["first_best"] = (
+            "existing schedule t (target design, Appendix D.2)" if self.is_target else "first-best margin ratio M_fb (34)"
+        )
+        return frame
+
+    def segments_frame(self):
+        """The segments as a pandas DataFrame, one row per stretch, in grid order.
+
+        Columns: ``kind`` (categorical: tracking, saturated, pooling, floor), ``start`` and ``end`` (indices of the
+        first and last state of the stretch; neighbouring stretches share their boundary state), ``states``
+        (number of states), ``vol_daily_start``/``vol_daily_end`` (daily vol, decimal),
+        ``vol_annual_start``/``vol_annual_end`` (annualised vol, decimal), ``margin_start``/``margin_end`` (g* at
+        the two ends, margin ratio), ``level`` (the margin of a pooling or floor stretch, (43); NaN otherwise) and
+        ``intercept`` (a in M = a + K sigma on a saturated stretch, (42); NaN otherwise).
+        """
+        import pandas as pd
+
+        from margin_design.solvers.segments import SEGMENT_KINDS
+
+        ann = math.sqrt(252.0)
+        x = np.asarray(self.schedule, float)
+        rows = [
+            {
+                "kind": s["kind"],
+                "start": int(s["start"]),
+                "end": int(s["end"]),
+                "states": int(s["end"]) - int(s["start"]) + 1,
+                "vol_daily_start": float(s["vol_start"]),
+                "vol_daily_end": float(s["vol_end"]),
+                "vol_annual_start": ann * float(s["vol_start"]),
+                "vol_annual_end": ann * float(s["vol_end"]),
+                "margin_start": float(x[s["start"]]),
+                "margin_end": float(x[s["end"]]),
+                "level": np.nan if s.get("level") is None else float(s["level"]),
+                "intercept": np.nan if s.get("intercept") is None else float(s["intercept"]),
+            }
+            for s in self.segments
+        ]
+        frame = pd.DataFrame(rows, columns=list(SEGMENT_FRAME_COLUMNS))
+        frame["kind"] = pd.Categorical(frame["kind"], categories=SEGMENT_KINDS)
+        for col in ("start", "end", "states"):
+            frame[col] = frame[col].astype("int64")
+        return frame
+
+    def segment_counts(self) -> dict[str, int]:
+        """Number of segments of each kind that occurs, in the order tracking, saturated, pooling, floor."""
+        from margin_design.solvers.segments import SEGMENT_KINDS
+
+        counts = {k: sum(1 for s in self.segments if s["kind"] == k) for k in SEGMENT_KINDS}
+        return {k: v for k, v in counts.items() if v}
+
+    def _display(self) -> tuple[str, list[tuple[str, str]]]:
+        p, o, c = self.problem, self.objective, self.certificate
+        ann = math.sqrt(252.0)
+        fb = "existing schedule" if self.is_target else "first-best"
+        price = self.price_of_manipulation_proofness
+        rel = f" ({price / o['first_best_value']:.2%} of J({fb}))" if o["first_best_value"] else ""
+        counts = ", ".join(f"{v} {k}" for k, v in self.segment_counts().items()) or "none"
+        items = [
+            ("states", f"{p.n}, daily vol {p.vol[0]:.4%} .. {p.vol[-1]:.4%} (annualised {ann * p.vol[0]:.2%} .. {ann * p.vol[-1]:.2%})"),
+            ("margin g*", f"{self.schedule[0]:.4%} .. {self.schedule[-1]:.4%} of notional"),
+            ("segments", counts),
+            ("cap on dM/dsigma", f"{p.cap.slope_vol:.6g} per unit daily vol" if p.cap.kind != "none" and math.isfinite(p.cap.slope_vol) else "none"),
+            ("J(g*)", f"{o['value']:.8g} (expected cost per unit notional)"),
+            (f"J({fb})", f"{o['first_best_value']:.8g}"),
+            ("price of manipulation-proofness", f"{price:.6g}{rel}"),
+            ("certified", f"{yes_no(c.ok)} (relative gap {c.relative_gap:.2e})"),
+            ("solver", f"{self.solver['method']} ({self.solver['backend']}), Newton iterations: {self.solver['iterations']}"),
+        ]
+        if p.cap.portfolio is not None:
+            pf = p.cap.portfolio
+            items.insert(1, ("portfolio", f"{pf.k} contracts ({', '.join(pf.assets)}); psi {pf.psi:.6g}, ||AB|| {pf.price_pressure:.6g}"))
+        title = "Manipulation-proof margin schedule" + (" (capped existing schedule)" if self.is_target else "")
+        return title, items
+
+
+#: Units of the columns of :meth:`Schedule.to_frame` (also in ``frame.attrs["units"]``).
+STATE_FRAME_UNITS = {
+    "vol_daily": "daily volatility sqrt(r), decimal",
+    "vol_annual": "annualised volatility sqrt(252 r), decimal",
+    "r": "variance of daily returns",
+    "weight": "probability mass of the state",
+    "first_best": "margin ratio per unit notional (first-best M_fb, or the existing schedule in a target design)",
+    "margin": "margin ratio per unit notional (g*)",
+    "regime": "segment kind of the link to the next state",
+    "multiplier": "KKT multiplier G_k of the link to the next state (objective units); NaN on the last state",
+}
+#: Columns of :meth:`Schedule.segments_frame`.
+SEGMENT_FRAME_COLUMNS = (
+    "kind", "start", "end", "states", "vol_daily_start", "vol_daily_end", "vol_annual_start", "vol_annual_end",
+    "margin_start", "margin_end", "level", "intercept",
+)

@@ -136,11 +136,107 @@ def parameters_of(problem) -> tuple[str, ...]:
     return PARAMETERS
 
 
-def sensitivities(result, parameters: tuple[str, ...] | None = None) -> dict:
-    """{parameter: {"schedule": dx/dtheta (array), "objective", "first_best_objective", "price"}}."""
+#: What each parameter is and its unit (the derivatives are per unit of it).
+PARAMETER_UNITS = {
+    "alpha": "price impact alpha, decimal price change per ADV traded",
+    "c_eff": "forced liquidation c_eff, ADV per unit margin ratio",
+    "inventory_penalty": "inventory penalty kappa, price per ADV^2",
+    "carry": "carry cost kappa_M, per unit margin ratio",
+    "liquidation_weight": "liquidation-cost weight lambda_L",
+    "participation_weight": "participation-cost weight lambda_P",
+    "prev_margin": "previous margin M_-, margin ratio",
+}
+
+
+class Sensitivities(dict):
+    """Derivatives of the optimal schedule and its costs, one entry per parameter (a dict, shown briefly).
+
+    ``sens[name]`` is ``{"schedule": dg*/dtheta per state (array, margin ratio per unit of the parameter),
+    "objective": dJ(g*)/dtheta, "first_best_objective": dJ(M_fb)/dtheta, "price": d(J(g*) - J(M_fb))/dtheta}``
+    (costs per unit notional per unit of the parameter; units of each parameter in :data:`PARAMETER_UNITS`).
+    :meth:`to_frame` gives one row per parameter, :meth:`schedule_frame` the per-state derivatives, and
+    :meth:`summary` a text table; the ``repr`` lists the cost derivatives, never the per-state arrays.
+    """
+
+    def __init__(self, entries: dict, vol=None):
+        super().__init__(entries)
+        #: Daily vol of each state (decimal), the index of the per-state derivatives.
+        self.vol = None if vol is None else np.asarray(vol, float)
+
+    def _rows(self) -> list[list[str]]:
+        return [
+            [name, f"{d['objective']:.6g}", f"{d['first_best_objective']:.6g}", f"{d['price']:.6g}",
+             f"{float(np.max(np.abs(d['schedule']))) if np.size(d['schedule']) else 0.0:.4g}"]
+            for name, d in self.items()
+        ]
+
+    _HEADER = ["parameter", "dJ(g*)/dtheta", "dJ(M_fb)/dtheta", "dprice/dtheta", "max |dg*/dtheta|"]
+
+    def _title(self) -> str:
+        n = "" if self.vol is None else f", {self.vol.size} states"
+        return f"Sensitivities of the optimal schedule (implicit function theorem on the active set{n})"
+
+    def __repr__(self) -> str:
+        lines = [self._title()]
+        for row in self._rows():
+            lines.append(f"  {row[0]}: dJ(g*) {row[1]}, dJ(M_fb) {row[2]}, dprice {row[3]}, max |dg*| {row[4]}")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        from margin_design.display import html_grid
+
+        return html_grid(self._title(), self._HEADER, self._rows(),
+                         note="price = J(g*) - J(M_fb), the price of manipulation-proofness; costs per unit notional, per unit of each parameter.")
+
+    def summary(self) -> str:
+        """Text table: the cost derivatives per parameter and the largest change of the rule, with units."""
+        from margin_design.calibration.tables import text_table
+
+        units = "\n".join(f"  {k}: {PARAMETER_UNITS[k]}" for k in self if k in PARAMETER_UNITS)
+        return (text_table(self._HEADER, self._rows(), title=self._title())
+                + "\nprice = J(g*) - J(M_fb), the price of manipulation-proofness; derivatives per unit of the parameter:\n" + units)
+
+    def to_frame(self):
+        """One row per parameter (index ``parameter``): ``objective`` dJ(g*)/dtheta, ``first_best_objective``
+        dJ(M_fb)/dtheta, ``price`` d(J(g*) - J(M_fb))/dtheta (costs per unit notional per unit of the parameter),
+        ``margin_max_abs`` the largest |dg*/dtheta| over the states (margin ratio per unit of the parameter), and
+        ``unit`` what the parameter is and its unit. All float64 except ``unit``."""
+        import pandas as pd
+
+        frame = pd.DataFrame(
+            {
+                "objective": [float(d["objective"]) for d in self.values()],
+                "first_best_objective": [float(d["first_best_objective"]) for d in self.values()],
+                "price": [float(d["price"]) for d in self.values()],
+                "margin_max_abs": [float(np.max(np.abs(d["schedule"]))) if np.size(d["schedule"]) else 0.0 for d in self.values()],
+                "unit": [PARAMETER_UNITS.get(k, "") for k in self],
+            },
+            index=pd.Index(list(self), name="parameter"),
+        )
+        return frame
+
+    def schedule_frame(self):
+        """dg*/dtheta per state: one row per state (index ``state``), ``vol_daily`` (decimal) and one float64 column
+        per parameter (margin ratio per unit of the parameter)."""
+        import pandas as pd
+
+        data = {} if self.vol is None else {"vol_daily": self.vol}
+        data.update({k: np.asarray(d["schedule"], float) for k, d in self.items()})
+        frame = pd.DataFrame(data)
+        frame.index.name = "state"
+        return frame
+
+
+def sensitivities(result, parameters: tuple[str, ...] | None = None) -> Sensitivities:
+    """Derivatives of g*, J(g*), J(M_fb) and the price of manipulation-proofness with respect to each parameter.
+
+    Returns a :class:`Sensitivities` dict ``{parameter: {"schedule": dx/dtheta (array), "objective",
+    "first_best_objective", "price"}}``; the default parameters are those the problem has
+    (:func:`parameters_of`). Valid on the solution's active set (see the module docstring).
+    """
     parameters = parameters_of(result.problem) if parameters is None else parameters
     out = {}
     for name, (dx, dj, djfb) in sensitivity_arrays(result.problem, result.schedule, result.codes, parameters).items():
         dJ, dJfb = float(np.sum(dj)), float(np.sum(djfb))
         out[name] = {"schedule": dx, "objective": dJ, "first_best_objective": dJfb, "price": dJ - dJfb}
-    return out
+    return Sensitivities(out, vol=result.vol)

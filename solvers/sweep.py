@@ -238,3 +238,53 @@ def _raw_config(cfg: dict) -> dict:
     raw = copy.deepcopy(cfg)
     raw.get("shock", {}).pop("bandwidth_used", None)
     return {s: {k: v for k, v in sec.items() if v is not None} for s, sec in raw.items()}
+
+
+def sweep_frame(rows: list[dict]):
+    """The rows of :func:`run_sweep` as a pandas DataFrame, one row per configuration (index ``config``).
+
+    Columns, in the order of the CSV that ``margin-design sweep`` writes: the swept keys (``market.alpha``, ...,
+    in the config's units), ``objective`` J(g*) and ``first_best_objective`` J(M_fb) (expected cost per unit
+    notional), ``price_of_manipulation_proofness`` J(g*) - J(M_fb) and ``price_relative`` (that divided by
+    J(M_fb)), ``segments`` (text: kind:annualised vol from-to, decimal), ``n_segments`` (int64),
+    ``relative_gap`` (certified duality gap / J), ``certified`` (bool) and ``dprice_d_<parameter>`` (derivative
+    of the price of manipulation-proofness per unit of each parameter; NaN where a design has no such parameter).
+    """
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return frame
+    frame = frame.set_index("config")
+    frame["n_segments"] = frame["n_segments"].astype("int64")
+    frame["certified"] = frame["certified"].astype(bool)
+    return frame
+
+
+def sweep(config_path: str | Path, vary, *, workers: int = 0, scheduler: str | None = None, chunk_size: int = DEFAULT_CHUNK,
+          timeout: float = DEFAULT_TIMEOUT):
+    """Solve a grid of configurations of the design in ``config_path`` and return the table as a DataFrame.
+
+    ``vary`` is either a list of ``"section.key=SPEC"`` strings, as ``margin-design sweep --vary`` takes them
+    (``"market.alpha=0.1:0.4:31"``, ``"objective.carry=0.005,0.01"``), or a dict ``{"section.key": values}`` with a
+    list of values or a SPEC string. ``workers=0`` (the default here) solves in this process; ``workers > 0``
+    starts a dask LocalCluster and ``scheduler`` uses a running dask scheduler, as on the command line. The
+    columns are those of :func:`sweep_frame`; nothing is printed.
+    """
+    if isinstance(vary, dict):
+        vary = [f"{key}={values if isinstance(values, str) else ','.join(_spec_text(v) for v in values)}" for key, values in vary.items()]
+    elif isinstance(vary, str):
+        vary = [vary]
+    rows = run_sweep(config_path, list(vary), workers=workers, scheduler=scheduler, chunk_size=chunk_size, progress=None, timeout=timeout)
+    return sweep_frame(rows)
+
+
+def _spec_text(value) -> str:
+    """One value of a --vary list: numbers at full precision (repr), anything else as text."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(value)
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return repr(float(value))
+    return str(value)
