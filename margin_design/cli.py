@@ -170,6 +170,11 @@ def check_json_file(args) -> None:
         check_output_file(target, "--json")
 
 
+def files_in(folder) -> list[str]:
+    """Every file written under an output folder, sorted (the ``files`` entry of a --json summary)."""
+    return sorted(str(f) for f in Path(folder).rglob("*") if f.is_file())
+
+
 def finish_json(args, payload: dict, status: int = 0) -> int:
     """Print or write the ``--json`` object of a command (nothing without --json); returns ``status``."""
     target = getattr(args, "json", None)
@@ -259,7 +264,10 @@ def run_parsed(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
     console.configure(quiet=quiet, verbose=verbose, json_stdout=getattr(args, "json", None) == "-")
     with warnings.catch_warnings(record=True) as held:
         try:
-            status = int(func(args) or 0)
+            try:
+                status = int(func(args) or 0)
+            finally:  # an error sentence or the interruption line starts on a line of its own
+                console.close_bars()
         except MarginDesignError as exc:
             _print_error(str(exc))
             return exc.exit_status

@@ -8,7 +8,8 @@ Channels:
 * details (solver iterations, timings, stage times): stderr, only with ``-v/--verbose``, through the standard
   :mod:`logging` logger ``margin_design`` (library modules may log to ``margin_design.<module>`` at INFO level);
 * progress bars: stderr, through :func:`progress`; a tqdm bar with rate and ETA when stderr is a terminal,
-  otherwise a plain line at every 10% of the work (at most 11 lines per stage); none under ``-q`` or ``--json``.
+  otherwise plain lines: one at each 10% of the work but at most one every 3 seconds, and one when the stage ends
+  (a short stage prints one line, a long one at most 11); none under ``-q`` or ``--json``.
 
 The library never imports this module: long computations take an optional callback ``progress(done, total, what)``
 (``done`` of ``total`` units finished in the stage named ``what``) and :func:`progress` supplies one.
@@ -25,13 +26,16 @@ import sys
 import time
 from typing import Any, Callable, Iterator
 
-__all__ = ["configure", "say", "warn", "emit_json", "json_mode", "quiet", "verbose", "progress", "LOGGER"]
+__all__ = ["configure", "say", "warn", "emit_json", "json_mode", "quiet", "verbose", "progress", "progress_callback", "close_bars",
+           "LOGGER"]
 
 PROG = "margin-design"
 #: The package logger; ``-v`` shows its INFO records on stderr.
 LOGGER = logging.getLogger("margin_design")
-#: Plain (non-terminal) progress lines: one each time this share of a stage is passed.
+#: Plain (non-terminal) progress lines: one each time this share of a stage is passed, but not sooner than
+#: PLAIN_SECONDS after the previous line, plus one when the stage ends (so a short stage prints one line).
 PLAIN_STEP = 0.10
+PLAIN_SECONDS = 3.0
 
 _state = {"quiet": False, "verbose": False, "json": False}
 
@@ -113,11 +117,13 @@ class _Bars:
         self.bar = None
         self.start = 0.0
         self.next_plain = 0.0
+        self.last_line = 0.0
 
     def __call__(self, done: int, total: int, what: str = "") -> None:
         if what != self.what:
             self.close()
             self.what, self.start, self.next_plain = what, time.monotonic(), 0.0
+            self.last_line = self.start
             if sys.stderr.isatty():
                 from tqdm import tqdm
 
@@ -128,8 +134,11 @@ class _Bars:
             self.bar.update(done - self.bar.n)
             return
         share = done / total if total else 1.0
-        if done > 0 and share + 1e-12 >= self.next_plain:
+        now = time.monotonic()
+        due = share + 1e-12 >= self.next_plain and now - self.last_line >= PLAIN_SECONDS
+        if done > 0 and (due or done >= total):
             self._plain_line(done, total, share)
+            self.last_line = now
             self.next_plain = (math.floor(share / PLAIN_STEP + 1e-9) + 1) * PLAIN_STEP
 
     def _plain_line(self, done: int, total: int, share: float) -> None:
@@ -155,14 +164,29 @@ def _silent(done: int, total: int, what: str = "") -> None:
     return None
 
 
+_open: list[_Bars] = []
+
+
+def progress_callback(unit: str = "steps") -> Callable[[int, int, str], None]:
+    """A ``progress(done, total, what)`` callback for the library; silent under ``-q`` and ``--json``.
+    Its bar stays open until :func:`close_bars` (the command line calls it when a command ends or fails)."""
+    if _state["quiet"] or _state["json"]:
+        return _silent
+    bars = _Bars(unit)
+    _open.append(bars)
+    return bars
+
+
+def close_bars() -> None:
+    """End every open progress bar (so that what follows starts on a line of its own)."""
+    while _open:
+        _open.pop().close()
+
+
 @contextlib.contextmanager
 def progress(unit: str = "steps") -> Iterator[Callable[[int, int, str], None]]:
-    """A ``progress(done, total, what)`` callback for the library; silent under ``-q`` and ``--json``."""
-    if _state["quiet"] or _state["json"]:
-        yield _silent
-        return
-    bars = _Bars(unit)
+    """:func:`progress_callback` for the duration of a ``with`` block."""
     try:
-        yield bars
+        yield progress_callback(unit)
     finally:
-        bars.close()
+        close_bars()
