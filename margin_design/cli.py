@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -46,11 +47,23 @@ class UsageError(MarginDesignError):
         self.prog = prog
 
 
+_ROLE = re.compile(r":(?:func|class|mod|meth|data|attr|obj|exc|ref):`~?([^`<]*?)(?:\s*<[^>]*>)?`")
+
+
+def plain_text(text: str) -> str:
+    """Help text without reST markup: ``literal`` -> literal, :func:`~a.b.name` -> name (docstrings feed --help)."""
+    text = _ROLE.sub(lambda m: m.group(1).rsplit(".", 1)[-1] if m.group(0).split("`")[1].startswith("~") else m.group(1), text)
+    return text.replace("``", "")
+
+
 class Parser(argparse.ArgumentParser):
     """argparse with one-line errors: ``margin-design: error: <what> (see <command> --help)``, no usage block."""
 
     def error(self, message):  # noqa: D102 - argparse API
         raise UsageError(message, self.prog)
+
+    def format_help(self):  # noqa: D102 - argparse API; subcommand descriptions come from module docstrings
+        return plain_text(super().format_help())
 
     def parse_args(self, args=None, namespace=None):  # noqa: D102 - argparse API
         ns, extra = self.parse_known_args(args, namespace)
