@@ -19,6 +19,7 @@ import importlib
 import os
 import re
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -277,10 +278,12 @@ def run_parsed(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
     console.configure(quiet=quiet, verbose=verbose, json_stdout=getattr(args, "json", None) == "-")
     with warnings.catch_warnings(record=True) as held:
         try:
+            started = time.perf_counter()
             try:
                 status = int(func(args) or 0)
             finally:  # an error sentence or the interruption line starts on a line of its own
                 console.close_bars()
+            console.LOGGER.info(f"{_chosen_parser(parser, args).prog.removeprefix(PROG).strip()} finished in {time.perf_counter() - started:.2f} s")
         except MarginDesignError as exc:
             _print_error(str(exc))
             return exc.exit_status

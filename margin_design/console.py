@@ -118,6 +118,8 @@ class _Bars:
         self.start = 0.0
         self.next_plain = 0.0
         self.last_line = 0.0
+        self.done = self.total = 0
+        self.updated = 0.0
 
     def __call__(self, done: int, total: int, what: str = "") -> None:
         if what != self.what:
@@ -128,6 +130,7 @@ class _Bars:
                 from tqdm import tqdm
 
                 self.bar = tqdm(total=total, desc=what, unit=self.unit, file=sys.stderr, leave=True, dynamic_ncols=True)
+        self.done, self.total, self.updated = done, total, time.monotonic()
         if self.bar is not None:
             if self.bar.total != total:
                 self.bar.total = total
@@ -158,6 +161,9 @@ class _Bars:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+        if self.what is not None:  # -v: how long the stage took
+            LOGGER.info(f"{self.what}: {self.done}/{self.total} {self.unit} in {self.updated - self.start:.2f} s")
+            self.what = None
 
 
 def _silent(done: int, total: int, what: str = "") -> None:
