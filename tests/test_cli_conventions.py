@@ -130,6 +130,16 @@ def test_report_json_lists_what_it_wrote(small, capfd):
     assert summary["segments"] == schedule["segments"] and summary["objective"] == schedule["objective"]["value"]
 
 
+def test_warnings_reach_stderr_under_json_and_quiet(small, capfd):
+    """A step table's Section 6.6 warning: on stderr in every mode, and in the JSON object's warnings."""
+    status, out, err = run(capfd, "report", "c.toml", "--out", "r", "--steps", "5", "--json")
+    assert status == 0
+    warnings = json.loads(out)["warnings"]
+    assert warnings and [f"margin-design: warning: {w}" for w in warnings] == err.splitlines()
+    status, out, err = run(capfd, "-q", "report", "c.toml", "--out", "r", "--steps", "5")
+    assert status == 0 and out == "" and err.splitlines() == [f"margin-design: warning: {w}" for w in warnings]
+
+
 def test_sweep_json_matches_the_table(small, capfd):
     status, out, err = run(capfd, "sweep", "c.toml", "--vary", "market.alpha=0.1,0.3", "--out", "s.csv", "--workers", "0", "--json")
     assert status == 0
