@@ -98,9 +98,9 @@ def _check_market_flags(args: argparse.Namespace) -> None:
 
 def _preflight_json(args: argparse.Namespace) -> None:
     """Refuse a ``--json FILE`` that cannot be written (a folder, a file as its folder) before any work."""
-    target = getattr(args, "json", None)
-    if target not in (None, "-"):
-        check_output_file(target, "--json")
+    from margin_design.cli import check_json_file
+
+    check_json_file(args)
 
 
 _FLAG_NAMES = {"lam": "lambda"}
