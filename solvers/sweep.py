@@ -7,6 +7,9 @@ are not whole numbers is refused. A sweep has at most :data:`MAX_CONFIGURATIONS`
 product in the order the keys are given (the last key varies fastest). Keys in
 :data:`~margin_design.design.batch.STACKABLE` are solved as stacked batches (one Newton loop per chunk);
 other keys (grid size, shock model, ...) split the sweep into groups with their own base problem.
+A target design (``objective.kind = "target"``, an existing schedule capped as in Appendix D.2) sweeps its
+market and cap keys the same way; its objective is the target file, so cost keys are refused and the
+sensitivity columns of the cost weights are NaN.
 
 Chunks are fixed by configuration order and ``chunk_size`` alone, and every chunk is computed the same way
 wherever it runs, so a run in-process, on a dask LocalCluster or on a remote dask scheduler gives the same
@@ -181,6 +184,11 @@ def run_sweep(
     units = _chunks(keys, combos, chunk_size)
     folder = str(Path(folder).resolve())
     results: dict[int, list[dict]] = {}
+    stacked = [k for k in keys if k in STACKABLE]
+    logging.getLogger(__name__).info(
+        f"sweep: {len(combos)} configurations in {len(units)} work unit(s) of at most {chunk_size}; stacked in one Newton loop "
+        f"per unit: {', '.join(stacked) or 'none'}; {'in this process' if scheduler is None and workers == 0 else 'on dask'}"
+    )
 
     solved = 0
 
