@@ -739,6 +739,7 @@ def calibrate_from_prices(
     sector_notional: float | None = None,
     adv_window: int = 20,
     objective: ObjectiveSettings | None = None,
+    progress=None,
 ) -> DataCalibration:
     """Estimate a design's inputs from daily closes: states, weights, shock and the market inputs of the cap.
 
@@ -755,7 +756,17 @@ def calibrate_from_prices(
     directly or from ``sector_notional`` / ``trigger_notional`` (currency) divided by ADV (needs volumes). An input
     left None takes the paper's benchmark value (:data:`MARKET_INPUTS`: epsilon 0.225, tau 1, f 1%, m 5%, k 200 bp,
     kappa 0) and is recorded as a built-in default, not an estimate, in ``market_sources`` and the written config.
+    ``progress(done, total, "calibrate data")``, if given, is called after each of the five stages (risk input,
+    losses, state grid, shock fit, market).
     """
+    stage = 0
+
+    def advance():
+        nonlocal stage
+        stage += 1
+        if progress is not None:
+            progress(stage, 5, "calibrate data")
+
     objective = objective or ObjectiveSettings()
     objective.validate()
     if risk_input not in RISK_INPUTS:
@@ -776,11 +787,16 @@ def calibrate_from_prices(
 
     close = series.close
     r = risk_input_series(close, risk_input, int(window), lam)
+    advance()
     finite = np.isfinite(r) & (r > 0)
     vol = np.sqrt(r[finite])
     y = standardized_losses(close, r, horizon_days, position)
     require_losses(y, series.dates[0], series.dates[-1])
+    advance()
     states = state_table(vol, points, vol_quantiles, spacing)
+    advance()
+    shock = loss_summary(y)
+    advance()
 
     adv = adv_full = None
     if series.volume is not None and np.any(series.volume > 0):
@@ -811,6 +827,7 @@ def calibrate_from_prices(
         distortion=distortion,
         inventory_penalty=pick("inventory_penalty", inventory_penalty),
     )
+    advance()
 
     return DataCalibration(
         source=series.source,
@@ -823,7 +840,7 @@ def calibrate_from_prices(
         horizon_days=int(horizon_days),
         position=position,
         **states,
-        **loss_summary(y),
+        **shock,
         adv=adv,
         adv_full=adv_full,
         adv_window=int(adv_window) if adv is not None else None,

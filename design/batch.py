@@ -58,24 +58,34 @@ class BatchProblem(Problem):
         return np.arange(self.count) * self.chain
 
 
-def stack_problems(base: Problem, overrides: dict[str, np.ndarray]) -> BatchProblem:
-    """Stack ``base`` with each configuration's values of the STACKABLE keys in ``overrides`` (equal lengths)."""
-    if base.objective.kind != "cost":
-        raise ConfigError("a batch needs objective.kind = 'cost'; target objectives are solved one at a time.")
+def stack_problems(base: Problem, overrides: dict[str, np.ndarray], count: int | None = None) -> BatchProblem:
+    """Stack ``base`` with each configuration's values of the STACKABLE keys in ``overrides`` (equal lengths);
+    ``count`` copies of ``base`` when ``overrides`` is empty.
+
+    A target objective (``objective.kind = "target"``, Appendix D.2) stacks too: its per-state target and
+    curvature are repeated for every configuration, and only the market's keys (the cap) can vary, since the
+    cost weights are not part of it; ``market.c_eff`` then enters the cap alone.
+    """
+    target = base.objective.kind == "target"
     sizes = {len(np.atleast_1d(v)) for v in overrides.values()}
     if len(sizes) > 1:
         raise ConfigError(f"batch overrides have different lengths {sorted(sizes)}.")
-    count = sizes.pop() if sizes else 1
+    count = sizes.pop() if sizes else (1 if count is None else int(count))
     n = base.n
     cap_kw, obj_kw = {}, {}
+    if target:
+        obj_kw = {"target": np.tile(np.asarray(base.objective.target, float), count),
+                  "curvature": np.tile(np.asarray(base.objective.curvature, float), count)}
     for key, values in overrides.items():
         if key not in STACKABLE:
             raise ConfigError(f"{key} cannot vary inside a batch; stackable keys: {', '.join(STACKABLE)}.")
         where, field = STACKABLE[key]
+        if target and where == "objective":
+            raise ConfigError(f"{key} does not apply with objective.kind = 'target' (the target file is the objective); vary the market instead.")
         values = np.asarray(values, float)
         if where in ("cap", "both"):
             cap_kw[field] = values
-        if where in ("objective", "both"):
+        if where in ("objective", "both") and not target:
             obj_kw[field] = np.repeat(values, n)
     cap = dataclasses.replace(base.cap, **cap_kw)
     objective = dataclasses.replace(base.objective, **obj_kw)

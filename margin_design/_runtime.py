@@ -45,8 +45,10 @@ _state: dict = {}
 
 
 def verbose() -> bool:
-    """True when ``MARGIN_DESIGN_VERBOSE`` is set to anything but empty or ``0``."""
-    return os.environ.get("MARGIN_DESIGN_VERBOSE", "").strip() not in ("", "0")
+    """True when ``MARGIN_DESIGN_VERBOSE`` is set to anything but empty or ``0``, or the command runs with -v."""
+    from margin_design import console
+
+    return os.environ.get("MARGIN_DESIGN_VERBOSE", "").strip() not in ("", "0") or console.verbose()
 
 
 def _note(message: str) -> None:

@@ -65,7 +65,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("local analysis")
     g.add_argument("--last-return", type=float, metavar="R", help="|R_t|, the last sampled daily return (decimal); default: the envelope sqrt(r/w)")
     g.add_argument("--trigger", type=float, default=0.01, metavar="Q", help="trigger size q in ADV units for profits (default 0.01 = 1%% of ADV)")
-    g.add_argument("--execution-cost", type=float, default=0.0, metavar="TAU", help="proportional execution cost tau (decimal of notional), (58)")
+    g.add_argument("--execution-cost", type=float, default=0.0, metavar="COST", help="proportional execution cost per unit traded, "
+                   "decimal of notional (0.0005 = 5 bp; the paper's tau of (58), not the turnover tau = XP/ADV of calibrate)")
     g.add_argument("--funding-spread", type=float, default=0.0, metavar="RHO", help="funding spread rho on posted margin (decimal per period), (58), (61)")
     g.add_argument("--trim", type=float, metavar="C", help="also report trimming / winsorising at the cutoff |R| = C (decimal daily return)")
     g = p.add_argument_group("strategic constrained traders (Appendix B)")
@@ -88,6 +89,12 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--position", choices=("long", "short", "both"), default="long", help="whose close-out loss is covered (default %(default)s)")
     g.add_argument("--coverage", type=float, help="target coverage (default 1 - carry of the config, else 0.99)")
     g.add_argument("--horizon-days", type=int, help="margin period of risk in days (default the config's, else 2)")
+    g = p.add_argument_group("output")
+    g.add_argument("--check", action="store_true", help="exit with status 1 when the rule breaks the cap anywhere (a state whose "
+                   "slope is over the cap, or an upward jump), after writing the outputs as usual; 0 otherwise (for a CCP's own CI)")
+    from margin_design.cli import add_json_flag
+
+    add_json_flag(g)
 
 
 def _check_overlay_flags(args: argparse.Namespace) -> None:
@@ -170,12 +177,48 @@ def run(args: argparse.Namespace) -> int:
         backtest_window=args.backtest_window, position=args.position, coverage=args.coverage, horizon_days=args.horizon_days,
         method=args.method, liquidation=args.liquidation,
     )
-    audit = build_audit(rule, args.market, options)
-    print(audit.summary())
+    from margin_design import console
+    from margin_design.cli import check_json_file, files_in, finish_json
+
+    check_json_file(args)
+    with console.progress("steps") as progress:
+        audit = build_audit(rule, args.market, options, progress=progress)
+    console.say(audit.summary())
+    files = []
     if args.out:
         out = write_audit(audit, args.out)
-        print(f"wrote {out}")
-    return 0
+        files = files_in(out)
+        console.say(f"wrote {out}")
+    breaks = cap_breaks(audit)
+    status = 0
+    if args.check and breaks:  # on stderr, in every mode (-q, --json): the line a CI log shows
+        sys.stderr.write(f"margin-design: check failed: the rule breaks the cap: {breaks}.\n")
+        status = 1
+    elif args.check:
+        console.say("check passed: the rule stays within the cap in every state and has no upward jump.")
+    d = audit.to_dict()
+    summary = {"command": "audit", "rule": d["rule"], "market": d["market"], "local": d["local"], "costs": d["costs"],
+               "jumps": len(d["jumps"]), "breaks_cap": bool(breaks), "check": None if not args.check else ("fail" if breaks else "pass"),
+               "comparison": d["comparison"], "files": files}
+    if "simulation" in d:
+        summary["simulation_checks"] = d["simulation"].get("checks")
+    if "backtest" in d:
+        summary["backtest"] = {"data": d["backtest"]["data"], "coverage": d["backtest"]["coverage"]}
+    return finish_json(args, summary, status)
+
+
+def cap_breaks(audit) -> str:
+    """Where the rule breaks the cap (the --check sentence), or '' when it does not: states whose slope is over
+    the cap (16) and upward jumps (an infinite slope, Section 6.6)."""
+    s = audit.local.summary()
+    ups = [j for j in audit.jumps if j.jump > 0]
+    parts = []
+    if s["states_over_cap"]:
+        parts.append(f"{s['states_over_cap']} of {s['states']} states have a slope over the cap (largest slope/cap "
+                     f"{s['max_slope_over_cap']:.4g} at daily vol {s['vol_at_max_slope_over_cap']:.4%})")
+    if ups:
+        parts.append(f"{len(ups)} upward jump(s), the first at daily vol {ups[0].vol_daily:.4%}")
+    return "; ".join(parts)
 
 
 def register(subparsers) -> None:

@@ -98,9 +98,9 @@ def _check_market_flags(args: argparse.Namespace) -> None:
 
 def _preflight_json(args: argparse.Namespace) -> None:
     """Refuse a ``--json FILE`` that cannot be written (a folder, a file as its folder) before any work."""
-    target = getattr(args, "json", None)
-    if target not in (None, "-"):
-        check_output_file(target, "--json")
+    from margin_design.cli import check_json_file
+
+    check_json_file(args)
 
 
 _FLAG_NAMES = {"lam": "lambda"}
@@ -146,21 +146,18 @@ def _emit_json(args: argparse.Namespace, payload: dict, text: str) -> int:
     if target == "-":
         sys.stdout.write(data)
         return 0
-    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    from margin_design import console
+
+    console.say(text)  # suppressed by -q
     if target is not None:
         atomic_write_text(target, data, label="--json")
     return 0
 
 
 def _add_json(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--json",
-        nargs="?",
-        const="-",
-        default=None,
-        metavar="FILE",
-        help="write machine-readable JSON to FILE; without FILE print only the JSON to stdout",
-    )
+    from margin_design.cli import add_json_flag
+
+    add_json_flag(p)
 
 
 def _add_impact(p: argparse.ArgumentParser, default_note: str = "200") -> None:
@@ -233,12 +230,13 @@ def _cmd_cap(args: argparse.Namespace) -> int:
     )
     payload = cal.to_dict(vol=args.vol)
     cap = payload["cap"]
-    vol_note = "n/a (give --vol)" if args.vol is None else f"at daily vol {args.vol:g}"
     rows = [
         ["alpha = delta/f (75)", _fmt(payload["alpha"]), "price change (decimal) per unit of ADV traded"],
         ["c_eff = epsilon tau / m (76)", _fmt(payload["c_eff"]), "ADV units per unit margin ratio"],
         ["alpha * c_eff (77)", _fmt(payload["alpha_c_eff"]), "per unit margin ratio"],
-        [f"cap dm/dr (17), (74), {vol_note}", _fmt(cap["dm_dr"]), "margin ratio per unit daily variance"],
+    ] + ([] if args.vol is None else [  # dm/dr depends on the state: only with --vol (JSON: null without it)
+        [f"cap dm/dr (17), (74), at daily vol {args.vol:g}", _fmt(cap["dm_dr"]), "margin ratio per unit daily variance"],
+    ]) + [
         ["cap dm/dsigma (18), (78)", _fmt(cap["dm_dvol"]), "margin ratio per unit daily vol"],
         ["cap dm/dsigma_ann (79)", _fmt(cap["dm_dvol_annual"]), "margin ratio per unit annualised vol"],
         ["cap (1/m) dm/dsigma_ann (80)", _fmt(cap["relative_dvol_annual"]), "relative margin change per unit annualised vol"],
@@ -249,6 +247,8 @@ def _cmd_cap(args: argparse.Namespace) -> int:
         left=(0, 2),
         title="Manipulation-proof slope cap (Nicolai 2026, (16)-(18), (74)-(81))\n" + cal.describe() + "\n",
     )
+    if args.vol is None:
+        text += "\n(the cap in dm/dr depends on the state: give --vol, a daily vol, to add it)"
     if args.append_market is not None:  # the only side effect: after every check of the result and of --json
         _check_finite(args, payload)
         _preflight_json(args)
@@ -528,6 +528,8 @@ def _cmd_data(args: argparse.Namespace) -> int:
     _check_out_set(args.out)
     series = load_dataset(args.dataset) if args.csv is None else read_price_csv(args.csv)
     series = select_window(series, args.start, args.end)
+    from margin_design import console
+
     cal = calibrate_from_prices(
         series,
         risk_input=args.risk_input,
@@ -549,7 +551,9 @@ def _cmd_data(args: argparse.Namespace) -> int:
         sector_notional=args.sector_notional,
         adv_window=args.adv_window,
         objective=_objective_settings(args),
+        progress=console.progress_callback("stages"),
     )
+    console.close_bars()
     paths = write_design_config(cal, args.out)
     payload = cal.to_dict()
     payload["files"] = {k: str(v) for k, v in paths.items()}

@@ -47,6 +47,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--participation", type=float, help="trigger size f as a fraction of ADV (decimal, e.g. 0.01)")
     g.add_argument("--distortion-bps", type=float, help="sampled-price distortion delta of the trigger, in bp")
     g.add_argument("--margin-level", type=float, help="margin level m for c_eff = epsilon tau / m (decimal; default objective.prev_margin)")
+    from margin_design.cli import add_json_flag
+
+    add_json_flag(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,8 +58,12 @@ def run(args: argparse.Namespace) -> int:
     from margin_design.reports.report import ReportOptions, build_report, check_report_folder, write_report
     from margin_design.reports.rule_data import RuleData, load_schedule_json
 
+    from margin_design import console
+    from margin_design.cli import check_json_file, files_in, finish_json
+
     src = Path(args.input)
     check_report_folder(args.out, inputs=[src])
+    check_json_file(args)
     elasticity = ElasticityInputs(
         elasticity=args.elasticity, turnover=args.turnover, participation=args.participation,
         distortion_bps=args.distortion_bps, margin_level=args.margin_level,
@@ -97,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     report = build_report(data, options, input_file={"kind": kind, "name": src.name, "sha256": digest}, problem=problem)
     out = write_report(report, args.out)
     c = report.check
-    print(
+    console.say(
         f"report: {report.knots.size} knots, interpolation error {report.interpolation_error:.2e}, "
         f"cap and monotonicity between knots {'PASS' if c.ok else 'FAIL'}"
         + (f", largest rounding error {report.rounding.max_error:.2e}" if report.rounding else "")
@@ -113,9 +120,26 @@ def run(args: argparse.Namespace) -> int:
         f"({'within' if r.within_tolerance else 'ABOVE'} tolerance {r.tolerance:g}); {cost_line(r.cost)}"
     )
     for w in report.warnings:
-        print(f"margin-design: warning: {w}", file=sys.stderr)
-    print(f"wrote {out}")
-    return 0
+        console.warn(w)
+    console.say(f"wrote {out}")
+    summary = {
+        "command": "report",
+        "input": {"kind": kind, "path": str(src), "sha256": digest},
+        "knots": int(report.knots.size),
+        "interpolation_error": float(report.interpolation_error),
+        "published_error": float(report.published_error),
+        "cap_and_monotonicity_ok": bool(c.ok),
+        "rounding_max_error": float(report.rounding.max_error) if report.rounding else None,
+        "step_jumps": len(report.steps.jumps) if report.steps else None,
+        "objective": data.objective.get("value"),
+        "first_best_objective": data.objective.get("first_best_value"),
+        "segments": [dict(seg) for seg in data.segments],
+        "certificate": dict(data.certificate),
+        "warnings": list(report.warnings),
+        "folder": str(out),
+        "files": files_in(out),
+    }
+    return finish_json(args, summary)
 
 
 def register(subparsers) -> None:

@@ -5,30 +5,11 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import sys
+
+from margin_design import console
 
 #: Most LocalCluster worker processes (--workers); each imports JAX and holds its own caches.
 MAX_WORKERS = max(64, os.cpu_count() or 1)
-
-
-class _Progress:
-    """stderr for the progress bar, remembering whether a bar line is open (to end it before a message)."""
-
-    def __init__(self, stream=sys.stderr):
-        self.stream = stream
-        self.open_line = False
-
-    def write(self, text: str) -> None:
-        self.stream.write(text)
-        self.open_line = not text.endswith("\n")
-
-    def flush(self) -> None:
-        self.stream.flush()
-
-    def end_line(self) -> None:
-        if self.open_line:
-            self.stream.write("\n")
-            self.open_line = False
 
 
 def _interrupt(signum, frame):
@@ -52,33 +33,44 @@ def _run(args) -> int:
     if not 0 < args.timeout <= 3600:
         raise InputError(f"--timeout = {args.timeout:g} must be a number of seconds in (0, 3600].")
     check_output_file(args.out, "--out")
-    progress = _Progress(sys.stderr)
+    from margin_design.cli import check_json_file, finish_json
+
+    check_json_file(args)
     previous = signal.getsignal(signal.SIGINT)
     if previous is signal.default_int_handler:
         signal.signal(signal.SIGINT, _interrupt)
-    try:
-        rows = run_sweep(args.config, args.vary, workers=args.workers, scheduler=args.scheduler, chunk_size=args.chunk,
-                         progress=progress, timeout=args.timeout)
-    except BaseException:
-        progress.end_line()  # the error sentence (or the interruption line) starts on a line of its own
-        raise
+    try:  # the bar is closed before an error sentence or the interruption line, which start on a line of their own
+        with console.progress("configurations") as progress:
+            rows = run_sweep(args.config, args.vary, workers=args.workers, scheduler=args.scheduler, chunk_size=args.chunk,
+                             progress=progress, timeout=args.timeout)
     finally:
         if previous is signal.default_int_handler:
             signal.signal(signal.SIGINT, previous)
     path = write_sweep_table(rows, args.out)
     bad = sum(not r["certified"] for r in rows)
     prices = [r["price_of_manipulation_proofness"] for r in rows]
-    print(
+    console.say(
         f"{len(rows)} configurations solved; {len(rows) - bad} certified"
         f"{'' if not bad else f', {bad} NOT certified'}; price of manipulation-proofness from {min(prices):.4g} to {max(prices):.4g}"
     )
-    print(f"wrote {path}")
-    return 0 if not bad else 1
+    console.say(f"wrote {path}")
+    summary = {
+        "command": "sweep",
+        "config": str(args.config),
+        "vary": list(args.vary),
+        "configurations": len(rows),
+        "certified": len(rows) - bad,
+        "not_certified_configs": [r["config"] for r in rows if not r["certified"]],
+        "price_of_manipulation_proofness": {"min": min(prices), "max": max(prices)},
+        "files": [str(path)],
+    }
+    return finish_json(args, summary, 0 if not bad else 1)
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("sweep", help="solve a grid of configurations (local cores or a dask cluster)")
-    p.add_argument("config", help="base TOML configuration (objective.kind = 'cost')")
+    p.add_argument("config", help="base TOML configuration: a cost design, or a target design (an existing schedule, "
+                   "objective.kind = 'target') whose market and cap vary (market.alpha, market.c_eff, cap.window, ...)")
     p.add_argument("--vary", action="append", required=True, metavar="SECTION.KEY=SPEC",
                    help="values to sweep: a:b:n (n points from a to b) or v1,v2,...; repeat for a grid; integer keys "
                    "(grid.points, cap.window) take whole numbers (grid.points=10:50:5)")
@@ -88,6 +80,9 @@ def register(subparsers) -> None:
                    help="seconds to wait for --scheduler to answer before giving up (default %(default)g)")
     p.add_argument("--workers", type=int, default=2, help="LocalCluster workers; 0 solves in this process (default 2)")
     p.add_argument("--chunk", type=int, default=500, help="configurations per work unit (default 500)")
+    from margin_design.cli import add_json_flag
+
+    add_json_flag(p)
     p.set_defaults(func=_run)
 
 

@@ -322,7 +322,7 @@ class Audit(Displayable):
             "Margin rule audit (Nicolai 2026: Lemmas 1-5, Theorem 1, (16)-(18), (58), Sections 4.2, 6.6, App. B, E.4)",
             f"  rule: {self.rule.describe()}",
             f"  market ({self.market_file}): alpha = {m.alpha:g} per ADV, c_eff = {m.c_eff:g} ADV per unit margin, kappa = {m.inventory_penalty:g}; "
-            f"tau = {m.execution_cost:g}, rho = {m.funding_spread:g}",
+            f"execution cost = {m.execution_cost:g}, funding spread rho = {m.funding_spread:g}",
             f"  risk input: {self.input_spec.describe()}; cap on dM/dsigma K = {p.cap.slope_vol:.6g} "
             f"(K/sqrt(252) = {p.cap.slope_vol / SQRT_252:.4f} per annualised-vol point)",
             f"  states: {p.n}, daily vol {p.vol[0]:.4%} .. {p.vol[-1]:.4%}; last return: {s['last_return']}; "
@@ -342,7 +342,7 @@ class Audit(Displayable):
             pm = self.portfolio["market"]
             lines[0] = "Margin rule audit, portfolio margining (Nicolai 2026: Section 5, Lemma 10, Theorems 3-4, (87)-(88), D.5-D.6; Lemmas 1-5, (58), 6.6)"
             lines[2] = (f"  portfolio ({self.market_file}): {pm.k} contracts ({', '.join(pm.assets)}), kappa = {pm.inventory_penalty:g}, "
-                        f"tau = {pm.execution_cost:g}, rho = {pm.funding_spread:g}; r is the variance of the margined portfolio's daily return")
+                        f"execution cost = {pm.execution_cost:g}, funding spread rho = {pm.funding_spread:g}; r is the variance of the margined portfolio's daily return")
             lines[4] = (f"  states: {p.n}, daily vol {p.vol[0]:.4%} .. {p.vol[-1]:.4%}; last return: {s['last_return']} (of the margined portfolio); "
                         f"trade size ||a_t||_1 = q = {pm.trigger:g} ADV")
             lines[6] = ("Local analysis along Theorem 3's direction b = B/||B||_1 (the equivalent single contract alpha = b'Ab, "
@@ -606,8 +606,12 @@ def _risk_input_states(problem) -> np.ndarray:
     return problem.vol[idx]
 
 
-def build_audit(rule: Rule, market_config, options: AuditOptions | None = None) -> Audit:
-    """Run the whole audit of ``rule`` in the market of ``market_config`` (a design config path)."""
+def build_audit(rule: Rule, market_config, options: AuditOptions | None = None, progress=None) -> Audit:
+    """Run the whole audit of ``rule`` in the market of ``market_config`` (a design config path).
+
+    ``progress(done, total, what)``, if given, is called as the market simulation (``what = "simulation"``) and
+    the backtest (``what = "backtest"``) advance, in units of their steps (a rule in a state, a rule over the data).
+    """
     from margin_design.design import load_problem
     from margin_design.solvers import solve
 
@@ -664,10 +668,10 @@ def build_audit(rule: Rule, market_config, options: AuditOptions | None = None) 
              "first_best": float(schedule.objective["first_best_value"])}
     rules = {"rule": rule, "first_best": fb, "capped": cp}
     if pspec is None:
-        sim = _simulation(rules, problem, market, spec, o, tuple(b for b in bps if b.is_jump)) if o.simulate else None
+        sim = _simulation(rules, problem, market, spec, o, tuple(b for b in bps if b.is_jump), progress) if o.simulate else None
     else:
-        sim = _portfolio_simulation(rules, problem, portfolio, spec, o) if o.simulate else None
-    bt = _backtest(rules, problem, o, horizon) if o.data is not None else None
+        sim = _portfolio_simulation(rules, problem, portfolio, spec, o, progress) if o.simulate else None
+    bt = _backtest(rules, problem, o, horizon, progress) if o.data is not None else None
     return Audit(
         rule=rule, first_best=fb, capped=cp, problem=problem, schedule=schedule, market=market, input_spec=spec, local=la,
         local_first_best=la_fb, local_capped=la_cp, breakpoints=bps, jumps=jumps, flats=flats, trim=trim, risk_inputs=ri,
@@ -699,7 +703,7 @@ def _sim_states(problem) -> list[float]:
     return sorted({min(max(v, lo), hi) for v in SIM_VOLS})
 
 
-def _simulation(rules: dict, problem, market: AuditMarket, spec: InputSpec, o: AuditOptions, jumps: tuple = ()) -> dict:
+def _simulation(rules: dict, problem, market: AuditMarket, spec: InputSpec, o: AuditOptions, jumps: tuple = (), progress=None) -> dict:
     if spec.kind == "ewma":
         return {"skipped": "the market simulation uses realised-variance inputs; the config's cap input is ewma", "text": [
             "  skipped: the simulated rule reads realised variance, the config's [cap] input is ewma"]}
@@ -707,6 +711,17 @@ def _simulation(rules: dict, problem, market: AuditMarket, spec: InputSpec, o: A
     window = o.sim_window if kind == "variance" else spec.window
     q = np.asarray(SIM_TRIGGERS)
     curves: dict = {k: [] for k in rules}
+    steps = (len(_sim_states(problem)) + 2) * len(rules) + 1  # curves per state and rule, two searches per rule, the jump
+    done = 0
+
+    def advance():
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, steps, "simulation")
+
+    if progress is not None:
+        progress(0, steps, "simulation")
     for si, v in enumerate(_sim_states(problem)):
         # the rule reads r = Gamma; an envelope state with Gamma = r has |R_t| = sqrt(r / w)
         state = SimState.envelope(v * v, window, kind)
@@ -715,6 +730,7 @@ def _simulation(rules: dict, problem, market: AuditMarket, spec: InputSpec, o: A
             m0 = float(rule.margin(np.asarray(state.r)))
             pop = Population.calibrated(POPULATION_SIZE, m0, market.c_eff, seed=o.seed)
             curves[key].append(round_trip_curve(rule, pop, state, market, q, fund))
+            advance()
     lemma5 = {}
     for key, cs in curves.items():
         viol = 0
@@ -736,6 +752,7 @@ def _simulation(rules: dict, problem, market: AuditMarket, spec: InputSpec, o: A
             res = search_round_trips(rule, pop, state, market, lambda T, st=state: Fundamentals.rademacher(st.step, T),
                                      horizons=horizons, sizes=SEARCH_UNITS, lattice=SEARCH_LATTICE)
             searches[label][key] = res
+            advance()
     jump_curve = None
     ups = [j for j in jumps if j.jump > 0]
     if ups:
@@ -747,6 +764,7 @@ def _simulation(rules: dict, problem, market: AuditMarket, spec: InputSpec, o: A
             m0 = float(rules["rule"].margin(np.asarray(state.r)))
             pop = Population.calibrated(POPULATION_SIZE, m0, market.c_eff, seed=o.seed)
             jump_curve = round_trip_curve(rules["rule"], pop, state, market, q, Fundamentals.normal(v, 1, o.paths, seed=o.seed + 99))
+    advance()
     checks = {
         "a_lemma5_bound_holds": all(v["violations"] == 0 for v in lemma5.values()),
         "b_first_best_manipulable": any(pos["first_best"]),
@@ -807,16 +825,20 @@ def _simulation(rules: dict, problem, market: AuditMarket, spec: InputSpec, o: A
     }
 
 
-def _portfolio_simulation(rules: dict, problem, portfolio: dict, spec: InputSpec, o: AuditOptions) -> dict:
+def _portfolio_simulation(rules: dict, problem, portfolio: dict, spec: InputSpec, o: AuditOptions, progress=None) -> dict:
     """The Section 5.3 market (calibration/audit/portfolio.py): both strategies, every rule, the envelope states."""
     if spec.kind == "ewma":
         return {"kind": "portfolio", "skipped": "the market simulation uses realised-variance inputs; the config's cap input is ewma",
                 "text": ["  skipped: the simulated rule reads realised variance, the config's [cap] input is ewma"]}
     pm = portfolio["market"]
     vols = _sim_states(problem)
+    if progress is not None:
+        progress(0, 1, "simulation")
     sim = simulate_portfolio(rules, pm, spec, vols, SIM_TRIGGERS, paths=o.paths, seed=o.seed, window=o.sim_window,
                              liquidation=o.liquidation or "population", population=POPULATION_SIZE)
     portfolio["simulation"] = sim
+    if progress is not None:
+        progress(1, 1, "simulation")
     checks = sim.checks()
     k = min(1, len(vols) - 1)
     i = int(np.argmin(np.abs(np.asarray(SIM_TRIGGERS) - pm.trigger)))
@@ -1004,7 +1026,7 @@ def _trades_text(t) -> str:
 # ----------------------------------------------------------------------------------------------
 
 
-def _backtest(rules: dict, problem, o: AuditOptions, horizon: int) -> dict:
+def _backtest(rules: dict, problem, o: AuditOptions, horizon: int, progress=None) -> dict:
     from margin_design.calibration.data import load_dataset, read_price_csv, select_window
 
     series = load_dataset(o.data) if o.data == "sp500" else read_price_csv(o.data)
@@ -1026,10 +1048,14 @@ def _backtest(rules: dict, problem, o: AuditOptions, horizon: int) -> dict:
     for tool, (r, hist) in emir_rules(rules["rule"]).items():
         run[f"rule_{tool}"] = (r, hist)
     paths, metrics = {}, {}
-    for key, (r, hist) in run.items():
+    if progress is not None:
+        progress(0, len(run), "backtest")
+    for i, (key, (r, hist)) in enumerate(run.items(), start=1):
         m, over = run_rule(r, data, hist, cap_vol=K)
         paths[key] = m
         metrics[key] = backtest_metrics(r.name, m, data.loss, coverage, over)
+        if progress is not None:
+            progress(i, len(run), "backtest")
     v = data.vol
     fin = np.isfinite(v)
     return {"data": data, "paths": paths, "metrics": metrics, "coverage": coverage,

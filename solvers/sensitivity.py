@@ -130,10 +130,14 @@ def sensitivity_arrays(problem, x, codes, parameters: tuple[str, ...] = PARAMETE
 
 
 def parameters_of(problem) -> tuple[str, ...]:
-    """The parameters a problem has: a portfolio design has no alpha or c_eff (A and B replace them)."""
+    """The parameters a problem has: a portfolio design has no alpha or c_eff (A and B replace them), a target
+    design (Appendix D.2) no cost weights (its objective is the target file)."""
+    names = PARAMETERS
     if getattr(problem.cap, "portfolio", None) is not None:
-        return tuple(p for p in PARAMETERS if p not in ("alpha", "c_eff"))
-    return PARAMETERS
+        names = tuple(p for p in names if p not in ("alpha", "c_eff"))
+    if problem.objective.kind == "target":
+        names = tuple(p for p in names if p in CAP_PARAMETERS)
+    return names
 
 
 #: What each parameter is and its unit (the derivatives are per unit of it).

@@ -7,6 +7,9 @@ are not whole numbers is refused. A sweep has at most :data:`MAX_CONFIGURATIONS`
 product in the order the keys are given (the last key varies fastest). Keys in
 :data:`~margin_design.design.batch.STACKABLE` are solved as stacked batches (one Newton loop per chunk);
 other keys (grid size, shock model, ...) split the sweep into groups with their own base problem.
+A target design (``objective.kind = "target"``, an existing schedule capped as in Appendix D.2) sweeps its
+market and cap keys the same way; its objective is the target file, so cost keys are refused and the
+sensitivity columns of the cost weights are NaN.
 
 Chunks are fixed by configuration order and ``chunk_size`` alone, and every chunk is computed the same way
 wherever it runs, so a run in-process, on a dask LocalCluster or on a remote dask scheduler gives the same
@@ -19,13 +22,12 @@ import copy
 import itertools
 import logging
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from margin_design.design.batch import STACKABLE, stack_problems
-from margin_design.design.config import SCHEMA, problem_from_dict, validate
+from margin_design.design.config import SCHEMA, TARGET_KEYS, problem_from_dict, validate
 from margin_design.errors import ConfigError, InputError
 from margin_design.solvers.sensitivity import PARAMETERS, parameters_of
 
@@ -133,9 +135,7 @@ def solve_chunk(base_cfg: dict, folder: str, keys: list[str], members: list[tupl
     first = _apply(base_cfg, keys, members[0][1])
     base = problem_from_dict(first, folder)
     overrides = {k: np.array([combo[keys.index(k)] for _, combo in members], float) for k in stack_keys}
-    if not overrides:
-        overrides = {"objective.carry": np.array([base.objective.carry] * len(members), float)}
-    batch = stack_problems(base, overrides)
+    batch = stack_problems(base, overrides, count=len(members))
     answers, _ = solve_batch(batch, sensitivities=parameters_of(batch))
     ann = math.sqrt(252.0)
     rows = []
@@ -157,7 +157,7 @@ def solve_chunk(base_cfg: dict, folder: str, keys: list[str], members: list[tupl
                 "certified": bool(ans.certificate.ok),
             }
         )
-        for name in PARAMETERS:  # a portfolio design has no alpha or c_eff: those columns are NaN
+        for name in PARAMETERS:  # a portfolio design has no alpha or c_eff, a target design no cost weights: NaN
             row[f"dprice_d_{name}"] = ans.sensitivities[name]["price"] if name in ans.sensitivities else float("nan")
         rows.append(row)
     return rows
@@ -170,34 +170,40 @@ def run_sweep(
     workers: int = 2,
     scheduler: str | None = None,
     chunk_size: int = DEFAULT_CHUNK,
-    progress=sys.stderr,
+    progress=None,
     timeout: float = DEFAULT_TIMEOUT,
 ) -> list[dict]:
     """Run a sweep; ``scheduler`` (a dask address, waited for ``timeout`` seconds) or ``workers`` (LocalCluster
-    size; 0 = in this process)."""
+    size; 0 = in this process). ``progress(done, total, "sweep")``, if given, is called with the number of
+    configurations solved so far after each work unit (and with 0 before the first)."""
     from margin_design.design.config import load_config
 
     cfg, folder = load_config(config_path)
-    if cfg["objective"]["kind"] != "cost":
-        raise ConfigError("sweep needs objective.kind = 'cost'.")
     raw = _raw_config(cfg)
     keys, combos = expand(raw, [parse_vary(v) for v in vary])
     units = _chunks(keys, combos, chunk_size)
     folder = str(Path(folder).resolve())
     results: dict[int, list[dict]] = {}
+    stacked = [k for k in keys if k in STACKABLE]
+    logging.getLogger(__name__).info(
+        f"sweep: {len(combos)} configurations in {len(units)} work unit(s) of at most {chunk_size}; stacked in one Newton loop "
+        f"per unit: {', '.join(stacked) or 'none'}; {'in this process' if scheduler is None and workers == 0 else 'on dask'}"
+    )
 
-    def report(done):
+    solved = 0
+
+    def report(unit_index=None):
+        nonlocal solved
+        if unit_index is not None:
+            solved += len(units[unit_index])
         if progress is not None:
-            width = 30
-            filled = int(width * done / len(units))
-            progress.write(f"\rsweep [{'#' * filled}{'.' * (width - filled)}] {done}/{len(units)} chunks, {len(combos)} configurations")
-            progress.flush()
+            progress(solved, len(combos), "sweep")
 
     if scheduler is None and workers == 0:
-        report(0)
+        report()
         for i, members in enumerate(units):
             results[i] = solve_chunk(raw, folder, keys, members)
-            report(i + 1)
+            report(i)
     else:
         from dask.distributed import Client, LocalCluster, as_completed
 
@@ -217,18 +223,16 @@ def run_sweep(
                     f"--scheduler {scheduler!r}: no dask scheduler answered within --timeout {timeout:g} s ({str(exc).rstrip('.')}); "
                     "check the address and that the scheduler is running."
                 ) from None
-        report(0)  # after connecting, so a refused connection prints only its sentence
+        report()  # after connecting, so a refused connection prints only its sentence
         try:
             futures = {client.submit(solve_chunk, raw, folder, keys, members, pure=False): i for i, members in enumerate(units)}
-            for done, fut in enumerate(as_completed(futures), start=1):
+            for fut in as_completed(futures):
                 results[futures[fut]] = fut.result()
-                report(done)
+                report(futures[fut])
         finally:
             client.close()
             if cluster is not None:
                 cluster.close()
-    if progress is not None:
-        progress.write("\n")
     rows = [row for i in range(len(units)) for row in results[i]]
     return sorted(rows, key=lambda r: r["config"])
 
@@ -237,6 +241,8 @@ def _raw_config(cfg: dict) -> dict:
     """The validated config without derived entries (so it can be re-validated per configuration)."""
     raw = copy.deepcopy(cfg)
     raw.get("shock", {}).pop("bandwidth_used", None)
+    if raw.get("objective", {}).get("kind") == "target":  # the filled-in cost defaults do not apply to a target file
+        raw["objective"] = {k: v for k, v in raw["objective"].items() if k in TARGET_KEYS}
     return {s: {k: v for k, v in sec.items() if v is not None} for s, sec in raw.items()}
 
 
