@@ -4,7 +4,7 @@
     pdf = compile_pdf({"report.tex": tex, "figures/schedule.pdf": ...})   # bytes of report.pdf
 
 The preamble uses only packages of Debian's ``texlive-latex-base`` (amsmath, amssymb, graphicx, geometry) and
-``texlive-latex-recommended`` (booktabs, microtype), so ``.ci/system_deps.sh`` installs all it needs. The title is
+``texlive-latex-recommended`` (booktabs), so ``.ci/system_deps.sh`` installs all it needs. The title is
 escaped (:func:`~margin_design.reports.table.latex_escape`): a user string is text, never TeX. The PDF is built
 in a temporary folder with ``-interaction=nonstopmode -halt-on-error -no-shell-escape`` and fixed dates
 (SOURCE_DATE_EPOCH, no trailer ID), so the same document gives the same PDF bytes.
@@ -43,7 +43,6 @@ def latex_document(body: str, title: str, *, subject: str = "") -> str:
         "\\usepackage{booktabs,longtable}\n"
         "\\usepackage{graphicx}\n"
         "\\usepackage[margin=2.3cm]{geometry}\n"
-        "\\usepackage{microtype}\n"
         "\\pdftrailerid{}\n"
         f"\\pdfinfo{{/Title ({_pdf_string(title)}) /Subject ({_pdf_string(subject)}) /Creator (margin-design)}}\n"
         "\\setcounter{topnumber}{3}\\setcounter{totalnumber}{4}\n"
@@ -96,7 +95,7 @@ def compile_pdf(files: Mapping[str, bytes | str], main: str = "report.tex") -> b
             path = root / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
-        env = dict(os.environ, SOURCE_DATE_EPOCH=SOURCE_DATE_EPOCH, FORCE_SOURCE_DATE="1", TEXINPUTS=f"{root}{os.pathsep}")
+        env = dict(os.environ, SOURCE_DATE_EPOCH=SOURCE_DATE_EPOCH, FORCE_SOURCE_DATE="1")
         log = ""
         for _ in range(MAX_PASSES):
             proc = subprocess.run(
