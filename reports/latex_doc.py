@@ -65,7 +65,7 @@ def latex_longtable(headers, rows, spec: str) -> str:
     lines = latex_tabular(headers, rows, spec).splitlines()
     head_end = lines.index("\\midrule")
     lines[0] = lines[0].replace("{tabular}", "{longtable}", 1)
-    lines[-1] = "\\end{longtable}"
+    lines[-1] = "\\end{longtable}\n\\addtocounter{table}{-1}"   # no caption: do not use up a table number
     return "\n".join(lines[: head_end + 1] + ["\\endhead"] + lines[head_end + 1 :]) + "\n"
 
 
