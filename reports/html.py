@@ -6,7 +6,7 @@ The Markdown is rendered by markdown-it-py (CommonMark plus GitHub tables) with 
 user string inside it (a title, a label, a file name) is text, never markup. The page opens anywhere, offline and
 in print: every figure the Markdown references is embedded as a ``data:`` URI, a link or image to anything else
 (another file, a URL) is rendered as its plain text, and the CSS is inline (no fonts, scripts or style sheets
-from the network). Equations are readable text, as in the Markdown. The output is a pure function of the inputs
+from the network). Equations are readable text, as in the Markdown (with the signs <= and >= typeset). The output is a pure function of the inputs
 (same input, byte-identical page).
 """
 
@@ -27,7 +27,7 @@ _MIME = {".png": "image/png", ".svg": "image/svg+xml", ".jpg": "image/jpeg", ".j
 CSS = """
 :root { color-scheme: light; }
 body { font-family: "DejaVu Serif", "Georgia", "Times New Roman", serif; font-size: 16px; line-height: 1.45;
-       color: #111; background: #fff; max-width: 60rem; margin: 2rem auto; padding: 0 1.5rem; }
+       color: #111; background: #fff; max-width: 64rem; margin: 2rem auto; padding: 0 1.5rem; }
 h1 { font-size: 1.7rem; margin: 0 0 0.8rem; line-height: 1.2; }
 h2 { font-size: 1.3rem; margin: 2rem 0 0.6rem; border-bottom: 1px solid #bbb; padding-bottom: 0.2rem; }
 h3 { font-size: 1.1rem; margin: 1.4rem 0 0.5rem; }
@@ -38,11 +38,12 @@ pre { background: #f6f6f6; border: 1px solid #ddd; padding: 0.6rem 0.8rem; overf
 pre code { background: none; padding: 0; font-size: inherit; overflow-wrap: normal; }
 .table-wrap { overflow-x: auto; margin: 0.8rem 0 1.2rem; }
 table { border-collapse: collapse; font-size: 0.82rem; font-variant-numeric: tabular-nums; }
-th, td { border-top: 1px solid #ccc; border-bottom: 1px solid #ccc; padding: 0.25rem 0.55rem; vertical-align: top; }
+th, td { border-top: 1px solid #ccc; border-bottom: 1px solid #ccc; padding: 0.22rem 0.45rem; vertical-align: top; }
 thead th { border-top: 2px solid #333; border-bottom: 1.5px solid #333; background: #f4f4f4; }
 tbody tr:last-child td { border-bottom: 2px solid #333; }
 td { overflow-wrap: break-word; }
-td[style*="right"], th[style*="right"] { white-space: nowrap; }
+td[style*="right"] { white-space: nowrap; }
+th { font-weight: 600; }
 blockquote { margin: 1rem 0; padding: 0.5rem 1rem; border-left: 4px solid #c0392b; background: #fdf2f0; }
 img { display: block; max-width: 100%; height: auto; margin: 0.8rem auto 0.2rem; }
 em { color: #333; }
@@ -53,9 +54,10 @@ em { color: #333; }
   h2 { font-size: 13pt; break-after: avoid; page-break-after: avoid; }
   h3 { break-after: avoid; page-break-after: avoid; }
   .table-wrap { overflow: visible; }
-  table { font-size: 8pt; }
+  table { font-size: 7.5pt; }
+  th, td { padding: 0.12rem 0.3rem; }
   tr, img, pre, blockquote { break-inside: avoid; page-break-inside: avoid; }
-  img { max-height: 120mm; width: auto; }
+  img { max-height: 100mm; width: auto; }
   code, pre { background: none; }
   a { color: inherit; text-decoration: none; }
 }
@@ -103,13 +105,16 @@ def _renderer(figures: Mapping[str, bytes]) -> MarkdownIt:
     def link_close(self, tokens, idx, options, env):
         return "</a>" if env["_links"].pop() else ""
 
+    def text(self, tokens, idx, options, env):   # <= and >= of the readable-text equations as the signs themselves
+        return html.escape(tokens[idx].content, quote=False).replace("&lt;=", "\u2264").replace("&gt;=", "\u2265")
+
     def table_open(self, tokens, idx, options, env):
         return '<div class="table-wrap"><table>\n'
 
     def table_close(self, tokens, idx, options, env):
         return "</table></div>\n"
 
-    for name, fn in (("image", image), ("link_open", link_open), ("link_close", link_close),
+    for name, fn in (("text", text), ("image", image), ("link_open", link_open), ("link_close", link_close),
                      ("table_open", table_open), ("table_close", table_close)):
         md.add_render_rule(name, fn)
     return md
