@@ -106,7 +106,7 @@ def _renderer(figures: Mapping[str, bytes]) -> MarkdownIt:
         return "</a>" if env["_links"].pop() else ""
 
     def text(self, tokens, idx, options, env):   # <= and >= of the readable-text equations as the signs themselves
-        return html.escape(tokens[idx].content, quote=False).replace("&lt;=", "\u2264").replace("&gt;=", "\u2265")
+        return html.escape(tokens[idx].content).replace("&lt;=", "\u2264").replace("&gt;=", "\u2265")
 
     def table_open(self, tokens, idx, options, env):
         return '<div class="table-wrap"><table>\n'
