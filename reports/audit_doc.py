@@ -50,7 +50,8 @@ def _block_md(block: list[str], heading: str) -> str:
     """One paragraph of the summary: heading, then its lines as list items and its text tables as tables."""
     title, rest = block[0].rstrip(":"), ""
     if len(title) > 60:   # a long first line: a short heading, the rest as its opening sentence
-        cut = title.find(": ")
+        cut = next((m.start() for m in re.finditer(": ", title)
+                    if title[: m.start()].count("(") == title[: m.start()].count(")")), -1)   # not inside parentheses
         if cut > 0:
             title, rest = title[:cut], title[cut:].lstrip(": ").strip()
     out = [f"{heading} {markdown_escape(title)}\n\n"] + ([f"{markdown_escape(rest)}.\n\n"] if rest else [])
