@@ -289,10 +289,10 @@ def document_files(report: Report) -> dict[str, str]:
     """``report.md``, ``report_body.tex`` (fragment) and ``report.tex`` (complete document), each ending with the
     full reference and the meaning of every equation number it mentions (:mod:`~margin_design.reports.citation`)."""
     from margin_design.reports.citation import latex_references, markdown_references
-    from margin_design.reports.latex_doc import latex_document
+    from margin_design.reports.latex_doc import fit_tables, latex_document
 
     md = appendix.report_markdown(report)
-    body = appendix.report_latex(report)
+    body = fit_tables(appendix.report_latex(report))
     body += latex_references(body)
     return {
         "report.md": md + markdown_references(md),
