@@ -288,3 +288,19 @@ def test_audit_markdown_and_html(audit_docs, tmp_path):
     assert "<h1>Margin rule audit: VaR_99 2-day *draft*</h1>" in page
     cost = audit.costs
     assert f"{cost['capped']:.8g}" in page                         # a number of the summary reaches the page
+
+
+def test_portfolio_report_with_steps_compiles(tmp_path):
+    """The portfolio paragraphs, the per-contract table (TeX headers) and the step-table jumps compile too."""
+    need("pdflatex")
+    data = RuleData.from_schedule(solve(load_problem(EXAMPLES / "portfolio_long.toml")))
+    rep = build_report(data, ReportOptions(tick=0.0005, steps=6, title="Portfolio_long 50% & co"))
+    files = report_files(rep)
+    pdf = compile_pdf({k: v for k, v in files.items() if k == "report.tex" or k.endswith(".pdf")})
+    text = " ".join(_pdf_text(pdf, tmp_path).split())
+    assert "Step table jumps" in text and "Portfolio" in text
+    for asset in rep.parameters["portfolio"]["assets"]:
+        assert asset in text
+    for doc in ("report.md", "report_body.tex"):
+        numbers = equation_numbers(_text(files, doc))
+        assert 88 in numbers and all(n in EQUATIONS for n in numbers)
