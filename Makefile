@@ -1,12 +1,12 @@
 # Two commands do all the set-up on a fresh machine with Python 3.11+ and make:
 #   make run    create .venv if missing, install, solve the bundled benchmark into out/
-#   make test   same set-up, run the whole test suite
+#   make test   same set-up (and, as root, the system tools of the document tests), run the whole test suite
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install bench wheel-check clean
+.PHONY: run test install system-deps bench wheel-check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,11 @@ install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/margin-design solve examples/benchmark.toml --out out/benchmark
 
-test: $(STAMP)
+# pdflatex, poppler and headless Chromium for tests/test_documents.py: installed (apt) only when missing and root.
+system-deps:
+	bash .ci/system_deps.sh
+
+test: $(STAMP) system-deps
 	$(PY) -m pytest -q -n 2 tests
 
 bench: $(STAMP)

@@ -41,6 +41,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, nargs="?", const=10, default=None, metavar="BUCKETS",
                    help="also publish a bucketed step table (default 10 equal-width vol buckets), with its jumps and threshold-crossing gains (Section 6.6)")
     p.add_argument("--title", help="report title")
+    p.add_argument("--pdf", action="store_true", help="also compile report.tex to report.pdf with pdflatex (TeX Live must be installed)")
     g = p.add_argument_group("elasticity inputs (recorded in the parameter block and checked against alpha and c_eff; not for [portfolio] designs)")
     g.add_argument("--elasticity", type=float, help="epsilon_XM = -dlog X / dlog M (decimal)")
     g.add_argument("--turnover", type=float, help="tau = XP / ADV (decimal)")
@@ -64,6 +65,10 @@ def run(args: argparse.Namespace) -> int:
     src = Path(args.input)
     check_report_folder(args.out, inputs=[src])
     check_json_file(args)
+    if args.pdf:
+        from margin_design.reports.latex_doc import pdflatex_path
+
+        pdflatex_path()  # refuse before the solve, not after
     elasticity = ElasticityInputs(
         elasticity=args.elasticity, turnover=args.turnover, participation=args.participation,
         distortion_bps=args.distortion_bps, margin_level=args.margin_level,
@@ -102,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:  # pragma: no cover - read a moment ago
         raise InputError(f"input {str(src)!r} cannot be read: {exc.strerror or exc}.") from None
     report = build_report(data, options, input_file={"kind": kind, "name": src.name, "sha256": digest}, problem=problem)
-    out = write_report(report, args.out)
+    out = write_report(report, args.out, pdf=args.pdf)
     c = report.check
     console.say(
         f"report: {report.knots.size} knots, interpolation error {report.interpolation_error:.2e}, "

@@ -30,6 +30,9 @@ _EXPORTS = {
     "segment_formulas": "formulas",
     "build_rule_table": "table",
     "render_figures": "figures",
+    "write_html_document": "html",
+    "latex_document": "latex_doc",
+    "compile_pdf": "latex_doc",
     "schedule_json_text": "schedule_files",
     "write_schedule_files": "schedule_files",
 }

@@ -48,7 +48,8 @@ Portfolio markets (a ``[portfolio]`` section, Section 5; computation in
   CSV of the margined portfolio's value is backtested as the rule's scalar input), ``max_horizon`` (the
   single-contract search).
 
-Files (``write_audit``, written atomically as a folder): ``summary.txt``, ``audit.json``, ``states.csv`` and
+Files (``write_audit``, written atomically as a folder): ``summary.txt``, ``audit.md`` and ``audit.html`` (the summary
+as a document with the figures, embedded in the HTML, and the paper's reference), ``audit.json``, ``states.csv`` and
 ``states.json`` (the per-state table, unit-named columns), ``jumps.csv``, ``risk_inputs.csv``,
 ``backtest_paths.csv`` (with data), ``portfolio.md`` and ``portfolio_profits.csv`` (portfolio markets), and
 ``figures/slope_vs_cap.png``, ``figures/profit_vs_q.png`` (with the simulation), ``figures/backtest.png`` (with
@@ -1162,11 +1163,17 @@ def audit_files(audit: Audit, *, figures: bool = True) -> dict[str, bytes]:
         files["backtest_paths.csv"] = ("\n".join(lines) + "\n").encode()
     if figures:
         files.update(render_audit_figures(audit))
+    from margin_design.reports.audit_doc import audit_html, audit_markdown
+
+    pngs = {k: v for k, v in files.items() if k.startswith("figures/") and k.endswith(".png")}
+    md = audit_markdown(audit, sorted(pngs))
+    files["audit.md"] = md.encode("utf-8")
+    files["audit.html"] = audit_html(md, audit.rule.name, pngs).encode("utf-8")
     return files
 
 
 #: Everything an audit folder may hold (an existing folder holding only these is replaced as a whole).
-AUDIT_OWNED = ("summary.txt", "audit.json", "states.csv", "states.json", "jumps.csv", "risk_inputs.csv",
+AUDIT_OWNED = ("summary.txt", "audit.md", "audit.html", "audit.json", "states.csv", "states.json", "jumps.csv", "risk_inputs.csv",
                "backtest_paths.csv", "portfolio.md", "portfolio_profits.csv", "figures/*.png")
 #: portfolio_profits.csv: one row per (state, rule, strategy, q); profits in price units x ADV.
 PROFIT_COLUMNS = ("vol_daily", "rule", "strategy", "q_adv", "H_t", "margin_ratio", "margin_move_ratio", "closed_form", "mc_mean", "mc_band",

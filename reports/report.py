@@ -4,7 +4,9 @@
     write_report(report, "out/benchmark-report")
 
 The folder holds ``rule_table.{csv,json,md,tex,xlsx}``, ``parameters.json``, ``report.md``,
-``report.tex``, ``schedule.json`` (as written by ``solve``) and ``figures/`` (PNG and PDF); with
+``report.html`` (self-contained: figures embedded, no network reference), ``report.tex`` (a complete LaTeX
+document), ``report_body.tex`` (the same text as a fragment to ``\\input``), ``report.pdf`` (only with
+``pdf=True``: ``report.tex`` compiled by pdflatex), ``schedule.json`` (as written by ``solve``) and ``figures/`` (PNG and PDF); with
 ``steps`` also ``step_table.csv`` (buckets), ``step_jumps.csv`` and ``step_table.json``; a portfolio design
 (``[portfolio]``) also ``figures/portfolio.{png,pdf}``, the cap across the assets' alignment (Appendix D.6). It is written atomically (built in a
 temporary sibling folder and swapped in whole).
@@ -61,13 +63,13 @@ MIN_TICK = 1e-8
 
 REPORT_FILES = (
     "rule_table.csv", "rule_table.json", "rule_table.md", "rule_table.tex", "rule_table.xlsx",
-    "parameters.json", "report.md", "report.tex", "schedule.json",
+    "parameters.json", "report.md", "report.html", "report.tex", "report_body.tex", "schedule.json",
 )
 STEP_FILES = ("step_table.csv", "step_jumps.csv", "step_table.json")
 #: With --published-vols the knot table is kept beside the published one, labelled "not published".
 KNOT_FILES = ("knot_table.csv", "knot_table.md")
 #: Everything a report folder may hold (an existing folder holding only these is replaced as a whole).
-REPORT_OWNED = REPORT_FILES + STEP_FILES + KNOT_FILES + ("figures/*.png", "figures/*.pdf")
+REPORT_OWNED = REPORT_FILES + STEP_FILES + KNOT_FILES + ("report.pdf", "figures/*.png", "figures/*.pdf")
 KNOT_STATUS = "knot interpolation of g* (not published)"
 STEP_STATUS = "step table (not published: its jumps can be harvested, Section 6.6)"
 STEP_BUCKET_COLUMNS = ("bucket", "vol_daily_from", "vol_daily_to", "vol_annual_from", "vol_annual_to", "margin")
@@ -306,8 +308,9 @@ def parameters_json(report: Report) -> str:
     return json.dumps(payload, indent=2, allow_nan=False) + "\n"
 
 
-def report_files(report: Report, *, figures: bool = True) -> dict[str, bytes]:
-    """Every file of the report folder as {relative path: bytes} (pure; :func:`write_report` writes them)."""
+def report_files(report: Report, *, figures: bool = True, pdf: bool = False) -> dict[str, bytes]:
+    """Every file of the report folder as {relative path: bytes} (pure; :func:`write_report` writes them).
+    ``pdf``: also ``report.pdf``, compiled by pdflatex (needs ``figures``)."""
     from margin_design.reports.xlsx import rule_table_xlsx
 
     t = report.table
@@ -318,10 +321,9 @@ def report_files(report: Report, *, figures: bool = True) -> dict[str, bytes]:
         "rule_table.md": rule_table_markdown(t, report.formulas),
         "rule_table.tex": rule_table_latex(t, report.formulas),
         "parameters.json": parameters_json(report),
-        "report.md": appendix.report_markdown(report),
-        "report.tex": appendix.report_latex(report),
         "schedule.json": report.data.schedule_json,
     }
+    files.update(document_files(report))
     if report.steps is not None:
         tag = {"status": STEP_STATUS, "published_rule_id": report.rule.rule_id if report.rule else None}
         files["step_table.csv"] = csv_text([dict(b, **tag) for b in report.steps.buckets], STEP_BUCKET_COLUMNS + tuple(tag))
@@ -337,7 +339,42 @@ def report_files(report: Report, *, figures: bool = True) -> dict[str, bytes]:
         from margin_design.reports.figures import render_figures
 
         out.update(render_figures(report))
+    if pdf:
+        from margin_design.reports.latex_doc import compile_pdf
+
+        if not figures:
+            raise InputError("report.pdf needs the figures (pdf=True with figures=False).")
+        out["report.pdf"] = compile_pdf({k: v for k, v in out.items() if k == "report.tex" or k.endswith(".pdf")})
+    out["report.html"] = report_html(report, out).encode("utf-8")
     return dict(sorted(out.items()))
+
+
+def document_files(report: Report) -> dict[str, str]:
+    """``report.md``, ``report_body.tex`` (fragment) and ``report.tex`` (complete document), each ending with the
+    full reference and the meaning of every equation number it mentions (:mod:`~margin_design.reports.citation`)."""
+    from margin_design.reports.citation import latex_references, markdown_references
+    from margin_design.reports.latex_doc import fit_tables, latex_document
+
+    md = appendix.report_markdown(report)
+    body = fit_tables(appendix.report_latex(report))
+    body += latex_references(body)
+    return {
+        "report.md": md + markdown_references(md),
+        "report_body.tex": body,
+        "report.tex": latex_document(body, report.title, subject="Methodology appendix (Nicolai 2026, Section 6)"),
+    }
+
+
+def report_html(report: Report, files: dict[str, bytes]) -> str:
+    """``report.html`` from ``report.md`` with the PNG figures of ``files`` embedded (the PDF links of the
+    Markdown are left out: the page stands alone)."""
+    from margin_design.reports.html import write_html_document
+
+    md = files["report.md"].decode("utf-8")
+    for name, _ in appendix.figure_captions(report):
+        md = md.replace(f" ([PDF](figures/{name}.pdf))", "")
+    pngs = {k: v for k, v in files.items() if k.startswith("figures/") and k.endswith(".png")}
+    return write_html_document(md, report.title, pngs)
 
 
 def check_report_folder(folder: str | Path, inputs=()) -> Path:
@@ -345,7 +382,7 @@ def check_report_folder(folder: str | Path, inputs=()) -> Path:
     return check_output_folder(folder, owned=REPORT_OWNED, inputs=inputs)
 
 
-def write_report(report: Report, folder: str | Path) -> Path:
+def write_report(report: Report, folder: str | Path, *, pdf: bool = False) -> Path:
     """Write the report folder atomically: it appears whole, or (on any error) not at all. An existing folder
-    is replaced only if it holds nothing but report files (:data:`REPORT_OWNED`)."""
-    return write_tree(folder, report_files(report), owned=REPORT_OWNED)
+    is replaced only if it holds nothing but report files (:data:`REPORT_OWNED`). ``pdf``: also ``report.pdf``."""
+    return write_tree(folder, report_files(report, pdf=pdf), owned=REPORT_OWNED)

@@ -340,7 +340,7 @@ def test_schedule_json_route_gives_the_same_portfolio_report(cli_runs, tmp_path)
                             "--round", str(TICK), "--steps"]) == 0
     a, b = _files(cli_runs[0]), _files(out)
     differ = [k for k in a if a[k] != b[k]]
-    assert differ == ["parameters.json", "report.md", "report.tex", "rule_table.xlsx"]   # the provenance names its input file
+    assert differ == ["parameters.json", "report.html", "report.md", "report.tex", "report_body.tex", "rule_table.xlsx"]   # the provenance names its input file
     pa = json.loads(a["parameters.json"])
     pb = json.loads(b["parameters.json"])
     assert pa["parameters"] == pb["parameters"]
