@@ -35,6 +35,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, nargs="?", const=10, default=None, metavar="BUCKETS",
                    help="also publish a bucketed step table (default 10 equal-width vol buckets), with its jumps and threshold-crossing gains (Section 6.6)")
     p.add_argument("--title", help="report title")
+    p.add_argument("--previous", metavar="OLD", help="the rule in force (any rule 'margin-design diff' reads, typically the previous "
+                   "rule_table.json): adds a change-log section, the change at each published vol")
     g = p.add_argument_group("elasticity inputs (recorded in the parameter block and checked against alpha and c_eff; not for [portfolio] designs)")
     g.add_argument("--elasticity", type=float, help="epsilon_XM = -dlog X / dlog M (decimal)")
     g.add_argument("--turnover", type=float, help="tau = XP / ADV (decimal)")
@@ -50,7 +52,12 @@ def run(args: argparse.Namespace) -> int:
     from margin_design.reports.rule_data import RuleData, load_schedule_json
 
     src = Path(args.input)
-    check_report_folder(args.out, inputs=[src])
+    check_report_folder(args.out, inputs=[src] + ([args.previous] if args.previous and Path(args.previous).exists() else []))
+    previous = None
+    if args.previous is not None:
+        from margin_design.calibration.audit import load_rule
+
+        previous = load_rule(args.previous)
     elasticity = ElasticityInputs(
         elasticity=args.elasticity, turnover=args.turnover, participation=args.participation,
         distortion_bps=args.distortion_bps, margin_level=args.margin_level,
@@ -83,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         digest = hashlib.sha256(src.read_bytes()).hexdigest()
     except OSError as exc:  # pragma: no cover - read a moment ago
         raise InputError(f"input {str(src)!r} cannot be read: {exc.strerror or exc}.") from None
-    report = build_report(data, options, input_file={"kind": kind, "name": src.name, "sha256": digest})
+    report = build_report(data, options, input_file={"kind": kind, "name": src.name, "sha256": digest}, previous=previous)
     out = write_report(report, args.out)
     c = report.check
     print(
@@ -92,6 +99,10 @@ def run(args: argparse.Namespace) -> int:
         + (f", largest rounding error {report.rounding.max_error:.2e}" if report.rounding else "")
         + (f", {len(report.steps.jumps)} step jump(s)" if report.steps else "")
     )
+    if report.changelog is not None:
+        from margin_design.reports.diff import _headline
+
+        print("change log against " + args.previous + ": " + "; ".join(_headline(report.changelog)))
     for w in report.warnings:
         print(f"margin-design: warning: {w}", file=sys.stderr)
     print(f"wrote {out}")

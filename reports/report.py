@@ -130,6 +130,7 @@ class Report:
     parameters: dict = field(repr=False)
     provenance: dict = field(repr=False)
     warnings: tuple = ()
+    changelog: object = field(default=None, repr=False)   # RuleComparison against --previous OLD, or None
 
     @property
     def title(self) -> str:
@@ -177,8 +178,28 @@ def _as_data(source) -> RuleData:
     raise InputError(f"cannot build a report from {type(source).__name__}; pass a Schedule or a schedule.json path.")
 
 
-def build_report(source, options: ReportOptions | None = None, *, input_file: dict | None = None) -> Report:
-    """Compute the report from a Schedule, a :class:`RuleData`, a schedule.json dict or its path."""
+def published_rule(table: RuleTable):
+    """The rule this report publishes, as ``diff`` reads its rule_table.json: the table's rows (vol_daily, margin),
+    linear in vol between them (:func:`~margin_design.calibration.audit.rules.table_rule` decides the extrapolation)."""
+    from margin_design.calibration.audit.rules import Rule, RuleInfo, table_rule
+
+    base = table_rule(table.column("vol_daily"), table.column("margin"), "linear", "this report's rule table")
+    return Rule(base, name="this rule", info=RuleInfo("rule table", published_vol=tuple(base.vol.tolist())))
+
+
+def change_log(table: RuleTable, previous):
+    """The change from ``previous`` (a Rule from :func:`load_rule`) to the published rule at its published points."""
+    from margin_design.calibration.audit.diff import compare_rules
+    from margin_design.reports.diff import _pct_label
+
+    new = published_rule(table)
+    labels = [_pct_label(100.0 * float(v)) for v in table.column("vol_annual")]
+    return compare_rules(previous, new, new.base.vol, labels)
+
+
+def build_report(source, options: ReportOptions | None = None, *, input_file: dict | None = None, previous=None) -> Report:
+    """Compute the report from a Schedule, a :class:`RuleData`, a schedule.json dict or its path; ``previous`` (a rule
+    from :func:`~margin_design.calibration.audit.load_rule`) adds a change log against it."""
     options = options or ReportOptions()
     data = _as_data(source)
     check_elasticity_applies(options.elasticity, data.is_portfolio)
@@ -232,6 +253,7 @@ def build_report(source, options: ReportOptions | None = None, *, input_file: di
         data=data, options=options, knots=knots, published=np.asarray(published, float), interpolation_error=err,
         published_error=pub_err, check=check, check_unrounded=check_unrounded, rounding=rounding, naive_check=naive_check,
         steps=steps, formulas=formulas, table=table, parameters=params, provenance=provenance, warnings=tuple(warnings),
+        changelog=None if previous is None else change_log(table, previous),
     )
 
 
@@ -244,6 +266,10 @@ def parameters_json(report: Report) -> str:
         "provenance": report.provenance,
         "warnings": list(report.warnings),
     }
+    if report.changelog is not None:
+        from margin_design.reports.diff import changelog_dict
+
+        payload["change_log"] = changelog_dict(report.changelog)
     return json.dumps(payload, indent=2, allow_nan=False) + "\n"
 
 
@@ -263,6 +289,14 @@ def report_files(report: Report, *, figures: bool = True) -> dict[str, bytes]:
         "report.tex": appendix.report_latex(report),
         "schedule.json": report.data.schedule_json,
     }
+    if report.changelog is not None:  # the change log against --previous: a section of report.md and report.tex
+        from margin_design.reports.diff import changelog_latex, changelog_markdown
+
+        new_id = getattr(report, "rule_id", None)
+        files["report.md"] = files["report.md"].rstrip("\n") + "\n\n" + changelog_markdown(report.changelog, new_id)
+        tex, end = files["report.tex"], "\\end{document}"
+        section = changelog_latex(report.changelog, new_id)
+        files["report.tex"] = tex.replace(end, section + "\n" + end) if end in tex else tex.rstrip("\n") + "\n\n" + section
     if report.steps is not None:
         files["step_table.csv"] = csv_text(report.steps.buckets, STEP_BUCKET_COLUMNS)
         files["step_jumps.csv"] = csv_text(report.steps.jumps, STEP_JUMP_COLUMNS)
