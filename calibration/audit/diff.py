@@ -33,6 +33,8 @@ CAP_TOL = 1e-10
 CHANGE_TOL = 1e-12
 #: Evaluation points (equally spaced in daily vol) across the range, besides every knot and breakpoint of both rules.
 DENSE_POINTS = 2001
+#: Evaluation nodes closer than this (relative) are one node.
+NODE_RTOL = 1e-12
 
 
 def covered_range(rule: Rule) -> tuple[float, float] | None:
@@ -149,7 +151,12 @@ def _nodes(old: Rule, new: Rule, lo: float, hi: float, extra=()) -> np.ndarray:
         for b in rule.breakpoints(lo, hi):
             pts.append(np.sqrt([b.r_lo, b.r_hi]))
     v = np.unique(np.concatenate(pts))
-    return v[(v >= lo) & (v <= hi)]
+    v = v[(v >= lo) & (v <= hi)]
+    # nodes within float noise of the previous one (a typed point next to a grid point) would make empty intervals that
+    # split a range of cap breaks in two: keep the last of each such cluster (an exact threshold or the upper end of a
+    # jump's bracket, so the interval ending there holds the jump)
+    keep = np.concatenate([np.diff(v) > NODE_RTOL * v[1:], [True]])
+    return v[keep]
 
 
 def _breaks(rule: Rule, nodes: np.ndarray, m: np.ndarray, cap_vol: float, jumps: list) -> list[dict]:
@@ -172,7 +179,7 @@ def _breaks(rule: Rule, nodes: np.ndarray, m: np.ndarray, cap_vol: float, jumps:
         a, b = float(nodes[i]), float(nodes[j + 1])
         with np.errstate(divide="ignore"):
             slope = float(np.max(inc[i : j + 1] / dv[i : j + 1]))
-        has_jump = any(a <= jp["vol_daily"] <= b for jp in jumps)
+        has_jump = any(a * (1 - 2 * NODE_RTOL) <= jp["vol_daily"] <= b * (1 + 2 * NODE_RTOL) for jp in jumps)
         out.append({
             "vol_daily_from": a, "vol_daily_to": b,
             "vol_annual_pct_from": 100.0 * SQRT_252 * a, "vol_annual_pct_to": 100.0 * SQRT_252 * b,
