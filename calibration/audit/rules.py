@@ -358,7 +358,7 @@ def daily_vol_column(cols: dict, who: str) -> np.ndarray:
         bad = np.flatnonzero(np.abs(a - b) > VOL_COLUMN_RTOL * np.maximum(np.abs(a), np.abs(b)))
         if bad.size:
             i = int(bad[0])
-            what = "annualised (divided by sqrt(252))" if c == "vol_annual" else "daily"
+            what = "annualised, divided by sqrt(252)" if c == "vol_annual" else "daily"
             raise InputError(
                 f"{who} has the conflicting vol columns '{first}' = {float(cols[first][i])!r} and '{c}' = {float(cols[c][i])!r} "
                 f"({what}) in row {i + 2}; keep one, 'vol_daily' (daily vol, decimal)."
