@@ -273,6 +273,14 @@ def _headline(c: RuleComparison) -> list[str]:
             _point_text(dec, "decrease") if dec else "no point falls"]
 
 
+def _break_text(x: dict) -> str:
+    """A range where a rule breaks the cap, in annualised percentage points ("a jump at" when it is a jump alone)."""
+    a, b = x["vol_annual_pct_from"], x["vol_annual_pct_to"]
+    if x["jump"] and b - a < 0.05:
+        return f"a jump at {b:.2f}%"
+    return f"{a:.2f}-{b:.2f}%" + (" (with a jump)" if x["jump"] else "")
+
+
 def _cap_sentence(c: RuleComparison) -> str:
     if c.cap_vol is None:
         return f"cap not checked ({c.cap_source}); give --market CONFIG to check it"
@@ -284,7 +292,7 @@ def _cap_sentence(c: RuleComparison) -> str:
         if not b:
             parts.append(f"{which.upper()} within the cap")
         else:
-            where = ", ".join(f"{x['vol_annual_pct_from']:.2f}-{x['vol_annual_pct_to']:.2f}%" + (" (jump)" if x["jump"] else "") for x in b[:5])
+            where = ", ".join(_break_text(x) for x in b[:5])
             more = f" and {len(b) - 5} more" if len(b) > 5 else ""
             parts.append(f"{which.upper()} breaks it at {where}{more} annualised")
     return (f"cap {c.cap_vol / SQRT_252:.4f} margin points per point of annualised vol ({c.cap_source}): " + "; ".join(parts))
@@ -377,10 +385,20 @@ def diff_figure(d: Diff):
     ax.plot(va, 100 * mn, color=LINE["rule"], lw=1.6, label=f"NEW: {c.new.name}")
     ax.plot(pa, 100 * c.margin_old, ls="none", marker="o", ms=3.5, mfc="white", mec="#777777")
     ax.plot(pa, 100 * c.margin_new, ls="none", marker="o", ms=3, color=LINE["rule"], label="comparison points")
-    for which, color in (("old", "#fdae61"), ("new", "#d73027")):
-        for k, b in enumerate(c.breaks[which]):
-            ax.axvspan(b["vol_annual_pct_from"], b["vol_annual_pct_to"], color=color, alpha=0.18, lw=0,
-                       label=f"{which.upper()} breaks the cap" if k == 0 else None)
+    # where a rule's slope is above the cap: a broad translucent band under its line (a jump: a triangle at its top)
+    for which, m, color in (("old", mo, "#fdae61"), ("new", mn, "#d73027")):
+        label, jump_label = f"{which.upper()} steeper than the cap", f"{which.upper()} jumps (steeper than any cap)"
+        for b in c.breaks[which]:
+            inside = (v >= b["vol_daily_from"]) & (v <= b["vol_daily_to"])
+            if b["jump"] and b["vol_annual_pct_to"] - b["vol_annual_pct_from"] < 0.05:
+                x = b["vol_annual_pct_to"]
+                ax.plot([x], [100 * float(c.old.margin(np.array([b["vol_daily_to"] ** 2]))[0] if which == "old" else
+                              c.new.margin(np.array([b["vol_daily_to"] ** 2]))[0])],
+                        ls="none", marker="^", ms=7, color=color, alpha=0.9, label=jump_label, zorder=1)
+                jump_label = None
+            else:
+                ax.plot(va[inside], 100 * m[inside], color=color, lw=7, alpha=0.35, solid_capstyle="butt", label=label, zorder=1)
+                label = None
     ax.set_ylabel("margin (% of notional)")
     ax.yaxis.set_major_formatter(PercentFormatter(decimals=1))
     ax.set_title("Margin rules OLD and NEW" + ("" if c.cap_vol is not None else " (cap not checked)"))
@@ -391,11 +409,15 @@ def diff_figure(d: Diff):
     ax2.fill_between(va, 0, ch, where=ch < 0, interpolate=True, color="#4575b4", alpha=0.25, lw=0, label="NEW lower")
     ax2.plot(va, ch, color="black", lw=1.0)
     ax2.plot(pa, 100 * c.change, ls="none", marker="o", ms=3, color="black")
+    ax2.margins(y=0.35)
+    mid = 0.5 * (va[0] + va[-1])
     for p, txt in ((c.largest_increase, "largest increase"), (c.largest_decrease, "largest decrease")):
         if p is not None:
             x = 100 * SQRT_252 * p["vol_daily"]
+            right = x > mid
             ax2.annotate(f"{txt}\n{100 * p['change']:+.3f} pts at {_show(p['vol_annual_pct'])}%", (x, 100 * p["change"]),
-                         textcoords="offset points", xytext=(6, 6 if p["change"] > 0 else -22), fontsize=7)
+                         textcoords="offset points", xytext=(-6 if right else 6, 6 if p["change"] > 0 else -20), fontsize=7,
+                         ha="right" if right else "left", va="bottom" if p["change"] > 0 else "top")
     ax2.set_ylabel("NEW - OLD (margin points)")
     ax2.set_xlabel("annualised volatility (%)")
     ax2.legend(loc="best", frameon=False)
