@@ -153,7 +153,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.out is not None:
         inputs = [args.market, args.accounts, args.data if args.data != "sp500" else None]
-        if Path(args.rule).suffix.lower() in (".csv", ".json", ".toml") or Path(args.rule).is_dir():
+        from margin_design.calibration.audit.rules import is_folder
+
+        if Path(args.rule).suffix.lower() in (".csv", ".json", ".toml") or is_folder(args.rule):
             inputs.append(args.rule)
         check_audit_folder(args.out, inputs=inputs)
 

@@ -39,14 +39,25 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _file_inputs(*specs) -> list[str]:
-    return [s for s in specs if s is not None and (Path(s).suffix.lower() in (".csv", ".json", ".toml") or Path(s).is_dir())]
+    """The specs that name files or folders (not formulas), for the output-folder check."""
+    from margin_design.calibration.audit.rules import is_folder
+
+    return [s for s in specs if s is not None and (Path(s).suffix.lower() in (".csv", ".json", ".toml") or is_folder(s))]
 
 
 def run(args: argparse.Namespace) -> int:
     from margin_design.reports.diff import build_diff, check_diff_folder, write_diff
 
+    from margin_design.calibration.audit import load_rule
+    from margin_design.cli_audit import _check_rule_plausible
+
     check_diff_folder(args.out, inputs=_file_inputs(args.old, args.new, args.market))
-    d = build_diff(args.old, args.new, market=args.market, vols=args.vols, method=args.method)
+    rules = []
+    for which, spec in (("OLD", args.old), ("NEW", args.new)):
+        rule = load_rule(spec)
+        _check_rule_plausible(rule, f"{which} {Path(spec).name}" if _file_inputs(spec) else which)  # a table in percent is refused
+        rules.append(rule)
+    d = build_diff(args.old, args.new, market=args.market, vols=args.vols, method=args.method, old_rule=rules[0], new_rule=rules[1])
     out = write_diff(d, args.out)
     for w in d.warnings:
         print(f"margin-design: warning: {w}", file=sys.stderr)

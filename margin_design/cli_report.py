@@ -52,10 +52,12 @@ def run(args: argparse.Namespace) -> int:
     from margin_design.reports.rule_data import RuleData, load_schedule_json
 
     src = Path(args.input)
-    check_report_folder(args.out, inputs=[src] + ([args.previous] if args.previous and Path(args.previous).exists() else []))
+    from margin_design.calibration.audit.rules import is_folder, load_rule
+
+    previous_file = args.previous is not None and (Path(args.previous).suffix.lower() in (".csv", ".json", ".toml") or is_folder(args.previous))
+    check_report_folder(args.out, inputs=[src] + ([args.previous] if previous_file else []))
     previous = None
     if args.previous is not None:
-        from margin_design.calibration.audit import load_rule
 
         previous = load_rule(args.previous)
     elasticity = ElasticityInputs(
@@ -100,9 +102,9 @@ def run(args: argparse.Namespace) -> int:
         + (f", {len(report.steps.jumps)} step jump(s)" if report.steps else "")
     )
     if report.changelog is not None:
-        from margin_design.reports.diff import _headline
+        from margin_design.reports.diff import headline
 
-        print("change log against " + args.previous + ": " + "; ".join(_headline(report.changelog)))
+        print("change log against " + args.previous + ": " + "; ".join(headline(report.changelog)))
     for w in report.warnings:
         print(f"margin-design: warning: {w}", file=sys.stderr)
     print(f"wrote {out}")

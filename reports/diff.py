@@ -39,7 +39,7 @@ from margin_design.fileio import check_output_folder, write_tree
 from margin_design.reports.table import csv_text, markdown_table
 from margin_design.reports.vol_points import parse_vol_points
 
-__all__ = ["DIFF_FILES", "CSV_COLUMNS", "UNITS", "Diff", "build_diff", "diff_document", "diff_files", "check_diff_folder",
+__all__ = ["DIFF_FILES", "CSV_COLUMNS", "UNITS", "Diff", "build_diff", "headline", "pct_label", "choose_points", "diff_document", "diff_files", "check_diff_folder",
            "write_diff", "changelog_markdown", "changelog_latex", "changelog_dict", "comparison_table_markdown"]
 
 FIGURE = "figures/diff.png"
@@ -116,7 +116,7 @@ class Diff:
         c = self.comparison
         lines = [f"diff: OLD {_describe(self.old)}", f"      NEW {_describe(self.new)}",
                  f"  {c.vol_daily.size} point(s): {self.points_how}"]
-        lines += ["  " + s for s in _headline(c)]
+        lines += ["  " + s for s in headline(c)]
         lines.append("  " + _cap_sentence(c))
         for which in ("old", "new"):
             if c.jumps[which]:
@@ -150,7 +150,7 @@ def _rule_dict(rule: Rule, spec: str) -> dict:
     }
 
 
-def _pct_label(x: float) -> str:
+def pct_label(x: float) -> str:  # noqa: D401
     """An annualised vol in percentage points as text: 10 significant digits, no trailing zeros."""
     return format(Decimal(f"{x:.10g}").normalize(), "f")
 
@@ -168,7 +168,7 @@ def choose_points(old: Rule, new: Rule, vols: str | None, grid_range: tuple[floa
         v = np.unique(np.concatenate([p for _, p in pubs]))
         names = " and ".join(w for w, _ in pubs)
         how = f"the published points of {names} ({'union' if len(pubs) == 2 else 'its rows'})"
-        return v, tuple(_pct_label(100.0 * SQRT_252 * x) for x in v), how, rng
+        return v, tuple(pct_label(100.0 * SQRT_252 * x) for x in v), how, rng
     if rng is None:
         raise InputError("OLD and NEW are both formulas, which cover every vol; give --vols (annualised percentage points, "
                          "e.g. 8:60:1) or --market (a design config whose grid sets the range).")
@@ -246,9 +246,9 @@ def build_diff(old_spec: str, new_spec: str, *, market: str | None = None, vols:
 # ---------------------------------------------------------------------- text
 
 
-def _show(label: str) -> str:
-    """An annualised vol label for people: as typed when it has at most 2 decimals, else rounded to 2."""
-    return label if len(label.partition(".")[2]) <= 2 else f"{float(label):.2f}"
+def _show(x) -> str:
+    """An annualised vol (percentage points, number or text) for people: at most 2 decimals, no trailing zeros."""
+    return f"{float(x):.2f}".rstrip("0").rstrip(".")
 
 
 def _pp(x: float) -> str:
@@ -267,7 +267,8 @@ def _point_text(p: dict, verb: str) -> str:
             f"({_pp(p['margin_old'])}% -> {_pp(p['margin_new'])}% of notional)")
 
 
-def _headline(c: RuleComparison) -> list[str]:
+def headline(c: RuleComparison) -> list[str]:
+    """Two sentences: the largest increase and the largest decrease at the points (or that none rises / falls)."""
     inc, dec = c.largest_increase, c.largest_decrease
     return [_point_text(inc, "increase") if inc else "no point rises",
             _point_text(dec, "decrease") if dec else "no point falls"]
@@ -321,7 +322,7 @@ def diff_markdown(d: Diff, figure: str | None = FIGURE) -> str:
            f"(a step table as steps), {TABLE_EXTRAPOLATION}.",
            "- Margins are percent of notional; changes are margin points (percentage points of notional), NEW minus OLD.\n",
            "## Summary\n"]
-    out += [f"- {s[0].upper()}{s[1:]}." for s in _headline(c)]
+    out += [f"- {s[0].upper()}{s[1:]}." for s in headline(c)]
     a = c.anywhere
     for key, verb in (("largest_increase", "rise"), ("largest_decrease", "fall")):
         p = a[key]
@@ -481,7 +482,7 @@ def changelog_markdown(c: RuleComparison, new_id: str | None = None) -> str:
              f"Rule ID: previous {old_id or 'not stated'}, this rule {new_id or 'not stated'}.",
              f"Changes are margin points (percentage points of notional), this rule minus the previous one, at the published points; "
              f"the previous rule is read {TABLE_EXTRAPOLATION} when it is a table.\n"]
-    lines += [f"- {s[0].upper()}{s[1:]}." for s in _headline(c)]
+    lines += [f"- {s[0].upper()}{s[1:]}." for s in headline(c)]
     lines += ["", comparison_table_markdown(c, "Previous (%)", "This rule (%)")]
     return "\n".join(lines).rstrip("\n") + "\n"
 
@@ -493,7 +494,7 @@ def changelog_latex(c: RuleComparison, new_id: str | None = None) -> str:
     old_id = c.old.info.rule_id if c.old.info is not None else None
     rows = [[_show(c.labels[i]), f"{_pp(c.margin_old[i])}", f"{_pp(c.margin_new[i])}", _change(c.margin_new[i] - c.margin_old[i])]
             for i in range(c.vol_daily.size)]
-    head = [latex_escape((s[0].upper() + s[1:]).replace(" -> ", " to ")) + "." for s in _headline(c)]
+    head = [latex_escape((s[0].upper() + s[1:]).replace(" -> ", " to ")) + "." for s in headline(c)]
     return "".join([
         "\\section*{Change log}\n",
         latex_escape(f"Previous rule: {_describe(c.old)}. Rule ID: previous {old_id or 'not stated'}, this rule {new_id or 'not stated'}. "

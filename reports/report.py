@@ -190,10 +190,10 @@ def published_rule(table: RuleTable):
 def change_log(table: RuleTable, previous):
     """The change from ``previous`` (a Rule from :func:`load_rule`) to the published rule at its published points."""
     from margin_design.calibration.audit.diff import compare_rules
-    from margin_design.reports.diff import _pct_label
+    from margin_design.reports.diff import pct_label
 
     new = published_rule(table)
-    labels = [_pct_label(100.0 * float(v)) for v in table.column("vol_annual")]
+    labels = [pct_label(100.0 * float(v)) for v in table.column("vol_annual")]
     return compare_rules(previous, new, new.base.vol, labels)
 
 

@@ -466,6 +466,8 @@ CASES = [
      r"has no column 'vol_daily' \(daily vol, decimal; the legacy 'vol' and the annualised 'vol_annual' are read too\)"),
     ("diff tables do not overlap", ["diff", "a.csv", "b.csv", "--out", "d"],
      {"a.csv": DIFF_T, "b.csv": "vol,margin\n0.03,0.06\n0.04,0.07\n"}, r"OLD covers daily vol 0\.01 to 0\.02 and NEW 0\.03 to 0\.04, which do not overlap"),
+    ("diff table in percent", ["diff", "p.csv", "0.02+sigma", "--out", "d"], {"p.csv": "vol_daily,margin\n1,3\n2,5\n"},
+     r"rule table OLD p\.csv has vol = 1 in row 2, which is a daily volatility of 100%"),
     ("diff json list", ["diff", "a.json", "0.02+sigma", "--out", "d"], {"a.json": "[1, 2]"}, r"does not hold a JSON object"),
     ("diff json broken", ["diff", "a.json", "0.02+sigma", "--out", "d"], {"a.json": "{"}, r"rule file 'a\.json' is not valid JSON"),
     ("diff json unknown", ["diff", "a.json", "0.02+sigma", "--out", "d"], {"a.json": '{"x": 1}'},

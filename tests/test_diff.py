@@ -91,8 +91,8 @@ def test_two_formulas_at_known_points():
     np.testing.assert_allclose(c.margin_old, 0.01 + 2 * s, rtol=1e-14)
     np.testing.assert_allclose(c.margin_new, 0.02 + s, rtol=1e-14)
     np.testing.assert_allclose(c.change, 0.01 - s, rtol=1e-12)      # new - old = 0.01 - sigma: rises below sigma = 1%
-    assert c.largest_increase["vol_annual_pct"] == "10" and c.largest_increase["change"] == pytest.approx(0.01 - s[0], rel=1e-12)
-    assert c.largest_decrease["vol_annual_pct"] == "30" and c.largest_decrease["change"] == pytest.approx(0.01 - s[2], rel=1e-12)
+    assert c.largest_increase["vol_annual_pct"] == 10.0 and c.largest_increase["change"] == pytest.approx(0.01 - s[0], rel=1e-12)
+    assert c.largest_decrease["vol_annual_pct"] == 30.0 and c.largest_decrease["change"] == pytest.approx(0.01 - s[2], rel=1e-12)
     # anywhere in [10%, 30%]: the same ends (the change is linear in sigma)
     assert c.anywhere["largest_decrease"]["vol_daily"] == pytest.approx(s[2], rel=1e-12)
     assert c.cap_vol is None and "not checked" in d.summary()
@@ -104,7 +104,7 @@ def test_two_formulas_at_known_points():
 def test_only_increases_says_no_point_falls():
     d = build_diff("a", "b", vols="8:12:2", old_rule=load_rule("0.01 + 2*sigma"), new_rule=load_rule("0.012 + 2.2*sigma"))
     assert d.comparison.largest_decrease is None and "no point falls" in d.summary()
-    assert d.comparison.largest_increase["vol_annual_pct"] == "12"
+    assert d.comparison.largest_increase["vol_annual_pct"] == 12.0
 
 
 def test_cap_breaks_and_jumps():

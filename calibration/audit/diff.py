@@ -109,7 +109,7 @@ class RuleComparison:
         return self._point(i)
 
     def _point(self, i: int) -> dict:
-        return {"vol_annual_pct": self.labels[i], "vol_daily": float(self.vol_daily[i]), "margin_old": float(self.margin_old[i]),
+        return {"vol_annual_pct": float(self.labels[i]), "vol_daily": float(self.vol_daily[i]), "margin_old": float(self.margin_old[i]),
                 "margin_new": float(self.margin_new[i]), "change": float(self.change[i])}
 
     @property
@@ -129,7 +129,7 @@ class RuleComparison:
         out = []
         for i in range(self.vol_daily.size):
             out.append({
-                "vol_annual_pct": self.labels[i],
+                "vol_annual_pct": float(self.labels[i]),
                 "vol_daily": float(self.vol_daily[i]),
                 "margin_old": float(self.margin_old[i]),
                 "margin_new": float(self.margin_new[i]),

@@ -70,6 +70,7 @@ __all__ = [
     "daily_vol_column",
     "TABLE_EXTRAPOLATION",
     "load_rule",
+    "is_folder",
     "overlays_from_dict",
 ]
 
@@ -937,7 +938,8 @@ def _exists(spec: str) -> bool:
         return False
 
 
-def _is_dir(spec: str) -> bool:
+def is_folder(spec) -> bool:
+    """True if ``spec`` names an existing folder; False for strings no file system accepts (too long, NUL)."""
     try:
         return Path(spec).is_dir()
     except (OSError, ValueError):
@@ -1035,7 +1037,7 @@ def load_rule(spec: str, *, interpolation: str | None = None, overlays: dict | N
         except InputError as exc:
             # not a formula: if it looks like a file, say what files are accepted (checked only now, and safely:
             # a long formula is no file name, and a formula is never read as a path)
-            if _is_dir(spec):
+            if is_folder(spec):
                 base, info = read_rule_folder(p, interpolation)
                 over = {}
                 label = label or p.name
@@ -1047,7 +1049,7 @@ def load_rule(spec: str, *, interpolation: str | None = None, overlays: dict | N
             else:
                 raise exc
         else:
-            if _is_dir(spec):
+            if is_folder(spec):
                 raise InputError(f"rule {quote_formula(spec)} is both a formula and a folder; write ./{spec} for the folder.")
             if interpolation is not None:
                 raise InputError("--interpolation applies only to table rules, not to a formula.")
