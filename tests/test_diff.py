@@ -332,3 +332,24 @@ def test_report_previous_adds_a_change_log(written, tmp_path):
             matched += 1
     assert matched == len(mine) == len(rows)
     assert any(abs(r["change"]) > 1e-5 for r in log["rows"])   # rounding to 5 bp moves the rule: the log is not all zeros
+
+
+#: Files of a report folder that are not rules (parameters and the jumps of a step table): refused in one sentence.
+NOT_RULES = {"parameters.json": "is not a rule_table.json, step_table.json or schedule.json", "step_jumps.csv": "has no column 'margin'"}
+
+
+def test_every_table_of_the_folders_is_read_or_refused(written):
+    seen = set()
+    for folder in ("solve", "report", "rounded"):
+        for p in sorted((written / folder).iterdir()):
+            if p.suffix not in (".csv", ".json"):
+                continue
+            seen.add(p.name)
+            if p.name in NOT_RULES:
+                with pytest.raises(InputError, match=NOT_RULES[p.name]):
+                    load_rule(str(p))
+                continue
+            rule = load_rule(str(p))
+            assert rule.base.vol.size >= 2 and np.all(np.diff(rule.base.margin) >= 0)
+    assert seen >= {"schedule.json", "schedule.csv", "rule_table.csv", "rule_table.json", "step_table.csv", "step_table.json",
+                    "step_jumps.csv", "parameters.json"}
