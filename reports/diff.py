@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from margin_design.calibration.audit.diff import SQRT_252, RuleComparison, common_range, compare_rules, published_vols
+from margin_design.calibration.audit.diff import SQRT_252, RuleComparison, common_range, compare_rules, covered_range, published_vols
 from margin_design.calibration.audit.rules import TABLE_EXTRAPOLATION, Rule, load_rule
 from margin_design.errors import InputError
 from margin_design.fileio import check_output_folder, write_tree
@@ -309,8 +309,9 @@ def comparison_table_markdown(c: RuleComparison, old_head: str = "Old margin (%)
                      _change(c.margin_new[i] - c.margin_old[i])])
     text = markdown_table(["Annual vol (%)", "Daily vol (%)", old_head, new_head, "Change (margin points)"], rows,
                           ["---:"] * 5)
-    if xo.any() or xn.any():
-        text += f"\n\\* outside OLD's table rows, † outside NEW's: read {TABLE_EXTRAPOLATION}.\n"
+    notes = ([r"\* outside OLD's table rows"] if xo.any() else []) + (["† outside NEW's table rows"] if xn.any() else [])
+    if notes:
+        text += f"\n{', '.join(notes)}: read {TABLE_EXTRAPOLATION}.\n"
     return text
 
 
@@ -382,8 +383,18 @@ def diff_figure(d: Diff):
     pa = c.vol_annual_pct
     fig = Figure(figsize=(7.0, 6.2))
     ax, ax2 = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 2]})
-    ax.plot(va, 100 * mo, color="#777777", lw=2.2, ls="--", label=f"OLD: {c.old.name}")
-    ax.plot(va, 100 * mn, color=LINE["rule"], lw=1.6, label=f"NEW: {c.new.name}")
+    for rule, m, style in ((c.old, mo, dict(color="#777777", lw=2.2, ls="--")), (c.new, mn, dict(color=LINE["rule"], lw=1.6))):
+        which = "OLD" if rule is c.old else "NEW"
+        cov = covered_range(rule)
+        inside = np.ones(v.size, bool) if cov is None else (v >= cov[0]) & (v <= cov[1])
+        ax.plot(va, np.where(inside, 100 * m, np.nan), label=f"{which}: {rule.name}", **style)
+        if not inside.all():  # beyond a table's rows: read flat (TABLE_EXTRAPOLATION), drawn dotted
+            below, above = v <= cov[0], v >= cov[1]
+            label = f"{which} beyond its rows (flat)"
+            for part in (below, above):
+                if part.sum() > 1:
+                    ax.plot(va[part], 100 * m[part], color=style["color"], lw=1.2, ls=":", label=label)
+                    label = None
     ax.plot(pa, 100 * c.margin_old, ls="none", marker="o", ms=3.5, mfc="white", mec="#777777")
     ax.plot(pa, 100 * c.margin_new, ls="none", marker="o", ms=3, color=LINE["rule"], label="comparison points")
     # where a rule's slope is above the cap: a broad translucent band under its line (a jump: a triangle at its top)
