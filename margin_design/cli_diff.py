@@ -18,9 +18,10 @@ from pathlib import Path
 
 __all__ = ["register", "main", "run"]
 
-RULE_HELP = ("a schedule.json, rule_table.csv/.json or step table written by margin-design, a CSV with vol_daily (or vol, or "
-             "vol_annual) and margin columns, a .toml rule file, a report or solve folder, or a formula in r (daily variance) or "
-             "sigma (daily vol); a formula that starts with '-' goes after '--'")
+RULE_HELP = ("a schedule.json, rule_table.csv/.json or step table written by margin-design, a CSV with columns vol_daily (daily "
+             "vol, decimal; or vol, the same, or vol_annual, annualised decimal) and margin (margin ratio), a .toml rule file, a "
+             "report or solve folder, or a formula in r (daily variance) or sigma (daily vol); a formula that starts with '-' "
+             "goes after the options and '--' (margin-design diff --out d -- OLD '-0.001+3*sigma')")
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:

@@ -365,6 +365,14 @@ def diff_markdown(d: Diff, figure: str | None = FIGURE) -> str:
 # ---------------------------------------------------------------------- the figure
 
 
+def _legend_name(rule: Rule) -> str:
+    """A rule's name for a legend: a formula by its text (shortened), a table by its name."""
+    text = getattr(rule.base, "text", None)
+    if text is not None and rule.name == "formula rule":
+        return "M = " + (text if len(text) <= 40 else text[:37] + "...")
+    return rule.name
+
+
 def diff_figure(d: Diff):
     """Both rules (percent of notional) over annualised vol, the published points marked and cap breaks shaded, and
     their difference NEW - OLD in margin points beneath."""
@@ -387,7 +395,7 @@ def diff_figure(d: Diff):
         which = "OLD" if rule is c.old else "NEW"
         cov = covered_range(rule)
         inside = np.ones(v.size, bool) if cov is None else (v >= cov[0]) & (v <= cov[1])
-        ax.plot(va, np.where(inside, 100 * m, np.nan), label=f"{which}: {rule.name}", **style)
+        ax.plot(va, np.where(inside, 100 * m, np.nan), label=f"{which}: {_legend_name(rule)}", **style)
         if not inside.all():  # beyond a table's rows: read flat (TABLE_EXTRAPOLATION), drawn dotted
             below, above = v <= cov[0], v >= cov[1]
             label = f"{which} beyond its rows (flat)"
