@@ -3,11 +3,14 @@
     margin-design audit RULE --market market.toml [--data sp500|prices.csv] [--out DIR]
 
 RULE is one of
-  * a CSV table with columns ``vol`` (daily vol, decimal) and ``margin`` (margin ratio), read with
+  * a CSV table with columns ``vol_daily`` (daily vol, decimal; the legacy ``vol`` and the annualised ``vol_annual`` are
+    read too) and ``margin`` (margin ratio), read with
     ``--interpolation linear`` (in sigma, the default) or ``step`` (margin m_k from knot k on);
   * a TOML rule file with a ``[rule]`` table (``formula = "..."`` or ``table = "file.csv"``, ``interpolation``,
     ``name``) and optionally ``[overlays]`` (floor, floor_vol, buffer, buffer_release_vol, buffer_release,
     stressed_weight, stressed_vol, tick, addons);
+  * a table margin-design wrote: ``schedule.json`` / ``schedule.csv`` (``solve --out``), ``rule_table.csv`` /
+    ``rule_table.json`` and ``step_table.csv`` / ``step_table.json`` (``report --out``), or the folder itself;
   * a formula in ``r`` (daily variance) or ``sigma`` (daily vol), e.g. ``"2.326*sqrt(2*r)"``.
 
 Overlay flags (applied after the file's overlays, Appendix E.4; margins are ratios, vols daily decimals):
@@ -41,7 +44,8 @@ def _addon(text: str) -> tuple[float, float]:
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("rule", help="rule: a .csv table (vol, margin), a .toml rule file, or a formula in r (daily variance) or sigma "
+    p.add_argument("rule", help="rule: a .csv table (vol_daily or vol or vol_annual, and margin), a schedule.json, rule_table.json or "
+                   "step_table.json margin-design wrote (or its solve / report folder), a .toml rule file, or a formula in r (daily variance) or sigma "
                    "(daily vol) using only numbers, pi, e, + - * / ** (or ^), parentheses and the functions sqrt, exp, log, "
                    "abs, Abs, min, Min, max, Max, Heaviside, floor, ceiling, ceil (nothing else is accepted; never run as code); "
                    "a formula that starts with '-' goes after '--' (margin-design audit --market m.toml -- '-0.001+3*sigma')")
@@ -156,7 +160,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.out is not None:
         inputs = [args.market, args.accounts, args.data if args.data != "sp500" else None]
-        if Path(args.rule).suffix.lower() in (".csv", ".toml"):
+        from margin_design.calibration.audit.rules import is_folder
+
+        if Path(args.rule).suffix.lower() in (".csv", ".json", ".toml") or is_folder(args.rule):
             inputs.append(args.rule)
         check_audit_folder(args.out, inputs=inputs)
 
@@ -167,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
         "tick": args.tick, "addons": [list(a) for a in args.addon] if args.addon else None,
     }
     rule = load_rule(args.rule, interpolation=args.interpolation, overlays=overlays, name=args.name)
-    _check_rule_plausible(rule, Path(args.rule).name if Path(args.rule).suffix.lower() in (".csv", ".toml") else "the rule")
+    _check_rule_plausible(rule, Path(args.rule).name if Path(args.rule).suffix.lower() in (".csv", ".json", ".toml") else "the rule")
     if args.data is not None and args.data != "sp500" and not args.data.lower().endswith(".csv"):
         raise InputError(f"--data {args.data!r} must be 'sp500' or a .csv file with columns date, close.")
     options = AuditOptions(

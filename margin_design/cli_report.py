@@ -42,6 +42,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also publish a bucketed step table (default 10 equal-width vol buckets), with its jumps and threshold-crossing gains (Section 6.6)")
     p.add_argument("--title", help="report title")
     p.add_argument("--pdf", action="store_true", help="also compile report.tex to report.pdf with pdflatex (TeX Live must be installed)")
+    p.add_argument("--previous", metavar="OLD", help="the rule in force (any rule 'margin-design diff' reads, typically the previous "
+                   "rule_table.json): adds a change-log section, the change at each published vol")
     g = p.add_argument_group("elasticity inputs (recorded in the parameter block and checked against alpha and c_eff; not for [portfolio] designs)")
     g.add_argument("--elasticity", type=float, help="epsilon_XM = -dlog X / dlog M (decimal)")
     g.add_argument("--turnover", type=float, help="tau = XP / ADV (decimal)")
@@ -63,12 +65,16 @@ def run(args: argparse.Namespace) -> int:
     from margin_design.cli import check_json_file, files_in, finish_json
 
     src = Path(args.input)
-    check_report_folder(args.out, inputs=[src])
+    from margin_design.calibration.audit.rules import is_folder, load_rule
+
+    previous_file = args.previous is not None and (Path(args.previous).suffix.lower() in (".csv", ".json", ".toml") or is_folder(args.previous))
+    check_report_folder(args.out, inputs=[src] + ([args.previous] if previous_file else []))
     check_json_file(args)
     if args.pdf:
         from margin_design.reports.latex_doc import pdflatex_path
 
         pdflatex_path()  # refuse before the solve, not after
+    previous = None if args.previous is None else load_rule(args.previous)
     elasticity = ElasticityInputs(
         elasticity=args.elasticity, turnover=args.turnover, participation=args.participation,
         distortion_bps=args.distortion_bps, margin_level=args.margin_level,
@@ -106,7 +112,8 @@ def run(args: argparse.Namespace) -> int:
         digest = hashlib.sha256(src.read_bytes()).hexdigest()
     except OSError as exc:  # pragma: no cover - read a moment ago
         raise InputError(f"input {str(src)!r} cannot be read: {exc.strerror or exc}.") from None
-    report = build_report(data, options, input_file={"kind": kind, "name": src.name, "sha256": digest}, problem=problem)
+    report = build_report(data, options, input_file={"kind": kind, "name": src.name, "sha256": digest}, problem=problem,
+                          previous=previous)
     out = write_report(report, args.out, pdf=args.pdf)
     c = report.check
     console.say(
@@ -118,12 +125,16 @@ def run(args: argparse.Namespace) -> int:
     from margin_design.reports.table import cost_line
 
     r = report.rule
-    print(
+    console.say(
         f"published rule {r.short_id}" + (f" ({r.version_label})" if r.version_label else "")
         + f": {len(r.labels)} {'points' if r.form == 'published vols' else 'knots'}, monotone and within the cap on every interval and "
         f"extrapolation piece {'PASS' if r.certificate.ok else 'FAIL'}, largest gap to g* {r.max_error:.2e} "
         f"({'within' if r.within_tolerance else 'ABOVE'} tolerance {r.tolerance:g}); {cost_line(r.cost)}"
     )
+    if report.changelog is not None:
+        from margin_design.reports.diff import headline
+
+        console.say("change log against " + args.previous + ": " + "; ".join(headline(report.changelog)))
     for w in report.warnings:
         console.warn(w)
     console.say(f"wrote {out}")

@@ -155,6 +155,7 @@ class Report:
     warnings: tuple = ()
     rule: PublishedRule | None = None               # the rule the folder publishes (points or knots), certified and costed
     knot_table: RuleTable | None = field(default=None, repr=False)   # with --published-vols: the knot form, not published
+    changelog: object = field(default=None, repr=False)   # RuleComparison against --previous OLD, or None
 
     @property
     def title(self) -> str:
@@ -203,10 +204,30 @@ def _as_data(source) -> RuleData:
     raise InputError(f"cannot build a report from {type(source).__name__}; pass a Schedule or a schedule.json path.")
 
 
-def build_report(source, options: ReportOptions | None = None, *, input_file: dict | None = None, problem=None) -> Report:
+def published_rule(table: RuleTable):
+    """The rule this report publishes, as ``diff`` reads its rule_table.json: the table's rows (vol_daily, margin),
+    linear in vol between them (:func:`~margin_design.calibration.audit.rules.table_rule` decides the extrapolation)."""
+    from margin_design.calibration.audit.rules import Rule, RuleInfo, table_rule
+
+    base = table_rule(table.column("vol_daily"), table.column("margin"), "linear", "this report's rule table")
+    return Rule(base, name="this rule", info=RuleInfo("rule table", published_vol=tuple(base.vol.tolist())))
+
+
+def change_log(table: RuleTable, previous):
+    """The change from ``previous`` (a Rule from :func:`load_rule`) to the published rule at its published points."""
+    from margin_design.calibration.audit.diff import compare_rules
+    from margin_design.reports.diff import pct_label
+
+    new = published_rule(table)
+    labels = [pct_label(100.0 * float(v)) for v in table.column("vol_annual")]
+    return compare_rules(previous, new, new.base.vol, labels)
+
+
+def build_report(source, options: ReportOptions | None = None, *, input_file: dict | None = None, problem=None, previous=None) -> Report:
     """Compute the report from a Schedule, a :class:`RuleData`, a schedule.json dict or its path. ``problem``: the
     design problem (to evaluate the published rule's cost J(published) - J(g*)); taken from a Schedule, else rebuilt
-    from a schedule.json when possible (:func:`margin_design.reports.publish.problem_for`)."""
+    from a schedule.json when possible (:func:`margin_design.reports.publish.problem_for`). ``previous`` (a rule from
+    :func:`~margin_design.calibration.audit.load_rule`) adds a change log against it."""
     options = options or ReportOptions()
     if problem is None and hasattr(source, "problem") and hasattr(source, "schedule"):
         problem = source.problem
@@ -275,6 +296,7 @@ def build_report(source, options: ReportOptions | None = None, *, input_file: di
         published_error=pub_err, check=check, check_unrounded=check_unrounded, rounding=rounding, naive_check=naive_check,
         steps=steps, formulas=formulas, table=table, parameters=params, provenance=provenance, warnings=tuple(warnings),
         rule=rule, knot_table=knot_table,
+        changelog=None if previous is None else change_log(table, previous),
     )
 
 
@@ -305,6 +327,10 @@ def parameters_json(report: Report) -> str:
         "provenance": report.provenance,
         "warnings": list(report.warnings),
     }
+    if report.changelog is not None:
+        from margin_design.reports.diff import changelog_dict
+
+        payload["change_log"] = changelog_dict(report.changelog)
     return json.dumps(payload, indent=2, allow_nan=False) + "\n"
 
 
@@ -357,6 +383,12 @@ def document_files(report: Report) -> dict[str, str]:
 
     md = appendix.report_markdown(report)
     body = fit_tables(appendix.report_latex(report))
+    if report.changelog is not None:  # the change log against --previous: a section of every document
+        from margin_design.reports.diff import changelog_latex, changelog_markdown
+
+        new_id = report.rule.rule_id if report.rule else None
+        md = md.rstrip("\n") + "\n\n" + changelog_markdown(report.changelog, new_id)
+        body = body.rstrip("\n") + "\n\n" + changelog_latex(report.changelog, new_id)
     body += latex_references(body)
     return {
         "report.md": md + markdown_references(md),

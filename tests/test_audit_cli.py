@@ -153,7 +153,7 @@ def test_cli_bad_tables_exit_2(tmp_path, small_market, capsys, content, match):
         (["3*sigma", "--data", "prices.xlsx", "--no-simulation"], "must be 'sp500' or a .csv"),
         (["3*sigma", "--accounts", "a.csv", "--no-simulation"], "--accounts needs --chi"),
         (["3*sigma", "--paths", "5"], "--paths 5 must be an integer >= 100"),
-        (["rule.txt", "--no-simulation"], "must be a .csv table, a .toml rule file or a formula"),
+        (["rule.txt", "--no-simulation"], "must be a .csv or .json table, a .toml rule file, a report or solve folder, or a formula"),
     ],
 )
 def test_cli_user_errors_exit_2(small_market, capsys, argv, match):

@@ -82,7 +82,7 @@ def test_rule_csv_errors(tmp_path):
     with pytest.raises(InputError, match="non-numeric value 'abc' in column 'margin', row 3"):
         load_rule(str(p))
     p.write_text("sigma,margin\n0.01,0.03\n")
-    with pytest.raises(InputError, match="has no column 'vol'"):
+    with pytest.raises(InputError, match=r"has no column 'vol_daily' \(daily vol, decimal; the legacy 'vol' and the annualised 'vol_annual' are read too\)"):
         load_rule(str(p))
     with pytest.raises(InputError, match="does not exist"):
         load_rule(str(tmp_path / "missing.csv"))

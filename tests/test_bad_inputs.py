@@ -47,6 +47,7 @@ TARGET = {
     "cap": {"kind": "manipulation_proof", "input": "variance"},
 }
 GOOD_TARGET_CSV = "vol,target,weight\n0.01,0.02,1\n0.02,0.03,1\n0.03,0.05,1\n"
+DIFF_T = "vol_daily,margin\n0.01,0.03\n0.02,0.05\n"   # a rule table: daily vol, margin ratio
 
 
 def _toml_value(v) -> str:
@@ -491,6 +492,44 @@ CASES = [
      r"argument --execution-cost: invalid float value: '5bp'"),
     ("audit tau is not an option", ["audit", "0.01+r", "--market", "c.toml", "--tau", "0.001"], C, r"unrecognized arguments: --tau"),
     ("version after a subcommand", ["solve", "c.toml", "--version"], C, r"unrecognized arguments: --version"),
+    # --- diff (issue 11, section 2) and report --previous
+    ("diff both formulas", ["diff", "0.01+2*sigma", "0.02+sigma", "--out", "d"], {},
+     r"OLD and NEW are both formulas, which cover every vol; give --vols \(annualised percentage points"),
+    ("diff vols negative step", ["diff", "a.csv", "0.02+sigma", "--vols", "8:60:-1", "--out", "d"], {"a.csv": DIFF_T},
+     r"--vols '8:60:-1': the step must be positive\.$"),
+    ("diff vols empty", ["diff", "a.csv", "0.02+sigma", "--vols", "", "--out", "d"], {"a.csv": DIFF_T}, r"--vols is empty"),
+    ("diff vols decreasing", ["diff", "a.csv", "0.02+sigma", "--vols", "20,10", "--out", "d"], {"a.csv": DIFF_T},
+     r"--vols '20,10': points must be strictly increasing"),
+    ("diff vols above 50% a day", ["diff", "a.csv", "0.02+sigma", "--vols", "900", "--out", "d"], {"a.csv": DIFF_T},
+     r"--vols '900': 900% annualised is above"),
+    ("diff missing table", ["diff", "old.csv", "0.02+sigma", "--out", "d"], {}, r"rule = 'old\.csv' does not exist\.$"),
+    ("diff conflicting vol columns", ["diff", "c.csv", "0.02+sigma", "--out", "d"],
+     {"c.csv": "vol_daily,vol_annual,margin\n0.01,0.01,0.03\n0.02,0.02,0.05\n"},
+     r"conflicting vol columns 'vol_daily' = 0\.01 and 'vol_annual' = 0\.01 \(annualised, divided by sqrt\(252\)\) in row 2"),
+    ("diff no vol column", ["diff", "c.csv", "0.02+sigma", "--out", "d"], {"c.csv": "sigma,margin\n0.01,0.03\n0.02,0.05\n"},
+     r"has no column 'vol_daily' \(daily vol, decimal; the legacy 'vol' and the annualised 'vol_annual' are read too\)"),
+    ("diff tables do not overlap", ["diff", "a.csv", "b.csv", "--out", "d"],
+     {"a.csv": DIFF_T, "b.csv": "vol,margin\n0.03,0.06\n0.04,0.07\n"}, r"OLD covers daily vol 0\.01 to 0\.02 and NEW 0\.03 to 0\.04, which do not overlap"),
+    ("diff table in percent", ["diff", "p.csv", "0.02+sigma", "--out", "d"], {"p.csv": "vol_daily,margin\n1,3\n2,5\n"},
+     r"rule table OLD p\.csv has vol = 1 in row 2, which is a daily volatility of 100%"),
+    ("diff json list", ["diff", "a.json", "0.02+sigma", "--out", "d"], {"a.json": "[1, 2]"}, r"does not hold a JSON object"),
+    ("diff json broken", ["diff", "a.json", "0.02+sigma", "--out", "d"], {"a.json": "{"}, r"rule file 'a\.json' is not valid JSON"),
+    ("diff json unknown", ["diff", "a.json", "0.02+sigma", "--out", "d"], {"a.json": '{"x": 1}'},
+     r"is not a rule_table\.json, step_table\.json or schedule\.json written by margin-design"),
+    ("diff json falling rows", ["diff", "a.json", "0.02+sigma", "--out", "d"],
+     {"a.json": '{"rows": [{"vol_daily": 0.01, "margin": 0.05}, {"vol_daily": 0.02, "margin": 0.03}]}'}, r"is not monotone: margin falls"),
+    ("diff folder without a rule", ["diff", "x", "0.02+sigma", "--out", "d"], {"x/notes.txt": "hello"},
+     r"folder 'x' holds neither rule_table\.json \(report --out\) nor schedule\.json \(solve --out\)"),
+    ("diff formula that is a folder", ["diff", "r", "0.02+sigma", "--out", "d"], {"r/notes.txt": "hello"},
+     r"rule 'r' is both a formula and a folder; write \./r for the folder"),
+    ("diff out is a file", ["diff", "a.csv", "0.02+sigma", "--out", "a.csv"], {"a.csv": DIFF_T}, r"--out 'a\.csv' is an existing file"),
+    ("diff out holds an input", ["diff", "d/a.csv", "0.02+sigma", "--out", "d"], {"d/a.csv": DIFF_T}, r"--out 'd' contains the input 'd/a\.csv'"),
+    ("diff market missing", ["diff", "a.csv", "0.02+sigma", "--market", "m.toml", "--out", "d"], {"a.csv": DIFF_T},
+     r"config file 'm\.toml' cannot be read"),
+    ("diff without out", ["diff", "a.csv", "0.02+sigma"], {"a.csv": DIFF_T}, r"required: --out \(see margin-design diff --help\)$"),
+    ("report previous missing", ["report", "s.json", "--out", "r", "--previous", "old.json"], {"s.json": lambda t: t},
+     r"rule file 'old\.json' does not exist"),
+    ("report previous both formula", ["report", "s.json", "--out", "r", "--previous", "0.01+"], {"s.json": lambda t: t}, r"0\.01\+"),
     # --- argument parsing, every subcommand and the top level: one line and a hint
     ("no command", [], {}, r"the following arguments are required: command \(see margin-design --help\)$"),
     ("unknown command", ["bogus"], {}, r"invalid choice: 'bogus' .*\(see margin-design --help\)$"),

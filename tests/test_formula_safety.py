@@ -503,8 +503,10 @@ def test_missing_rule_files_say_so(tmp_path):
         load_rule(str(tmp_path / "missing.csv"))
     with pytest.raises(InputError, match="cannot be read"):
         load_rule("x" * 300 + ".csv")                 # too long for a file name: an InputError, not OSError
-    with pytest.raises(InputError, match="must be a .csv table, a .toml rule file or a formula"):
-        load_rule("rule.json")
+    with pytest.raises(InputError, match="does not exist"):
+        load_rule(str(tmp_path / "missing.json"))
+    with pytest.raises(InputError, match="must be a .csv or .json table, a .toml rule file, a report or solve folder, or a formula"):
+        load_rule("rule.xlsx")
 
 
 # ----------------------------------------------------------------------------------------------

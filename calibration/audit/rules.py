@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from margin_design.csvio import read_csv_columns
+from margin_design.csvio import read_csv_columns, read_table
 from margin_design.errors import InputError
 from margin_design.formula import CONSTANT_NAMES, FUNCTION_NAMES, parse_formula_expr, quote_formula, symbol_r
 
@@ -63,7 +63,14 @@ __all__ = [
     "Breakpoint",
     "parse_formula",
     "read_rule_csv",
+    "read_rule_json",
+    "read_rule_folder",
+    "RuleInfo",
+    "VOL_COLUMNS",
+    "daily_vol_column",
+    "TABLE_EXTRAPOLATION",
     "load_rule",
+    "is_folder",
     "overlays_from_dict",
 ]
 
@@ -320,11 +327,201 @@ def parse_formula(text: str) -> FormulaRule:
     return FormulaRule(text=f.text, expr=f.expr, derivative=d, variable=f.variable)
 
 
-def read_rule_csv(path: str | Path, interpolation: str = "linear") -> TableRule:
-    """A :class:`TableRule` from a CSV with header columns ``vol`` (daily vol, decimal) and ``margin`` (margin ratio)."""
+#: Vol columns a rule table may carry, one meaning each: ``vol_daily`` (canonical: daily vol, decimal), ``vol`` (the
+#: legacy name of the same thing) and ``vol_annual`` (annualised vol sqrt(252) * vol_daily, decimal). Every table
+#: margin-design writes names its vol ``vol_daily`` (and may add ``vol_annual`` beside it).
+VOL_COLUMNS = ("vol_daily", "vol", "vol_annual")
+TRADING_DAYS = 252
+#: Two vol columns of one table agree if they differ by at most this (relative): tables print 12 significant digits.
+VOL_COLUMN_RTOL = 1e-9
+#: How a rule table is read outside its first and last row. Decided here, in :func:`table_rule`, for every table
+#: read back (rule_table.csv/json, a ``vol,margin`` CSV, step tables): flat beyond the ends, as
+#: :meth:`TableRule.evaluate` does. A published table that states another extrapolation is to be wired here.
+TABLE_EXTRAPOLATION = "flat below the first and above the last row"
+
+
+def daily_vol_column(cols: dict, who: str) -> np.ndarray:
+    """The daily vol (decimal) of a table's rows from whichever of :data:`VOL_COLUMNS` it has (``cols``: name -> array).
+
+    ``vol_daily`` and ``vol`` are daily vols; ``vol_annual`` is divided by sqrt(252). A table without any of them, or
+    whose vol columns disagree, raises one-sentence InputError naming ``who``.
+    """
+    present = [c for c in VOL_COLUMNS if c in cols]
+    if not present:
+        raise InputError(
+            f"{who} has no column 'vol_daily' (daily vol, decimal; the legacy 'vol' and the annualised 'vol_annual' are read too)"
+            f" (columns: {', '.join(cols.get('__header__', ())) or 'none'})."
+        )
+    daily = {c: np.asarray(cols[c], dtype=float) / (math.sqrt(TRADING_DAYS) if c == "vol_annual" else 1.0) for c in present}
+    first = present[0]
+    for c in present[1:]:
+        a, b = daily[first], daily[c]
+        bad = np.flatnonzero(np.abs(a - b) > VOL_COLUMN_RTOL * np.maximum(np.abs(a), np.abs(b)))
+        if bad.size:
+            i = int(bad[0])
+            what = "annualised, divided by sqrt(252)" if c == "vol_annual" else "daily"
+            raise InputError(
+                f"{who} has the conflicting vol columns '{first}' = {float(cols[first][i])!r} and '{c}' = {float(cols[c][i])!r} "
+                f"({what}) in row {i + 2}; keep one, 'vol_daily' (daily vol, decimal)."
+            )
+    return daily[first]
+
+
+@dataclass(frozen=True)
+class RuleInfo:
+    """Where a rule came from and what its file states besides the margins (for ``diff`` and the change log).
+
+    ``kind``: formula, csv table, rule_table.json, step_table.json, schedule.json, toml rule file;
+    ``path``: the file read (None for a formula); ``published_vol``: daily vols (decimal) of the rows a table
+    publishes (None for a formula or a solver grid); ``cap_vol``: the slope cap K on dM/dsigma (margin ratio per unit
+    daily vol) the file states (None: none stated; inf: uncapped); ``rule_id`` / ``version_label``: as the file states
+    them; ``objective``: a schedule.json's stored J(g*) (``value``) and J(M_fb) (``first_best_value``).
+    """
+
+    kind: str
+    path: str | None = None
+    published_vol: tuple | None = None
+    cap_vol: float | None = None
+    rule_id: str | None = None
+    version_label: str | None = None
+    objective: dict | None = None
+    extrapolation: str | None = None
+
+
+def table_rule(vol, margin, interpolation: str, source: str) -> TableRule:
+    """A rule table read back from a file; the one place that decides how a table is read outside its rows
+    (:data:`TABLE_EXTRAPOLATION`: flat, which is :meth:`TableRule.evaluate`'s reading)."""
+    return TableRule(np.asarray(vol, float), np.asarray(margin, float), interpolation, source=source)
+
+
+def _cap_from_column(values, who: str) -> float | None:
+    """K (per unit daily vol) from a table's ``cap_vol_annual`` column (per unit annualised vol); None if absent or
+    empty (an uncapped design writes empty cells: inf)."""
+    if values is None:
+        return None
+    cells = [str(v).strip() if v is not None else "" for v in values]
+    if all(c == "" for c in cells):
+        return math.inf
+    try:
+        caps = {float(c) for c in cells if c != ""}
+    except ValueError:
+        raise InputError(f"{who} has a non-numeric cap_vol_annual cell.") from None
+    if len(caps) != 1 or not all(math.isfinite(c) and c > 0 for c in caps):
+        raise InputError(f"{who} has cap_vol_annual values {sorted(caps)!r}; a rule table states one positive cap.")
+    return caps.pop() * math.sqrt(TRADING_DAYS)
+
+
+def _step_kind(interpolation: str | None, who: str) -> str:
+    if interpolation not in (None, "step"):
+        raise InputError(f"{who} is a step table (buckets); --interpolation {interpolation} does not apply to it.")
+    return "step"
+
+
+def read_rule_csv(path: str | Path, interpolation: str | None = "linear") -> TableRule:
+    """A :class:`TableRule` from a CSV: a daily-vol column (:data:`VOL_COLUMNS`) and ``margin`` (margin ratio).
+
+    Reads the ``vol,margin`` tables users write, ``rule_table.csv`` of ``report --out`` (``vol_daily``, ``vol_annual``,
+    ``margin`` = the published margin), ``schedule.csv`` of ``solve --out`` and ``step_table.csv`` (buckets from
+    ``vol_daily_from``: a step rule). ``interpolation`` None means linear (step for a step table).
+    """
+    return _read_csv(Path(path), interpolation)[0]
+
+
+def _read_csv(p: Path, interpolation: str | None) -> tuple[TableRule, RuleInfo]:
+    header, _ = read_table(p, label="rule")
+    who = f"rule = {str(p)!r}"
+    if "vol_daily_from" in header or "vol_annual_from" in header:  # step_table.csv: bucket k charges margin_k from its start
+        cols = read_csv_columns(p, required=("margin",), optional=("vol_daily_from", "vol_annual_from"), label="rule")
+        cols = {k.removesuffix("_from"): v for k, v in cols.items()}
+        rule = table_rule(daily_vol_column(dict(cols, __header__=header), who), cols["margin"], _step_kind(interpolation, who), p.name)
+        return rule, RuleInfo("step table", str(p), published_vol=tuple(rule.vol.tolist()), extrapolation=TABLE_EXTRAPOLATION)
+    cols = read_csv_columns(p, required=("margin",), optional=VOL_COLUMNS, text=("cap_vol_annual",), label="rule")
+    if "margin" not in cols:  # pragma: no cover - required
+        raise InputError(f"{who} has no column 'margin'.")
+    vol = daily_vol_column(dict(cols, __header__=header), who)
+    rule = table_rule(vol, cols["margin"], interpolation or "linear", p.name)
+    cap = _cap_from_column(cols.get("cap_vol_annual"), who)
+    kind = "schedule.csv" if "first_best_margin" in header else "csv table"
+    published = None if kind == "schedule.csv" else tuple(rule.vol.tolist())
+    return rule, RuleInfo(kind, str(p), published_vol=published, cap_vol=cap, extrapolation=TABLE_EXTRAPOLATION)
+
+
+def read_rule_json(path: str | Path, interpolation: str | None = None) -> tuple[TableRule, RuleInfo]:
+    """A table rule and its :class:`RuleInfo` from a JSON file margin-design writes: ``rule_table.json`` (rows with
+    ``vol_daily`` and the published ``margin``), ``step_table.json`` (buckets: a step rule) or ``schedule.json``
+    (``solve --out``: the optimal schedule on the solver's grid, linear in vol between grid points)."""
+    import json
+
     p = Path(path)
-    cols = read_csv_columns(p, required=("vol", "margin"), label="rule")
-    return TableRule(cols["vol"], cols["margin"], interpolation, source=p.name)
+    who = f"rule file {str(p)!r}"
+    try:
+        d = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"{who} does not exist.") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{who} cannot be read ({getattr(exc, 'strerror', None) or exc}).") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{who} is not valid JSON ({exc}).") from None
+    if not isinstance(d, dict):
+        raise InputError(f"{who} does not hold a JSON object; expected a rule_table.json, step_table.json or schedule.json.")
+    try:
+        if isinstance(d.get("rows"), list):  # rule_table.json
+            rows = d["rows"]
+            if not rows or not all(isinstance(r, dict) for r in rows):
+                raise InputError(f"{who} has no rows of knots.")
+            names = [c for c in VOL_COLUMNS if c in rows[0]]
+            cols = {c: [r.get(c) for r in rows] for c in names}
+            cols["__header__"] = list(rows[0])
+            if any(r.get("margin") is None for r in rows) or any(v is None for c in names for v in cols[c]):
+                raise InputError(f"{who} has a row without a vol or a margin.")
+            vol = daily_vol_column(cols, who)
+            rule = table_rule(vol, [float(r["margin"]) for r in rows], interpolation or "linear", p.name)
+            cap = _cap_from_column(["" if r.get("cap_vol_annual") is None else r["cap_vol_annual"] for r in rows], who) if "cap_vol_annual" in rows[0] else None
+            info = RuleInfo("rule_table.json", str(p), published_vol=tuple(rule.vol.tolist()), cap_vol=cap,
+                            rule_id=_text_or_none(d.get("rule_id")), version_label=_text_or_none(d.get("version_label")),
+                            extrapolation=TABLE_EXTRAPOLATION)
+            return rule, info
+        if isinstance(d.get("buckets"), list):  # step_table.json
+            b = d["buckets"]
+            if not b or not all(isinstance(x, dict) for x in b):
+                raise InputError(f"{who} has no buckets.")
+            cols = {c: [x.get(c + "_from") for x in b] for c in VOL_COLUMNS if (c + "_from") in b[0]}
+            cols["__header__"] = list(b[0])
+            vol = daily_vol_column(cols, who)
+            rule = table_rule(vol, [float(x["margin"]) for x in b], _step_kind(interpolation, who), p.name)
+            return rule, RuleInfo("step_table.json", str(p), published_vol=tuple(rule.vol.tolist()), extrapolation=TABLE_EXTRAPOLATION)
+        if "schedule" in d and isinstance(d.get("grid"), dict):  # schedule.json
+            if interpolation not in (None, "linear"):
+                raise InputError(f"{who} is a solved schedule, read linearly in vol between grid points; --interpolation {interpolation} does not apply.")
+            rule = table_rule(d["grid"]["vol"], d["schedule"], "linear", p.name)
+            slope = (d.get("cap") or {}).get("slope_vol")
+            cap = None if "cap" not in d else (math.inf if slope is None else float(slope))
+            obj = d.get("objective") if isinstance(d.get("objective"), dict) else None
+            objective = None
+            if obj is not None and obj.get("value") is not None and obj.get("first_best_value") is not None:
+                objective = {"value": float(obj["value"]), "first_best_value": float(obj["first_best_value"])}
+            return rule, RuleInfo("schedule.json", str(p), cap_vol=cap, objective=objective, extrapolation=TABLE_EXTRAPOLATION)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"{who} has a malformed table ({type(exc).__name__}: {exc}).") from None
+    raise InputError(f"{who} is not a rule_table.json, step_table.json or schedule.json written by margin-design (no rows, buckets or schedule).")
+
+
+def _text_or_none(v) -> str | None:
+    return None if v is None else str(v)
+
+
+#: The rule a folder stands for: the published rule table of a ``report --out`` folder, else the ``schedule.json``
+#: of a ``solve --out`` folder.
+FOLDER_RULE_FILES = ("rule_table.json", "schedule.json")
+
+
+def read_rule_folder(path: str | Path, interpolation: str | None = None) -> tuple[TableRule, RuleInfo]:
+    """The rule of a ``report --out`` folder (its ``rule_table.json``) or a ``solve --out`` folder (``schedule.json``)."""
+    p = Path(path)
+    for name in FOLDER_RULE_FILES:
+        if (p / name).is_file():
+            return read_rule_json(p / name, interpolation)
+    raise InputError(f"folder {str(p)!r} holds neither rule_table.json (report --out) nor schedule.json (solve --out).")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -514,13 +711,14 @@ class Rule:
     base: Any
     overlays: Overlays = Overlays()
     name: str = "rule"
+    info: RuleInfo | None = None   # where the rule came from (file kind, published rows, stated cap, rule ID)
 
     def describe(self) -> str:
         parts = [self.base.describe()] + self.overlays.describe()
         return "; ".join(parts)
 
     def with_overlays(self, name: str | None = None, **kw) -> "Rule":
-        return Rule(self.base, replace(self.overlays, **kw), name or self.name)
+        return Rule(self.base, replace(self.overlays, **kw), name or self.name, self.info)
 
     # ------------------------------------------------------------ evaluation
     def _core(self, r, side, floor_r=None, stressed_r=None):
@@ -721,7 +919,7 @@ class Rule:
 
 RULE_KEYS = ("formula", "table", "interpolation", "name")
 #: Suffixes of files a user may mistake for rule files (named in the error when the spec is not a formula).
-OTHER_FILE_SUFFIXES = (".txt", ".json", ".xlsx", ".xls", ".tsv", ".cvs", ".tml")
+OTHER_FILE_SUFFIXES = (".txt", ".xlsx", ".xls", ".tsv", ".cvs", ".tml")
 
 
 def _suffix(spec: str) -> str:
@@ -740,8 +938,23 @@ def _exists(spec: str) -> bool:
         return False
 
 
+def is_folder(spec) -> bool:
+    """True if ``spec`` names an existing folder; False for strings no file system accepts (too long, NUL)."""
+    try:
+        return Path(spec).is_dir()
+    except (OSError, ValueError):
+        return False
+
+
 def load_rule(spec: str, *, interpolation: str | None = None, overlays: dict | None = None, name: str | None = None) -> Rule:
-    """The rule named by ``spec``: a ``.csv`` table (vol, margin), a ``.toml`` rule file, or a formula in r / sigma.
+    """The rule named by ``spec``: a ``.csv`` table, a ``.json`` table margin-design wrote, a ``.toml`` rule file, a
+    ``report --out`` / ``solve --out`` folder, or a formula in r / sigma.
+
+    Tables (:func:`read_rule_csv`, :func:`read_rule_json`): a daily-vol column -- ``vol_daily`` (canonical), ``vol``
+    (legacy, the same) or ``vol_annual`` (annualised, divided by sqrt(252)) -- and ``margin`` (margin ratio); this reads
+    back every table ``solve --out`` and ``report --out`` write (schedule.json/.csv, rule_table.csv/.json,
+    step_table.csv/.json). A folder stands for its rule_table.json, else its schedule.json. ``rule.info``
+    (:class:`RuleInfo`) keeps what the file states besides the margins (published rows, cap, rule ID).
 
     TOML format::
 
@@ -760,8 +973,9 @@ def load_rule(spec: str, *, interpolation: str | None = None, overlays: dict | N
 
     ``interpolation`` and ``overlays`` (a dict of overlay keys) override the file's values.
 
-    ``spec`` is a file only if it ends in ``.csv`` or ``.toml`` (a missing one is an error saying so); any other
-    string is a formula, parsed by :func:`parse_formula` (never run as code), even if a file of that name exists.
+    ``spec`` is a file only if it ends in ``.csv``, ``.json`` or ``.toml`` (a missing one is an error saying so); any
+    other string is a formula, parsed by :func:`parse_formula` (never run as code), even if a file of that name exists;
+    only a string that is no formula is read as a folder.
     """
     if interpolation is not None and interpolation not in INTERPOLATIONS:
         raise InputError(f"--interpolation = {interpolation!r} is not one of {', '.join(INTERPOLATIONS)}.")
@@ -773,7 +987,10 @@ def load_rule(spec: str, *, interpolation: str | None = None, overlays: dict | N
     label = name
     suffix = _suffix(spec)
     if suffix == ".csv":
-        base = read_rule_csv(p, interpolation or "linear")
+        base, info = _read_csv(p, interpolation)
+        label = label or p.stem
+    elif suffix == ".json":
+        base, info = read_rule_json(p, interpolation)
         label = label or p.stem
     elif suffix == ".toml":
         try:
@@ -808,6 +1025,8 @@ def load_rule(spec: str, *, interpolation: str | None = None, overlays: dict | N
             if interp not in INTERPOLATIONS:
                 raise InputError(f"rule.interpolation = {interp!r} in {p.name} is not one of {', '.join(INTERPOLATIONS)}.")
             base = read_rule_csv(p.parent / rule["table"], interp)
+        info = RuleInfo("toml rule file", str(p), published_vol=tuple(base.vol.tolist()) if isinstance(base, TableRule) else None,
+                        extrapolation=TABLE_EXTRAPOLATION if isinstance(base, TableRule) else None)
         if not isinstance(raw.get("overlays", {}), dict):
             raise InputError(f"overlays in {p.name} must be a table [overlays].")
         over = dict(raw.get("overlays", {}))
@@ -818,14 +1037,24 @@ def load_rule(spec: str, *, interpolation: str | None = None, overlays: dict | N
         except InputError as exc:
             # not a formula: if it looks like a file, say what files are accepted (checked only now, and safely:
             # a long formula is no file name, and a formula is never read as a path)
-            if suffix in OTHER_FILE_SUFFIXES or _exists(spec):
-                raise InputError(f"rule {quote_formula(spec)} must be a .csv table, a .toml rule file or a formula in r or sigma.") from None
-            if "/" in spec and "(" not in spec:
-                raise InputError(f"rule {quote_formula(spec)} is neither an existing .csv/.toml file nor a formula in r or sigma.") from None
-            raise exc
-        if interpolation is not None:
-            raise InputError("--interpolation applies only to table rules, not to a formula.")
-        label = label or "formula rule"
+            if is_folder(spec):
+                base, info = read_rule_folder(p, interpolation)
+                over = {}
+                label = label or p.name
+            elif suffix in OTHER_FILE_SUFFIXES or _exists(spec):
+                raise InputError(f"rule {quote_formula(spec)} must be a .csv or .json table, a .toml rule file, a report or solve folder, "
+                                 "or a formula in r or sigma.") from None
+            elif "/" in spec and "(" not in spec:
+                raise InputError(f"rule {quote_formula(spec)} is neither an existing .csv/.json/.toml file or folder nor a formula in r or sigma.") from None
+            else:
+                raise exc
+        else:
+            if is_folder(spec):
+                raise InputError(f"rule {quote_formula(spec)} is both a formula and a folder; write ./{spec} for the folder.")
+            if interpolation is not None:
+                raise InputError("--interpolation applies only to table rules, not to a formula.")
+            label = label or "formula rule"
+            info = RuleInfo("formula")
     if overlays:
         over.update({k: v for k, v in overlays.items() if v is not None})
-    return Rule(base, overlays_from_dict(over), label)
+    return Rule(base, overlays_from_dict(over), label, info)
