@@ -317,7 +317,8 @@ def test_report_previous_adds_a_change_log(written, tmp_path):
     report = build_report(written / "solve" / "schedule.json", ReportOptions(tick=0.0005), previous=load_rule(str(prev)))
     write_tree(out, report_files(report, figures=False))
     md = (out / "report.md").read_text()
-    assert "## Change log" in md and "Rule ID: previous not stated" in md
+    prev_id = json.loads(prev.read_text())["rule_id"]       # the previous table states its rule ID (section 1)
+    assert "## Change log" in md and f"Rule ID: previous {prev_id}, this rule {report.rule.rule_id}." in md
     assert "\\section*{Change log}" in (out / "report.tex").read_text()
     log = json.loads((out / "parameters.json").read_text())["change_log"]
     rows = _csv(out / "rule_table.csv")
