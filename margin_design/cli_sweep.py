@@ -52,6 +52,7 @@ def _run(args) -> int:
     if not 0 < args.timeout <= 3600:
         raise InputError(f"--timeout = {args.timeout:g} must be a number of seconds in (0, 3600].")
     check_output_file(args.out, "--out")
+    figure = _figure_path(args)
     progress = _Progress(sys.stderr)
     previous = signal.getsignal(signal.SIGINT)
     if previous is signal.default_int_handler:
@@ -73,7 +74,29 @@ def _run(args) -> int:
         f"{'' if not bad else f', {bad} NOT certified'}; price of manipulation-proofness from {min(prices):.4g} to {max(prices):.4g}"
     )
     print(f"wrote {path}")
+    if figure is not None:
+        from margin_design.reports.sweep_figure import write_sweep_figure
+
+        print(f"wrote {write_sweep_figure(rows, figure)}")
     return 0 if not bad else 1
+
+
+def _figure_path(args):
+    """--figure PATH, default the --out table's path with .png; --figure none writes no figure."""
+    from pathlib import Path
+
+    from margin_design.errors import InputError
+    from margin_design.fileio import check_output_file
+    from margin_design.reports.sweep_figure import default_figure_path
+
+    if args.figure is not None and args.figure.lower() == "none":
+        return None
+    path = Path(args.figure) if args.figure is not None else default_figure_path(args.out)
+    if path.resolve() == Path(args.out).resolve():
+        raise InputError(f"--figure {str(path)!r} is the --out table itself; give the figure its own .png path.")
+    if path.suffix.lower() != ".png":
+        raise InputError(f"--figure {str(path)!r} must end in .png (the figure is written as PNG).")
+    return check_output_file(path, "--figure")
 
 
 def register(subparsers) -> None:
@@ -83,6 +106,9 @@ def register(subparsers) -> None:
                    help="values to sweep: a:b:n (n points from a to b) or v1,v2,...; repeat for a grid; integer keys "
                    "(grid.points, cap.window) take whole numbers (grid.points=10:50:5)")
     p.add_argument("--out", required=True, help="CSV table to write (one row per configuration)")
+    p.add_argument("--figure", metavar="PATH",
+                   help="PNG figure of the price of manipulation-proofness (bp of notional) and the cap (pp of margin per "
+                   "annualised-vol point) against each swept parameter (default: the --out path with .png; 'none' for no figure)")
     p.add_argument("--scheduler", help="address of a dask.distributed scheduler (default: a LocalCluster)")
     p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
                    help="seconds to wait for --scheduler to answer before giving up (default %(default)g)")
