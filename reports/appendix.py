@@ -48,7 +48,8 @@ def _gain_symbol(data) -> str:
 FIGURES = (
     ("schedule", "Margin rule against the first-best target across annualised volatility; shaded: regimes."),
     ("slope", "Slope of the rule against the manipulation-proof cap (74), in pp of margin per vol point."),
-    ("multipliers", "Shadow prices of the cap (G > 0) and of monotonicity (G < 0) across states."),
+    ("multipliers", "What the constraints cost at each state: expected cost saved (bp of notional) per percentage point of margin "
+                    "the cap (G > 0) or monotonicity (G < 0) would release."),
     ("objective", "Expected cost by term, first-best against the manipulation-proof rule."),
 )
 LABELS = {
