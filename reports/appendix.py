@@ -324,6 +324,9 @@ def _liq_tex(d) -> str:
 def figure_captions(report) -> list[tuple[str, str]]:
     """(name, caption) of every figure of the report: :data:`FIGURES`, and the D.6 figure for a portfolio design."""
     out = list(FIGURES)
+    if report.data.objective_kind == "target":   # a target design's first-best is the CCP's existing schedule
+        out = [(n, c.replace("the first-best target", "the CCP's existing schedule").replace("first-best", "existing schedule"))
+               for n, c in out]
     if report.data.is_portfolio:
         out.append(("portfolio", d6_caption(report.parameters["portfolio"])))
     return out

@@ -1182,13 +1182,14 @@ def _slope_figure(audit: Audit):
     if audit.jumps:
         ax.plot([], [], color=COLORS["violation"], lw=0.6, ls=":", label=f"jumps ({len(audit.jumps)}, Section 6.6)")
     finite = np.isfinite(la.cap_r)
-    top = max(float(np.max((to_ann * la.slope_right))), float(np.max((to_ann * la.cap_r)[finite])) if finite.any() else 0.0, 1e-6)
+    top = max(float(np.max((to_ann * la.slope_right))), float(np.max(slope(fb))),   # the first-best in view too (up to 3 caps)
+              float(np.max((to_ann * la.cap_r)[finite])) if finite.any() else 0.0, 1e-6)
     ax.set_ylim(-0.03 * top, 1.15 * min(top, 3.0 * float(np.max((to_ann * la.cap_r)[finite])) if finite.any() else top))
     ax.set_xlim(va[0], va[-1])
     ax.xaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
     ax.set_xlabel("annualised volatility $\\sqrt{252}\\,\\sigma$ (%)")
     ax.set_ylabel("slope $dM/d\\sigma^{ann}$ (margin points per vol point)")
-    ax.legend(loc="upper right", fontsize=7, frameon=False)
+    fig.legend(loc="outside lower center", ncols=2, fontsize=7, frameon=False)   # below the axes: no line hidden
     return fig
 
 

@@ -74,7 +74,7 @@ G_BP_PER_PP = 1e4 * 0.01
 
 def is_target(data) -> bool:
     """Is the design a capped existing schedule (``objective.kind = "target"``), so its first-best is that schedule?"""
-    return data.config["objective"]["kind"] == "target"
+    return data.objective_kind == "target"
 
 
 def first_best_name(data) -> str:

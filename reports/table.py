@@ -52,6 +52,16 @@ PORTFOLIO_UNITS = dict(
     cap_vol_annual="portfolio cap (88) on dm/dsigma_ann = K / sqrt(252), (74), same units as slope_vol_annual",
 )
 
+#: :data:`UNITS` for a target design (``objective.kind = "target"``): its first-best is the CCP's existing schedule.
+TARGET_UNITS = dict(
+    UNITS,
+    first_best="the CCP's existing schedule t (target column of objective.file; the first-best of a target design, Appendix D.2), "
+    "decimal margin ratio",
+    gap_to_first_best="margin - first_best: the change from the existing schedule, decimal margin ratio",
+)
+#: Human headers renamed for a target design.
+TARGET_HEADERS = {"first_best": "Existing schedule (%)", "gap_to_first_best": "Change from existing (pp)"}
+
 
 def fixed(x: float) -> float:
     """``x`` rounded to SIGNIFICANT_DIGITS significant digits (the printed precision)."""
@@ -132,7 +142,8 @@ def build_rule_table(data: RuleData, knots, margin, tick: float | None = None) -
             }
         )
     return RuleTable(rows=tuple(rows), caption=caption_text(data, tick), rounded=tick is not None,
-                     caption_latex=caption_text(data, tick, latex=True), units=PORTFOLIO_UNITS if data.is_portfolio else None)
+                     caption_latex=caption_text(data, tick, latex=True),
+                     units=PORTFOLIO_UNITS if data.is_portfolio else TARGET_UNITS if data.objective_kind == "target" else None)
 
 
 # ---------------------------------------------------------------------- machine-readable
@@ -197,6 +208,8 @@ OPTIMAL = ("margin_optimal", "Unrounded (%)", lambda v: pct(v, 4))
 
 def human_columns(table: RuleTable):
     cols = list(HUMAN)
+    if table.units is TARGET_UNITS:
+        cols = [(c, TARGET_HEADERS.get(c, h), f) for c, h, f in cols]
     if table.rounded:
         cols.insert(4, OPTIMAL)
     return cols

@@ -7,6 +7,7 @@ of a target design called "first-best", an offset "1e-4" over the multipliers, a
 
 from __future__ import annotations
 
+import json
 import math
 
 import matplotlib
@@ -259,3 +260,19 @@ def test_sweep_writes_the_figure_beside_the_table(tmp_path, capsys):
                        "--out", str(tmp_path / "c.csv"), "--figure", str(tmp_path / "c.pdf")])
     assert code == 2 and "must end in .png" in capsys.readouterr().err
     assert not (tmp_path / "c.csv").exists()
+
+
+def test_target_design_tables_and_captions_name_the_existing_schedule(reports):
+    from margin_design.reports.appendix import figure_captions
+    from margin_design.reports.table import UNITS, rule_table_json, rule_table_markdown
+
+    cap, bench = reports["cap"], reports["bench"]
+    md = rule_table_markdown(cap.table, cap.formulas)
+    assert "Existing schedule (%)" in md and "Change from existing (pp)" in md and "First-best" not in md
+    units = json.loads(rule_table_json(cap.table, {}))["units"]
+    assert units["first_best"].startswith("the CCP's existing schedule")
+    assert "First-best (%)" in rule_table_markdown(bench.table, bench.formulas)
+    assert json.loads(rule_table_json(bench.table, {}))["units"] == UNITS
+    captions = dict(figure_captions(cap))
+    assert "existing schedule" in captions["schedule"] and not any("first-best" in c for c in captions.values())
+    assert "first-best" in dict(figure_captions(bench))["schedule"]
