@@ -276,3 +276,8 @@ def test_target_design_tables_and_captions_name_the_existing_schedule(reports):
     captions = dict(figure_captions(cap))
     assert "existing schedule" in captions["schedule"] and not any("first-best" in c for c in captions.values())
     assert "first-best" in dict(figure_captions(bench))["schedule"]
+    from margin_design.reports.appendix import report_latex, report_markdown
+
+    for text in (report_markdown(cap), report_latex(cap)):
+        assert "Existing schedule (bp)" in text and "First-best (bp)" not in text
+    assert "First-best (bp)" in report_markdown(bench)
