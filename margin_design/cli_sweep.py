@@ -92,6 +92,8 @@ def _figure_path(args):
     if args.figure is not None and args.figure.lower() == "none":
         return None
     path = Path(args.figure) if args.figure is not None else default_figure_path(args.out)
+    if path.resolve() == Path(args.out).resolve() and args.figure is None:
+        raise InputError(f"--out {args.out!r} ends in .png, the default path of the sweep figure; name the table .csv or give --figure PATH.")
     if path.resolve() == Path(args.out).resolve():
         raise InputError(f"--figure {str(path)!r} is the --out table itself; give the figure its own .png path.")
     if path.suffix.lower() != ".png":

@@ -260,6 +260,10 @@ def test_sweep_writes_the_figure_beside_the_table(tmp_path, capsys):
                        "--out", str(tmp_path / "c.csv"), "--figure", str(tmp_path / "c.pdf")])
     assert code == 2 and "must end in .png" in capsys.readouterr().err
     assert not (tmp_path / "c.csv").exists()
+    code = sweep_main(["sweep", str(EXAMPLES / "benchmark.toml"), "--vary", "market.alpha=0.1,0.2", "--workers", "0",
+                       "--out", str(tmp_path / "d.png")])
+    assert code == 2 and "default path of the sweep figure" in capsys.readouterr().err
+    assert not (tmp_path / "d.png").exists()
 
 
 def test_target_design_tables_and_captions_name_the_existing_schedule(reports):
