@@ -72,7 +72,7 @@ def sweep_figure(rows: list[dict]) -> Figure:
     axes = np.asarray(fig.subplots(2, n, sharex="col", squeeze=False))
     fig.suptitle("Sweep: price of manipulation-proofness and the cap against the swept parameters", fontsize=10)
     price = PRICE_BP * np.asarray([float(r["price_of_manipulation_proofness"]) for r in rows])
-    cap = CAP_PP * np.asarray([float(r["cap_vol_annual"]) for r in rows])
+    cap = CAP_PP * np.asarray([float(r.get("cap_vol_annual", "nan")) for r in rows])   # a table without the column: no cap line
     ok = np.asarray([str(r["certified"]) == "True" for r in rows])
     values = {k: np.asarray([float(r[k]) for r in rows]) for k in keys}
     for j, key in enumerate(keys):
@@ -105,7 +105,8 @@ def sweep_figure(rows: list[dict]) -> Figure:
             if bad.any():
                 ax.plot(x_all[bad], y[bad], "o", ms=9, mfc="none", mec="#d73027", mew=1.2, label="not certified")
             if not finite.any():
-                ax.text(0.5, 0.5, "no cap (cap.kind = none)", transform=ax.transAxes, ha="center", va="center")
+                why = "no cap (cap.kind = none)" if "cap_vol_annual" in rows[0] else "the table has no cap_vol_annual column"
+                ax.text(0.5, 0.5, why, transform=ax.transAxes, ha="center", va="center")
             plain_axis(ax.yaxis)
             if j == 0:
                 ax.set_ylabel(ylabel)

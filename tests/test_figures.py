@@ -285,3 +285,16 @@ def test_target_design_tables_and_captions_name_the_existing_schedule(reports):
     for text in (report_markdown(cap), report_latex(cap)):
         assert "Existing schedule (bp)" in text and "First-best (bp)" not in text
     assert "First-best (bp)" in report_markdown(bench)
+
+
+def test_sweep_figure_summarises_many_combinations_by_median_and_range():
+    rows = run_sweep(EXAMPLES / "benchmark.toml", ["market.alpha=0.1,0.2,0.4", "market.c_eff=3,4.5,6", "objective.carry=0.005,0.01,0.02"],
+                     workers=0, progress=None)
+    fig = _drawn(sweep_figure, rows)
+    axes = np.asarray(fig.axes).reshape(2, 3)
+    ax = axes[0, 0]   # price against alpha; the other two parameters give 9 > MAX_LINES combinations
+    median = _line(ax, "median")
+    price = {a: [1e4 * r["price_of_manipulation_proofness"] for r in rows if r["market.alpha"] == a] for a in (0.1, 0.2, 0.4)}
+    np.testing.assert_allclose(median.get_ydata(), [np.median(price[a]) for a in (0.1, 0.2, 0.4)], rtol=1e-12)
+    assert any(c.get_label().startswith("min-max over 9 combinations") for c in ax.collections)
+    assert "carry cost" in axes[1, 2].get_xlabel()
