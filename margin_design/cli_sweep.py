@@ -36,6 +36,7 @@ def _run(args) -> int:
     from margin_design.cli import check_json_file, finish_json
 
     check_json_file(args)
+    figure = _figure_path(args)
     previous = signal.getsignal(signal.SIGINT)
     if previous is signal.default_int_handler:
         signal.signal(signal.SIGINT, _interrupt)
@@ -54,6 +55,12 @@ def _run(args) -> int:
         f"{'' if not bad else f', {bad} NOT certified'}; price of manipulation-proofness from {min(prices):.4g} to {max(prices):.4g}"
     )
     console.say(f"wrote {path}")
+    files = [str(path)]
+    if figure is not None:
+        from margin_design.reports.sweep_figure import write_sweep_figure
+
+        files.append(str(write_sweep_figure(rows, figure)))
+        console.say(f"wrote {files[-1]}")
     summary = {
         "command": "sweep",
         "config": str(args.config),
@@ -62,9 +69,29 @@ def _run(args) -> int:
         "certified": len(rows) - bad,
         "not_certified_configs": [r["config"] for r in rows if not r["certified"]],
         "price_of_manipulation_proofness": {"min": min(prices), "max": max(prices)},
-        "files": [str(path)],
+        "files": files,
     }
     return finish_json(args, summary, 0 if not bad else 1)
+
+
+def _figure_path(args):
+    """--figure PATH, default the --out table's path with .png; --figure none writes no figure."""
+    from pathlib import Path
+
+    from margin_design.errors import InputError
+    from margin_design.fileio import check_output_file
+    from margin_design.reports.sweep_figure import default_figure_path
+
+    if args.figure is not None and args.figure.lower() == "none":
+        return None
+    path = Path(args.figure) if args.figure is not None else default_figure_path(args.out)
+    if path.resolve() == Path(args.out).resolve() and args.figure is None:
+        raise InputError(f"--out {args.out!r} ends in .png, the default path of the sweep figure; name the table .csv or give --figure PATH.")
+    if path.resolve() == Path(args.out).resolve():
+        raise InputError(f"--figure {str(path)!r} is the --out table itself; give the figure its own .png path.")
+    if path.suffix.lower() != ".png":
+        raise InputError(f"--figure {str(path)!r} must end in .png (the figure is written as PNG).")
+    return check_output_file(path, "--figure")
 
 
 def register(subparsers) -> None:
@@ -75,6 +102,9 @@ def register(subparsers) -> None:
                    help="values to sweep: a:b:n (n points from a to b) or v1,v2,...; repeat for a grid; integer keys "
                    "(grid.points, cap.window) take whole numbers (grid.points=10:50:5)")
     p.add_argument("--out", required=True, help="CSV table to write (one row per configuration)")
+    p.add_argument("--figure", metavar="PATH",
+                   help="PNG figure of the price of manipulation-proofness (bp of notional) and the cap (pp of margin per "
+                   "annualised-vol point) against each swept parameter (default: the --out path with .png; 'none' for no figure)")
     p.add_argument("--scheduler", help="address of a dask.distributed scheduler (default: a LocalCluster)")
     p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
                    help="seconds to wait for --scheduler to answer before giving up (default %(default)g)")

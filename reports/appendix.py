@@ -51,7 +51,8 @@ def _gain_symbol(data) -> str:
 FIGURES = (
     ("schedule", "Margin rule against the first-best target across annualised volatility; shaded: regimes."),
     ("slope", "Slope of the rule against the manipulation-proof cap (74), in pp of margin per vol point."),
-    ("multipliers", "Shadow prices of the cap (G > 0) and of monotonicity (G < 0) across states."),
+    ("multipliers", "What the constraints cost at each state: expected cost saved (bp of notional) per percentage point of margin "
+                    "the cap (G > 0) or monotonicity (G < 0) would release."),
     ("objective", "Expected cost by term, first-best against the manipulation-proof rule."),
 )
 LABELS = {
@@ -357,9 +358,17 @@ def _liq_tex(d) -> str:
     return "$\\tfrac{\\lambda_L}{2}\\lVert AB\\rVert_2^2 (M-M_-)_+^2$ of (86)"
 
 
+def _fb_cost_header(report) -> str:
+    """Header of the first-best column of the objective table: the CCP's existing schedule for a target design."""
+    return "Existing schedule (bp)" if report.data.objective_kind == "target" else "First-best (bp)"
+
+
 def figure_captions(report) -> list[tuple[str, str]]:
     """(name, caption) of every figure of the report: :data:`FIGURES`, and the D.6 figure for a portfolio design."""
     out = list(FIGURES)
+    if report.data.objective_kind == "target":   # a target design's first-best is the CCP's existing schedule
+        out = [(n, c.replace("the first-best target", "the CCP's existing schedule").replace("first-best", "existing schedule"))
+               for n, c in out]
     if report.data.is_portfolio:
         out.append(("portfolio", d6_caption(report.parameters["portfolio"])))
     return out
@@ -558,8 +567,8 @@ def report_markdown(report) -> str:
         parts.append(f"![{cap}](figures/{name}.png)\n\n*Figure: {cap}* ([PDF](figures/{name}.pdf))\n\n")
     parts += [
         "## 5. Objective and price of manipulation-proofness\n\n",
-        "Expected cost per unit notional in bp of notional (33), first-best M_fb against the manipulation-proof rule g*.\n\n",
-        markdown_table(["Term", "First-best (bp)", "Rule (bp)", "Difference (bp)"], _objective_rows(obj), [":---", "---:", "---:", "---:"]), "\n",
+        f"Expected cost per unit notional in bp of notional (33), {'the existing schedule' if report.data.objective_kind == 'target' else 'first-best M_fb'} against the manipulation-proof rule g*.\n\n",
+        markdown_table(["Term", _fb_cost_header(report), "Rule (bp)", "Difference (bp)"], _objective_rows(obj), [":---", "---:", "---:", "---:"]), "\n",
         _cost_sentence(report).replace("*", "\\*"),
         "## 6. Certificate\n\n",
         "KKT certificate of the solved schedule (68)-(72): feasibility of 0 <= increment <= cap, balance and complementarity of the "
@@ -679,7 +688,7 @@ def report_latex(report) -> str:
     parts += [
         "\n\\subsection*{Objective and price of manipulation-proofness}\n",
         "Expected cost per unit notional in bp of notional (33).\n\\begin{center}\n\\small\n",
-        latex_tabular(["Term", "First-best (bp)", "Rule (bp)", "Difference (bp)"], _objective_rows(obj), "lrrr"),
+        latex_tabular(["Term", _fb_cost_header(report), "Rule (bp)", "Difference (bp)"], _objective_rows(obj), "lrrr"),
         "\\end{center}\n\n",
         esc(_cost_sentence(report)),
         "\\subsection*{Certificate}\nKKT certificate of the solved schedule (68)--(72).\n\\begin{center}\n\\small\n",

@@ -1219,12 +1219,19 @@ def _png(fig) -> bytes:
 COLORS = {"rule": "#1b4f9c", "first_best": "#555555", "capped": "#1a9850", "cap": "#b2182b", "violation": "#d73027"}
 
 
+def _fb_label(audit: Audit) -> str:
+    """The first-best's name in the figures: the CCP's existing schedule when the market config is a target design."""
+    return "existing schedule (target)" if getattr(audit.problem.objective, "kind", None) == "target" else "first-best $M^{fb}$"
+
+
 def _slope_figure(audit: Audit):
     from matplotlib.figure import Figure
     from matplotlib.ticker import PercentFormatter
 
     p = audit.problem
     va = SQRT_252 * p.vol
+    from margin_design.reports.figures import BASE, OVER, coincide_note
+
     fig = Figure(figsize=(7.0, 4.6), layout="constrained")
     ax = fig.add_subplot()
     pf = audit.portfolio
@@ -1254,21 +1261,27 @@ def _slope_figure(audit: Audit):
         call = to_ann * pf["local"]["rule"].cap_all_dm_dr
         if np.any(np.isfinite(call)) and np.any(call < to_ann * la.cap_r * (1.0 - 1e-12)):
             ax.plot(va, call, color=COLORS["cap"], lw=1.2, ls="-.", label="two-period cap over every direction, $K_{all}$")
-    ax.plot(va, slope(fb), color=COLORS["first_best"], ls="--", lw=1.0, label="first-best $M^{fb}$")
-    ax.plot(va, slope(cp), color=COLORS["capped"], lw=1.2, label="capped optimum $g^*$")
-    ax.plot(va, slope(la), color=COLORS["rule"], lw=1.8, label=f"rule: {audit.rule.name}")
+    # the rule wide and solid underneath, the first-best and g* dashed on top: a rule equal to either stays visible
+    rs, span = slope(la), float(np.max(np.abs(to_ann * la.cap_r[np.isfinite(la.cap_r)]), initial=0.0))
+    span = max(span, float(np.max(np.abs(rs))), 1e-12)
+    unit = lambda d: f"{d:.2g} pp per vol point"  # noqa: E731
+    ax.plot(va, rs, color=COLORS["rule"], **BASE, label=f"rule: {audit.rule.name}")
+    ax.plot(va, slope(fb), color=COLORS["first_best"], ls=(0, (2, 2)), lw=1.3, zorder=3,
+            label=_fb_label(audit) + coincide_note(slope(fb), rs, span, "the rule", unit))
+    ax.plot(va, slope(cp), color=COLORS["capped"], **OVER, label="capped optimum $g^*$" + coincide_note(slope(cp), rs, span, "the rule", unit))
     for j in audit.jumps[:40]:
         ax.axvline(SQRT_252 * j.vol_daily, color=COLORS["violation"], lw=0.6, ls=":", alpha=0.8)
     if audit.jumps:
         ax.plot([], [], color=COLORS["violation"], lw=0.6, ls=":", label=f"jumps ({len(audit.jumps)}, Section 6.6)")
     finite = np.isfinite(la.cap_r)
-    top = max(float(np.max((to_ann * la.slope_right))), float(np.max((to_ann * la.cap_r)[finite])) if finite.any() else 0.0, 1e-6)
+    top = max(float(np.max((to_ann * la.slope_right))), float(np.max(slope(fb))),   # the first-best in view too (up to 3 caps)
+              float(np.max((to_ann * la.cap_r)[finite])) if finite.any() else 0.0, 1e-6)
     ax.set_ylim(-0.03 * top, 1.15 * min(top, 3.0 * float(np.max((to_ann * la.cap_r)[finite])) if finite.any() else top))
     ax.set_xlim(va[0], va[-1])
     ax.xaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=0))
     ax.set_xlabel("annualised volatility $\\sqrt{252}\\,\\sigma$ (%)")
     ax.set_ylabel("slope $dM/d\\sigma^{ann}$ (margin points per vol point)")
-    ax.legend(loc="upper right", fontsize=7, frameon=False)
+    fig.legend(loc="outside lower center", ncols=2, fontsize=7, frameon=False)   # below the axes: no line hidden
     return fig
 
 
@@ -1276,25 +1289,35 @@ def _profit_figure(audit: Audit):
     from matplotlib.figure import Figure
     from matplotlib.ticker import PercentFormatter
 
+    from margin_design.reports.figures import coincide_note
+
     curves = audit.simulation["curves_obj"]
-    fig = Figure(figsize=(7.0, 4.6), layout="constrained")
+    fig = Figure(figsize=(7.0, 5.4), layout="constrained")
     ax = fig.add_subplot()
     k = min(1, len(curves["rule"]) - 1)
     c0 = curves["rule"][k]
     ax.set_title(f"Round trip (-q, +q): simulated expected profit, envelope state, daily vol {math.sqrt(c0.state.r):.2%}")
-    for key, label in (("first_best", "first-best $M^{fb}$"), ("capped", "capped optimum $g^*$"), ("rule", f"rule: {audit.rule.name}")):
+    # every legend entry names its rule; the rule is drawn first and widest, the first-best and g* on top with their own
+    # markers, so a rule equal to one of them shows both (and the legend says they coincide)
+    rule_mean = curves["rule"][k].mean / curves["rule"][k].q
+    span = max(float(np.ptp(np.concatenate([curves[key][k].mean / curves[key][k].q for key in curves]))), 1e-12)
+    marks = {"rule": ("o", 4.5, 2.6, "full"), "first_best": ("s", 6.0, 1.6, "none"), "capped": ("^", 6.0, 1.6, "none")}
+    for z, (key, label) in enumerate((("rule", f"rule: {audit.rule.name}"), ("first_best", _fb_label(audit)), ("capped", "capped optimum $g^*$"))):
         c = curves[key][k]
         scale = 1e4 / c.q   # E[Pi] / q in bp of the trigger notional
+        mk, ms, lw, fill = marks[key]
+        same = "" if key == "rule" else coincide_note(c.mean / c.q, rule_mean, span, "the rule", lambda d: f"{1e4 * d:.2g} bp")
         ax.fill_between(c.q, scale * c.lower, scale * c.upper, color=COLORS[key], alpha=0.2, lw=0)
-        ax.plot(c.q, scale * c.mean, "o-", ms=3, color=COLORS[key], lw=1.5, label=f"{label}: Monte Carlo mean, 95% band")
-        ax.plot(c.q, scale * c.closed_form, ls="--", lw=1.0, color=COLORS[key], label="closed form $\\alpha q(L-2q)$")
+        ax.plot(c.q, scale * c.mean, marker=mk, ms=ms, fillstyle=fill, color=COLORS[key], lw=lw, zorder=3 + z,
+                label=f"{label}, simulated (95% band){same}")
+        ax.plot(c.q, scale * c.closed_form, ls="--", lw=lw - 0.6, color=COLORS[key], zorder=3 + z, label=f"{label}, closed form $\\alpha q(L-2q)$")
         if key != "capped":
-            ax.plot(c.q, scale * c.bound, ls=":", lw=1.0, color=COLORS[key], label="Lemma 5 bound (15)")
+            ax.plot(c.q, scale * c.bound, ls=":", lw=lw - 0.6, color=COLORS[key], zorder=3 + z, label=f"{label}, Lemma 5 bound (15)")
     ax.axhline(0.0, color="black", lw=0.7)
     ax.xaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=2))
     ax.set_xlabel("trigger q (% of ADV)")
     ax.set_ylabel("expected profit (bp of trigger notional)")
-    ax.legend(loc="lower left", fontsize=6.5, frameon=False, ncols=2)
+    fig.legend(loc="outside lower center", fontsize=6.5, frameon=False, ncols=2)
     return fig
 
 
@@ -1308,12 +1331,12 @@ def _portfolio_profit_figure(audit: Audit):
     k = min(1, len(sim.vols) - 1)
     fig.suptitle(f"Two-period vector round trips (Section 5.3), envelope state, daily portfolio vol {sim.vols[k]:.2%}", fontsize=9)
     for ax, (st, title) in zip(axes, (("theorem3", "Theorem 3: $a_t = -q\\,B/\\|B\\|_1$"), ("separated", "trigger-harvest (5.6): $a_t = q\\,a^*$"))):
-        for key, label in (("first_best", "first-best $M^{fb}$"), ("capped", "capped optimum $g^*$"), ("rule", f"rule: {audit.rule.name}")):
+        for key, label in (("first_best", _fb_label(audit)), ("capped", "capped optimum $g^*$"), ("rule", f"rule: {audit.rule.name}")):
             c = sim.curves[key][st][k]
             scale = 1e4 / c.q   # E[Pi] / q in bp of the traded notional ||a_t||_1
             ax.fill_between(c.q, scale * c.lower, scale * c.upper, color=COLORS[key], alpha=0.2, lw=0)
             ax.plot(c.q, scale * c.mean, "o-", ms=3, color=COLORS[key], lw=1.5, label=f"{label}: Monte Carlo, 95% band")
-            ax.plot(c.q, scale * c.closed_form, ls="--", lw=1.0, color=COLORS[key], label="closed form (Lemma 10, exact L)")
+            ax.plot(c.q, scale * c.closed_form, ls="--", lw=1.0, color=COLORS[key], label=f"{label}: closed form (Lemma 10, exact L)")
         ax.axhline(0.0, color="black", lw=0.7)
         ax.set_title(title, fontsize=8)
         ax.xaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=2))
@@ -1331,9 +1354,15 @@ def _backtest_figure(audit: Audit):
 
     from margin_design.calibration.audit.backtest import STRESS_EPISODES
 
+    from margin_design.reports.figures import coincide_note
+
     b = audit.backtest
     d = b["data"]
     x = np.asarray([dt.date.fromisoformat(s) for s in d.dates])
+    target = _fb_label(audit).startswith("existing")
+    rule_path = b["paths"]["rule"]
+    both = np.concatenate([b["paths"][key] for key in ("rule", "first_best", "capped")])
+    span = max(float(np.nanmax(both) - np.nanmin(both)), 1e-12)
     fig = Figure(figsize=(8.0, 6.4), layout="constrained")
     axes = fig.subplots(2, 1)
     styles = {"first_best": (COLORS["first_best"], 0.9, "-"), "capped": (COLORS["capped"], 1.2, "-"), "rule": (COLORS["rule"], 1.2, "-"),
@@ -1350,7 +1379,17 @@ def _backtest_figure(audit: Audit):
         sel = (x >= a) & (x <= z)
         for key, path in b["paths"].items():
             col, lw, ls = styles.get(key, ("#999999", 0.8, "-"))
-            ax.plot(x[sel], path[sel], color=col, lw=lw, ls=ls, label=b["names"][key])
+            name, z_order = b["names"][key], 2
+            if key == "rule":
+                lw, z_order = 2.4, 2   # wide and solid underneath: a first-best or g* path equal to it runs on top
+            elif key in ("first_best", "capped"):
+                if key == "first_best" and target:
+                    name = "existing schedule (target)"
+                note = coincide_note(path, rule_path, span, "the rule")
+                if note:
+                    lw, ls, z_order = 1.1, (0, (4, 3)), 4
+                name += note
+            ax.plot(x[sel], path[sel], color=col, lw=lw, ls=ls, zorder=z_order, label=name)
         ax.set_xlim(a, z)
         ax.yaxis.set_major_formatter(PercentFormatter(xmax=1.0, decimals=None))
         ax.set_ylabel("margin ratio (% of notional)")

@@ -11,6 +11,7 @@ UNITS = {
     "first_best_objective": "J(M_fb), expected cost per unit notional",
     "price_of_manipulation_proofness": "J(g*) - J(M_fb), per unit notional",
     "price_relative": "(J(g*) - J(M_fb)) / J(M_fb)",
+    "cap_vol_annual": "the cap K/sqrt(252) on dm/dsigma_ann (74), margin ratio per unit of annualised vol (inf: no cap)",
     "segments": "kind:annualised vol from-to (decimal)",
     "relative_gap": "certified duality gap / J",
 }

@@ -55,6 +55,16 @@ PORTFOLIO_UNITS = dict(
     cap_vol_annual="portfolio cap (88) on dm/dsigma_ann = K / sqrt(252), (74), same units as slope_vol_annual",
 )
 
+#: :data:`UNITS` for a target design (``objective.kind = "target"``): its first-best is the CCP's existing schedule.
+TARGET_UNITS = dict(
+    UNITS,
+    first_best="the CCP's existing schedule t (target column of objective.file; the first-best of a target design, Appendix D.2), "
+    "decimal margin ratio",
+    gap_to_first_best="margin - first_best: the change from the existing schedule, decimal margin ratio",
+)
+#: Human headers renamed for a target design.
+TARGET_HEADERS = {"first_best": "Existing schedule (%)", "gap_to_first_best": "Change from existing (pp)"}
+
 
 def fixed(x: float) -> float:
     """``x`` rounded to SIGNIFICANT_DIGITS significant digits (the printed precision)."""
@@ -192,7 +202,7 @@ def _table(data, v, m, x, fb, regimes, grid_idx, tick, rule, status, caption, ca
             }
         )
     return RuleTable(rows=tuple(rows), caption=caption, rounded=tick is not None, caption_latex=caption_latex,
-                     units=PORTFOLIO_UNITS if data.is_portfolio else None, rule=meta)
+                     units=PORTFOLIO_UNITS if data.is_portfolio else TARGET_UNITS if data.objective_kind == "target" else None, rule=meta)
 
 
 # ---------------------------------------------------------------------- machine-readable
@@ -264,6 +274,8 @@ def human_columns(table: RuleTable):
     cols = list(HUMAN)
     if (table.rule or {}).get("form") == "published vols" and table.status == "published rule":
         cols[6] = ("regime", "Regime of g* to next point", HUMAN[6][2])
+    if table.units is TARGET_UNITS:
+        cols = [(c, TARGET_HEADERS.get(c, h), f) for c, h, f in cols]
     if table.rounded:
         cols.insert(4, OPTIMAL)
     return cols

@@ -138,8 +138,9 @@ def solve_chunk(base_cfg: dict, folder: str, keys: list[str], members: list[tupl
     batch = stack_problems(base, overrides, count=len(members))
     answers, _ = solve_batch(batch, sensitivities=parameters_of(batch))
     ann = math.sqrt(252.0)
+    caps = np.broadcast_to(np.asarray(batch.cap.slope_vol, float), (batch.count,)) / ann   # K / sqrt(252) (74)
     rows = []
-    for (idx, combo), ans in zip(members, answers):
+    for (idx, combo), ans, cap in zip(members, answers, caps):
         row = {"config": idx}
         row.update({k: v for k, v in zip(keys, combo)})
         fbv = ans.first_best_objective
@@ -149,6 +150,7 @@ def solve_chunk(base_cfg: dict, folder: str, keys: list[str], members: list[tupl
                 "first_best_objective": fbv,
                 "price_of_manipulation_proofness": ans.price_of_manipulation_proofness,
                 "price_relative": ans.price_of_manipulation_proofness / fbv if fbv else float("nan"),
+                "cap_vol_annual": float(cap),
                 "segments": ";".join(
                     f"{s['kind']}:{ann * s['vol_start']:.4f}-{ann * s['vol_end']:.4f}" for s in ans.segments
                 ),
