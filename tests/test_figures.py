@@ -133,7 +133,7 @@ def test_multipliers_titled_in_words_with_units_and_no_offset(reports):
 def test_rounded_rule_drawn_over_the_optimal_one_and_said_to_coincide(reports):
     rep = reports["bench"]
     ax = _drawn(schedule_figure, rep).axes[0]
-    rule, rounded = _line(ax, "manipulation-proof rule"), _line(ax, "rounded to")
+    rule, rounded = _line(ax, "optimal schedule"), _line(ax, "published rule")   # the one published line (section 1)
     _visible_over(rule, rounded)
     assert "coincides with $g^*$" in rounded.get_label()
     # the difference printed is the largest gap between the interpolated rounded rule and g*, in pp
