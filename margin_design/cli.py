@@ -199,7 +199,7 @@ def finish_json(args, payload: dict, status: int = 0) -> int:
 
         from margin_design.fileio import atomic_write_text
 
-        atomic_write_text(target, json.dumps(console._plain(payload), indent=2, allow_nan=False) + "\n", label="--json")
+        atomic_write_text(target, json.dumps(console.jsonable(payload), indent=2, allow_nan=False) + "\n", label="--json")
     return status
 
 

@@ -26,6 +26,8 @@ import sys
 import time
 from typing import Any, Callable, Iterator
 
+from margin_design.jsonable import jsonable
+
 __all__ = ["configure", "say", "warn", "emit_json", "json_mode", "quiet", "verbose", "progress", "progress_callback", "close_bars",
            "LOGGER"]
 
@@ -86,26 +88,9 @@ def warn(text: str) -> None:
     sys.stderr.write(f"{PROG}: warning: {text}\n")
 
 
-def _plain(x: Any) -> Any:
-    """JSON-ready: numpy scalars and arrays to Python, non-finite floats to null, tuples and paths to lists and strings."""
-    if isinstance(x, dict):
-        return {str(k): _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    if isinstance(x, bool) or x is None or isinstance(x, str):
-        return x
-    if isinstance(x, int):
-        return x
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if hasattr(x, "tolist"):  # numpy scalar or array
-        return _plain(x.tolist())
-    return str(x)
-
-
 def emit_json(payload: dict) -> None:
     """Print ``payload`` as the one JSON object on stdout (non-finite numbers become null)."""
-    sys.stdout.write(json.dumps(_plain(payload), indent=2, allow_nan=False) + "\n")
+    sys.stdout.write(json.dumps(jsonable(payload), indent=2, allow_nan=False) + "\n")
 
 
 class _Bars:

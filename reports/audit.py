@@ -66,6 +66,7 @@ from pathlib import Path
 
 import numpy as np
 
+from margin_design.jsonable import jsonable
 from margin_design.calibration.audit import (
     BAND_Z,
     AuditMarket,
@@ -549,22 +550,7 @@ def _median_state_rows(rows: list) -> list:
     return [r for r in rows if r["vol_daily"] == mid]
 
 
-def _clean(x):
-    """JSON-ready: numpy scalars to Python, non-finite floats to None, tuples to lists."""
-    if isinstance(x, dict):
-        return {str(k): _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if isinstance(x, (bool, np.bool_)):
-        return bool(x)
-    if isinstance(x, (int, np.integer)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        v = float(x)
-        return v if math.isfinite(v) else None
-    if isinstance(x, np.ndarray):
-        return _clean(x.tolist())
-    return x
+_clean = jsonable  # one JSON converter (margin_design.jsonable)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from margin_design.jsonable import jsonable
 from margin_design.calibration.audit.diff import SQRT_252, RuleComparison, common_range, compare_rules, covered_range, published_vols
 from margin_design.calibration.audit.rules import TABLE_EXTRAPOLATION, Rule, load_rule
 from margin_design.errors import InputError
@@ -525,17 +526,4 @@ def changelog_latex(c: RuleComparison, new_id: str | None = None) -> str:
     ])
 
 
-def _clean(x):
-    """JSON-ready: numpy scalars to Python, non-finite floats to None."""
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if isinstance(x, (bool, np.bool_)):
-        return bool(x)
-    if isinstance(x, (int, np.integer)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        v = float(x)
-        return v if math.isfinite(v) else None
-    return x
+_clean = jsonable  # one JSON converter (margin_design.jsonable)

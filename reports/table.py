@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from margin_design.reports.html import markdown_escape
 from margin_design.reports.rule_data import SQRT_252, RuleData
 
 SIGNIFICANT_DIGITS = 12
@@ -302,14 +303,6 @@ def latex_escape(s: str) -> str:
         out.append(_TEX_CHARS.get(s[i], s[i]))
         i += 1
     return "".join(out)
-
-
-_MD_SPECIALS = set("\\`*_{}[]()<>#+-.!|~&$")
-
-
-def markdown_escape(s: str) -> str:
-    """Escape free text for Markdown (every ASCII punctuation Markdown gives a meaning to, $ for math extensions, HTML's < > &)."""
-    return "".join("\\" + ch if ch in _MD_SPECIALS else ch for ch in str(s))
 
 
 def rule_header_lines(table: RuleTable, full_id: bool = True) -> list[tuple[str, str, bool]]:
