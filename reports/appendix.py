@@ -9,6 +9,7 @@ publication checks (knots, rounding, jumps) and the provenance block. ``report.t
 from __future__ import annotations
 
 import math
+import re
 
 from margin_design.reports.portfolio import CONTRACT_HEADERS, CONTRACT_HEADERS_TEX, contract_rows, d6_caption
 from margin_design.reports.html import markdown_escape
@@ -519,6 +520,14 @@ def _portfolio_tex(report) -> str:
     )
 
 
+_MD_MARKUP = re.compile(r"[\\`*_\[\]<>$~!&]")   # a cell without these renders as typed (numbers stay unescaped)
+
+
+def _md_rows(rows):
+    """Table cells as literal Markdown: the plain-text math of the cells (M_-, (.)_+, 2*alpha) never turns into emphasis."""
+    return [[markdown_escape(c) if _MD_MARKUP.search(str(c)) else c for c in row] for row in rows]
+
+
 def report_markdown(report) -> str:
     d = report.data
     p = report.provenance
@@ -530,26 +539,26 @@ def report_markdown(report) -> str:
         f"(relative gap {_sci(p['certificate']['relative_gap'])}).\n\n",
     ]
     if report.warnings:
-        parts.append("> **Warnings**\n>\n" + "".join(f"> - {w}\n" for w in report.warnings) + "\n")
+        parts.append("> **Warnings**\n>\n" + "".join(f"> - {markdown_escape(w)}\n" for w in report.warnings) + "\n")
     parts += [
-        "## 1. Design problem and cap\n\n", _design_paragraph_md(report), "\n\n",
+        "## 1. Design problem and cap\n\n", markdown_escape(_design_paragraph_md(report)), "\n\n",
     ]
     if d.is_portfolio:
-        parts += ["### Portfolio\n\n", _portfolio_md(report), "\n\n"]
+        parts += ["### Portfolio\n\n", markdown_escape(_portfolio_md(report)), "\n\n"]
     parts += [
-        "## 2. Parameters\n\n", markdown_table(["Parameter", "Value"], parameter_rows(report.parameters), [":---", ":---"]), "\n",
+        "## 2. Parameters\n\n", markdown_table(["Parameter", "Value"], _md_rows(parameter_rows(report.parameters)), [":---", ":---"]), "\n",
     ]
     if d.is_portfolio:
         parts += [
             "Contracts of the portfolio: cross-impact A, forced sales B, trigger direction d, price pressure AB, and each contract's "
             "single-contract cap for comparison (contract i alone: A_ii, B_i, d = -1, the same s_f and kappa; (16)-(18)), against the "
             "portfolio cap K of (88).\n\n",
-            markdown_table(list(CONTRACT_HEADERS), contract_rows(report.parameters["portfolio"]), [":---"] + ["---:"] * 7), "\n",
+            markdown_table(list(CONTRACT_HEADERS), _md_rows(contract_rows(report.parameters["portfolio"])), [":---"] + ["---:"] * 7), "\n",
         ]
     parts += [
         "## 3. Rule table\n\n", rule_table_markdown(report.table, report.formulas), "\n",
         _knot_note(report),
-        "Formula notes: " + " ".join(sorted({f"{f.kind}: {f.general_text} ({f.note})." for f in report.formulas})) + "\n\n",
+        "Formula notes: " + markdown_escape(" ".join(sorted({f"{f.kind}: {f.general_text} ({f.note})." for f in report.formulas}))) + "\n\n",
     ]
     if report.steps is not None:
         rows = [[f"{100 * j['threshold_vol_annual']:.2f}", f"{100 * j['threshold_vol_daily']:.4f}", f"{100 * j['margin_below']:.4f}",

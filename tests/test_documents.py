@@ -304,3 +304,16 @@ def test_portfolio_report_with_steps_compiles(tmp_path):
     for doc in ("report.md", "report_body.tex"):
         numbers = equation_numbers(_text(files, doc))
         assert 88 in numbers and all(n in EQUATIONS for n in numbers)
+
+
+def test_plain_text_math_is_not_taken_for_markup_in_html():
+    """The prose and tables write math as plain text (M_-, (.)_+, sigma_{i+1}, 2*alpha): in report.html it must read as
+    typed, not as emphasis (a missing escape turned half of the design paragraph into italics)."""
+    data = RuleData.from_schedule(solve(load_problem(EXAMPLES / "liquidation.toml")))
+    page = report_files(build_report(data, ReportOptions(tick=0.0005)), figures=False)
+    from margin_design.reports.report import report_html
+
+    text = html_lib.unescape(re.sub(r"<[^>]+>", "", report_html(build_report(data, ReportOptions(tick=0.0005)), page)))
+    for typed in ("lambda_L C(c_eff (M - M_-)_+) with lambda_L = 0.2", "K (sigma_{i+1} - sigma_i)",
+                  "K = 1 * (2*alpha + kappa)/(alpha^2 * c_eff)", "E[l(D - M)] + kappa_M M"):
+        assert typed in text, typed
