@@ -198,14 +198,6 @@ def rule_cost(problem, data: RuleData, published_on_grid) -> dict:
     }
 
 
-def cost_text(cost: dict) -> str:
-    """One line: the cost of publishing next to the price of manipulation-proofness (bp of notional)."""
-    if not cost.get("available"):
-        return f"cost of publishing J(published) - J(g*): not available ({cost['reason']})"
-    return (f"cost of publishing J(published) - J(g*) = {1e4 * cost['cost_of_publishing']:.4f} bp of notional; "
-            f"price of manipulation-proofness J(g*) - J(M_fb) = {1e4 * cost['price_of_manipulation_proofness']:.4f} bp")
-
-
 # ---------------------------------------------------------------------- rule ID
 
 
