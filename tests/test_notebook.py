@@ -56,7 +56,12 @@ def test_notebook_runs(tmp_path, monkeypatch):
     # what the notebook promises to write
     out = work / "walkthrough-out"
     assert (out / "sp500_design.toml").is_file() and (out / "liquidation-report" / "rule_table.csv").is_file()
-    assert (out / "audit" / "summary.txt").is_file()
+    assert (out / "audit" / "summary.txt").is_file() and (out / "diff" / "diff.csv").is_file()
+    # the published rule is certified within the cap, and its printed cost is the one the report stores
+    printed = "".join(o.get("text", "") for outs in outputs.values() for o in outs if o.get("output_type") == "stream")
+    assert "monotone and within the cap: PASS" in printed and "J(published) - J(g*) = " in printed
+    table = json.loads((out / "liquidation-report" / "rule_table.json").read_text())
+    assert table["status"] == "published rule" and table["rule_id"][:12] in printed
     # the schedule's repr is the short one, shown as an HTML table in Jupyter
     first = next(o for o in outputs[sorted(outputs)[1]] if o.get("output_type") == "execute_result")
     assert "text/html" in first["data"] and "certified" in first["data"]["text/plain"]
