@@ -55,7 +55,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    "but audit files; never the current folder, a file, or a folder holding an input)")
     p.add_argument("--name", help="label of the rule in tables and figures")
     p.add_argument("--interpolation", choices=("linear", "step"), help="table rules: linear in sigma (default) or step")
-    p.add_argument("--method", choices=("cvxpy", "exact"), default="cvxpy", help="solver path for the capped optimum (default: %(default)s)")
+    p.add_argument("--method", choices=("cvxpy", "exact"), default="exact", help="solver path for the capped optimum (default: %(default)s)")
     g = p.add_argument_group("overlays (Appendix E.4; margin ratios, daily vols)")
     g.add_argument("--floor", type=float, metavar="M", help="floor on the margin (margin ratio)")
     g.add_argument("--floor-vol", type=float, metavar="V", help="floor at the rule's margin for this long look-back daily vol")

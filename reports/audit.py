@@ -181,7 +181,7 @@ class AuditOptions:
     position: str = "long"
     coverage: float | None = None
     horizon_days: int | None = None
-    method: str = "cvxpy"
+    method: str = "exact"
     liquidation: str | None = None
 
     def __post_init__(self):
