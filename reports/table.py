@@ -263,7 +263,7 @@ HUMAN = (
     ("variance", "Variance r", lambda v: f"{v:.4e}"),
     ("margin", "Margin (%)", lambda v: pct(v, 4)),
     ("first_best", "First-best (%)", lambda v: pct(v, 4)),
-    ("gap_to_first_best", "Gap (pp)", lambda v: pct(v, 4)),
+    ("gap_to_first_best", "Above first-best (pp)", lambda v: pct(v, 4)),
     ("regime", "Regime to next knot", lambda v: v or "end"),
     ("slope_vol_annual", "Slope (pp/vol pt)", lambda v: "" if v is None else f"{v:.4f}"),
     ("cap_vol_annual", "Cap (pp/vol pt)", lambda v: "none" if v is None else f"{v:.4f}"),
