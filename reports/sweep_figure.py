@@ -22,6 +22,7 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from margin_design.fileio import atomic_write_bytes
 from margin_design.reports.figures import DPI, PNG_METADATA, RC, plain_axis
@@ -59,7 +60,9 @@ def swept_keys(rows: list[dict]) -> list[str]:
 
 def _axis_label(key: str) -> str:
     unit = KEY_UNITS.get(key)
-    return f"{key} ({unit})" if unit else key
+    import textwrap
+
+    return textwrap.fill(f"{key} ({unit})" if unit else key, 56)   # a long unit wraps instead of running off the panel
 
 
 def sweep_figure(rows: list[dict]) -> Figure:
@@ -84,7 +87,14 @@ def sweep_figure(rows: list[dict]) -> Figure:
                                           (cap, "cap $K/\\sqrt{252}$\n(pp of margin per vol point)"))):
             ax = axes[i, j]
             finite = np.isfinite(y)
-            if len(combos) <= MAX_LINES:
+            xs_f = np.asarray(sorted(set(x_all[finite].tolist())))
+            flat = others and finite.any() and all(np.ptp(y[finite & (x_all == v)]) <= 1e-12 * max(1.0, float(np.max(np.abs(y[finite]))))
+                                                   for v in xs_f)
+            if flat:   # the same line for every value of the other parameters: draw it once and say so
+                ys = np.asarray([y[finite & (x_all == v)][0] for v in xs_f])
+                ax.plot(xs_f, ys, "o-", ms=4, lw=1.4, color="#333333", label="the same for every " + ", ".join(k.split(".")[1] for k in others))
+                ax.legend(fontsize=7, frameon=False)
+            elif len(combos) <= MAX_LINES:
                 for combo in combos:
                     sel = np.ones(len(rows), bool)
                     for k, v in zip(others, combo):
@@ -108,6 +118,7 @@ def sweep_figure(rows: list[dict]) -> Figure:
                 why = "no cap (cap.kind = none)" if "cap_vol_annual" in rows[0] else "the table has no cap_vol_annual column"
                 ax.text(0.5, 0.5, why, transform=ax.transAxes, ha="center", va="center")
             plain_axis(ax.yaxis)
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]))   # at most ~6 ticks: 4-decimal values never overlap
             if j == 0:
                 ax.set_ylabel(ylabel)
             if i == 1:

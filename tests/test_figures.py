@@ -228,7 +228,8 @@ def test_sweep_figure_axes_and_data(sweep_rows):
     assert swept_keys(sweep_rows) == ["market.alpha", "market.c_eff"]
     fig = _drawn(sweep_figure, sweep_rows)
     axes = np.asarray(fig.axes).reshape(2, 2)
-    assert "price impact" in axes[1, 0].get_xlabel() and "ADV liquidated per unit margin ratio" in axes[1, 1].get_xlabel()
+    xlabels = [ax.get_xlabel().replace("\n", " ") for ax in axes[1]]    # long labels wrap
+    assert "price impact" in xlabels[0] and "ADV liquidated per unit margin ratio" in xlabels[1]
     assert "bp of notional" in axes[0, 0].get_ylabel() and "pp of margin per vol point" in axes[1, 0].get_ylabel()
     for ax in fig.axes:
         assert ax.yaxis.get_offset_text().get_text() == ""
@@ -245,6 +246,30 @@ def test_sweep_figure_axes_and_data(sweep_rows):
     np.testing.assert_allclose(cap_lines["alpha = 0.2"].get_ydata(), [2 / (0.2 * c) / SQRT_252 for c in (3.0, 4.5)], rtol=1e-12)
     # the benchmark (alpha 0.2, c_eff 4.5) costs 0.239 bp (examples: report J(g*) - J(M_fb) = 2.39e-5)
     assert 1e4 * by[(0.2, 4.5)]["price_of_manipulation_proofness"] == pytest.approx(0.239, abs=5e-4)
+
+
+def test_sweep_figure_draws_a_line_that_does_not_depend_on_the_other_parameter_once(sweep_rows):
+    """The cap does not depend on the carry: one line, said to be the same for every carry, not three hiding each other;
+    and the x tick labels (4-decimal carries) never overlap."""
+    rows = run_sweep(EXAMPLES / "benchmark.toml", ["market.alpha=0.1,0.2", "objective.carry=0.005,0.01,0.025"],
+                     workers=0, progress=None)
+    fig = _drawn(sweep_figure, rows)
+    axes = np.asarray(fig.axes).reshape(2, 2)
+    cap_lines = axes[1, 0].get_lines()
+    assert [ln.get_label() for ln in cap_lines] == ["the same for every carry"]
+    np.testing.assert_allclose(cap_lines[0].get_ydata(), [2 / (a * 4.5) / SQRT_252 for a in (0.1, 0.2)], rtol=1e-12)
+    assert len(axes[0, 0].get_lines()) == 3          # the price does depend on the carry: a line each
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    with matplotlib.rc_context(RC):     # drawn as the PNG is written (the tick locator depends on the rc font sizes)
+        renderer = FigureCanvasAgg(fig).get_renderer()
+        fig.draw(renderer)
+    for ax in fig.axes:
+        lo, hi = ax.get_xlim()
+        shown = [t for t in ax.get_xticklabels() if t.get_text() and lo <= t.get_position()[0] <= hi]
+        boxes = [t.get_window_extent(renderer) for t in shown]
+        # a visible gap (4 px at the figure's dpi) between neighbouring labels, not labels run together
+        assert all(a.x1 + 4 <= b.x0 for a, b in zip(boxes, boxes[1:])), [t.get_text() for t in shown]
 
 
 def test_sweep_writes_the_figure_beside_the_table(tmp_path, capsys):
