@@ -33,8 +33,9 @@ from pathlib import Path
 import numpy as np
 
 from margin_design.jsonable import jsonable
-from margin_design.calibration.audit.diff import SQRT_252, RuleComparison, common_range, compare_rules, covered_range, published_vols
-from margin_design.calibration.audit.rules import TABLE_EXTRAPOLATION, Rule, load_rule
+from margin_design.calibration.audit.diff import (SQRT_252, RuleComparison, common_range, compare_rules, covered_range, published_vols,
+                                                 reading_beyond_rows)
+from margin_design.calibration.audit.rules import Rule, load_rule
 from margin_design.errors import InputError
 from margin_design.fileio import check_output_folder, write_tree
 from margin_design.reports.table import csv_text, markdown_table
@@ -55,8 +56,8 @@ UNITS = {
     "change": "margin_new - margin_old, decimal margin ratio (0.0025 = 0.25 percentage points of notional)",
     "slope_old_vol_annual": "right slope of OLD, d margin / d vol_annual (margin ratio per unit annualised vol)",
     "slope_new_vol_annual": "right slope of NEW, same units",
-    "old_extrapolated": "true where the point lies outside OLD's table rows (read " + TABLE_EXTRAPOLATION + ")",
-    "new_extrapolated": "true where the point lies outside NEW's table rows",
+    "old_extrapolated": "true where the point lies outside OLD's table rows (read there as old.extrapolation says)",
+    "new_extrapolated": "true where the point lies outside NEW's table rows (read there as new.extrapolation says)",
 }
 #: Most points a default 1-point range may have before the output would be unreadable (a range in decimals, say).
 MAX_DEFAULT_POINTS = 2000
@@ -90,7 +91,8 @@ class Diff:
             "new": _rule_dict(self.new, self.new_spec),
             "points": {"how": self.points_how, "count": int(c.vol_daily.size), "vol_annual_pct": list(c.labels)},
             "range": {"vol_daily_from": c.vol_lo, "vol_daily_to": c.vol_hi},
-            "extrapolation": TABLE_EXTRAPOLATION,
+            "extrapolation": {"old": reading_beyond_rows(self.old), "new": reading_beyond_rows(self.new),
+                              "note": "how each table rule is read beyond its first and last row (null: a formula, defined everywhere)"},
             "largest_increase": c.largest_increase,
             "largest_decrease": c.largest_decrease,
             "largest_anywhere_in_range": c.anywhere,
@@ -147,6 +149,7 @@ def _rule_dict(rule: Rule, spec: str) -> dict:
         "spec": spec, "name": rule.name, "kind": info.kind if info else None, "description": rule.describe(),
         "rule_id": info.rule_id if info else None, "version_label": info.version_label if info else None,
         "published_points": None if published_vols(rule) is None else int(published_vols(rule).size),
+        "extrapolation": reading_beyond_rows(rule),
         "cap_vol_stated": None if info is None or info.cap_vol is None or not math.isfinite(info.cap_vol) else info.cap_vol,
     }
 
@@ -238,7 +241,8 @@ def build_diff(old_spec: str, new_spec: str, *, market: str | None = None, vols:
     for which in ("old", "new"):
         n = int(comp.extrapolated(which).sum())
         if n:
-            warnings.append(f"{n} point(s) lie outside {which.upper()}'s table rows, where it is read {TABLE_EXTRAPOLATION}.")
+            warnings.append(f"{n} point(s) lie outside {which.upper()}'s table rows, where it is read "
+                            f"{reading_beyond_rows(comp.old if which == 'old' else comp.new)}.")
     costs = _costs(old, new, problem, market, method) if problem is not None else None
     return Diff(comparison=comp, old_spec=str(old_spec), new_spec=str(new_spec), points_how=how, market=market, costs=costs,
                 warnings=tuple(warnings))
@@ -310,10 +314,19 @@ def comparison_table_markdown(c: RuleComparison, old_head: str = "Old margin (%)
                      _change(c.margin_new[i] - c.margin_old[i])])
     text = markdown_table(["Annual vol (%)", "Daily vol (%)", old_head, new_head, "Change (margin points)"], rows,
                           ["---:"] * 5)
-    notes = ([r"\* outside OLD's table rows"] if xo.any() else []) + (["† outside NEW's table rows"] if xn.any() else [])
+    notes = ([rf"\* outside OLD's table rows, where OLD is read {reading_beyond_rows(c.old)}"] if xo.any() else []) + (
+        [f"† outside NEW's table rows, where NEW is read {reading_beyond_rows(c.new)}"] if xn.any() else [])
     if notes:
-        text += f"\n{', '.join(notes)}: read {TABLE_EXTRAPOLATION}.\n"
+        text += "\n" + "; ".join(notes) + ".\n"
     return text
+
+
+def _beyond_sentence(d: Diff) -> str:
+    """How each table rule is read beyond its first and last row (the reading its file states), one sentence."""
+    parts = [f"{w} {reading_beyond_rows(r)}" for w, r in (("OLD", d.old), ("NEW", d.new)) if reading_beyond_rows(r) is not None]
+    if not parts:
+        return "both rules are formulas, defined at every vol."
+    return "beyond its rows, " + "; ".join(parts) + "."
 
 
 def diff_markdown(d: Diff, figure: str | None = FIGURE) -> str:
@@ -321,7 +334,7 @@ def diff_markdown(d: Diff, figure: str | None = FIGURE) -> str:
     out = ["# Rule comparison\n",
            f"- **OLD**: {_describe(d.old)}", f"- **NEW**: {_describe(d.new)}",
            f"- **Points** ({c.vol_daily.size}): {d.points_how}. Between the rows of a table the rule is read linearly in vol "
-           f"(a step table as steps), {TABLE_EXTRAPOLATION}.",
+           f"(a step table as steps); {_beyond_sentence(d)}",
            "- Margins are percent of notional; changes are margin points (percentage points of notional), NEW minus OLD.\n",
            "## Summary\n"]
     out += [f"- {s[0].upper()}{s[1:]}." for s in headline(c)]
@@ -397,9 +410,9 @@ def diff_figure(d: Diff):
         cov = covered_range(rule)
         inside = np.ones(v.size, bool) if cov is None else (v >= cov[0]) & (v <= cov[1])
         ax.plot(va, np.where(inside, 100 * m, np.nan), label=f"{which}: {_legend_name(rule)}", **style)
-        if not inside.all():  # beyond a table's rows: read flat (TABLE_EXTRAPOLATION), drawn dotted
+        if not inside.all():  # beyond a table's rows: read as the table states (reading_beyond_rows), drawn dotted
             below, above = v <= cov[0], v >= cov[1]
-            label = f"{which} beyond its rows (flat)"
+            label = f"{which} beyond its rows ({'flat below, last slope above' if rule.base.extrapolation == 'published' else 'flat'})"
             for part in (below, above):
                 if part.sum() > 1:
                     ax.plot(va[part], 100 * m[part], color=style["color"], lw=1.2, ls=":", label=label)
@@ -501,7 +514,8 @@ def changelog_markdown(c: RuleComparison, new_id: str | None = None) -> str:
              f"Previous rule: {_describe(c.old)}.",
              f"Rule ID: previous {old_id or 'not stated'}, this rule {new_id or 'not stated'}.",
              f"Changes are margin points (percentage points of notional), this rule minus the previous one, at the published points; "
-             f"the previous rule is read {TABLE_EXTRAPOLATION} when it is a table.\n"]
+             + (f"beyond its rows the previous rule is read {reading_beyond_rows(c.old)}.\n" if reading_beyond_rows(c.old) else
+                "the previous rule is a formula.\n")]
     lines += [f"- {s[0].upper()}{s[1:]}." for s in headline(c)]
     lines += ["", comparison_table_markdown(c, "Previous (%)", "This rule (%)")]
     return "\n".join(lines).rstrip("\n") + "\n"

@@ -23,7 +23,8 @@ from margin_design.errors import InputError
 
 from .rules import Rule, TableRule
 
-__all__ = ["CAP_TOL", "CHANGE_TOL", "DENSE_POINTS", "RuleComparison", "compare_rules", "covered_range", "common_range", "published_vols"]
+__all__ = ["CAP_TOL", "CHANGE_TOL", "DENSE_POINTS", "RuleComparison", "compare_rules", "covered_range", "common_range", "published_vols",
+           "reading_beyond_rows"]
 
 SQRT_252 = math.sqrt(252)
 #: An increment above K * Delta sigma by more than this (margin ratio; 1e-6 bp of notional) breaks the cap: tables read
@@ -41,6 +42,14 @@ def covered_range(rule: Rule) -> tuple[float, float] | None:
     """The daily vols (decimal) a table rule states margins for, first to last row; None for a formula (every vol)."""
     if isinstance(rule.base, TableRule):
         return float(rule.base.vol[0]), float(rule.base.vol[-1])
+    return None
+
+
+def reading_beyond_rows(rule: Rule) -> str | None:
+    """How a table rule is read beyond its first and last row, in words (flat, or as published when the table states
+    the published extrapolation; :func:`~.rules.table_rule`); None for a formula (defined everywhere)."""
+    if isinstance(rule.base, TableRule):
+        return rule.base.extrapolation_text
     return None
 
 
@@ -95,7 +104,7 @@ class RuleComparison:
         return 100.0 * SQRT_252 * self.vol_daily
 
     def extrapolated(self, which: str) -> np.ndarray:
-        """Points outside the rows of a table rule ``which`` ('old' / 'new'), read flat there (rules.TABLE_EXTRAPOLATION)."""
+        """Points outside the rows of a table rule ``which`` ('old' / 'new'), read there as :func:`reading_beyond_rows` says."""
         c = covered_range(self.old if which == "old" else self.new)
         if c is None:
             return np.zeros(self.vol_daily.size, dtype=bool)
