@@ -51,11 +51,12 @@ def evaluate(vol_points, margin, vol) -> np.ndarray:
 
 
 def extrapolation_row_texts(vol_annual_first: float, vol_annual_last: float, margin_first: float, slope_above_vol_annual: float) -> dict:
-    """The extrapolation in words with the numbers (annualised vols and margin as decimals, slope per unit annualised vol):
+    """The extrapolation in words with the numbers (annualised vols and margin as decimals; the slope in margin ratio per unit
+    annualised vol, which is percentage points of margin per vol point):
     the ``extrapolation`` cells of a published rule table's first and last rows."""
     return {
         "below": f"below {100 * vol_annual_first:g}% annualised vol: flat at {100 * margin_first:.4f}% {BELOW_PHRASE}",
-        "above": f"above {100 * vol_annual_last:g}% annualised vol: {ABOVE_PHRASE}, {100 * slope_above_vol_annual:.4f} pp of margin per "
+        "above": f"above {100 * vol_annual_last:g}% annualised vol: {ABOVE_PHRASE}, {slope_above_vol_annual:.4f} pp of margin per "
                  "vol point (within the cap)",
     }
 

@@ -34,8 +34,10 @@ CAP_TOL = 1e-10
 CHANGE_TOL = 1e-12
 #: Evaluation points (equally spaced in daily vol) across the range, besides every knot and breakpoint of both rules.
 DENSE_POINTS = 2001
-#: Evaluation nodes closer than this (relative) are one node.
-NODE_RTOL = 1e-12
+#: Evaluation nodes closer than this (relative) are one node. Tables print 12 significant digits, so a row read back and
+#: the point typed for it (or a dense-grid node on it) differ by up to a few 1e-12 (relative): 1e-12 split one range of
+#: cap breaks into five at such points (a formula against a published table).
+NODE_RTOL = 1e-10
 
 
 def covered_range(rule: Rule) -> tuple[float, float] | None:
@@ -119,7 +121,8 @@ class RuleComparison:
 
     def _point(self, i: int) -> dict:
         return {"vol_annual_pct": float(self.labels[i]), "vol_daily": float(self.vol_daily[i]), "margin_old": float(self.margin_old[i]),
-                "margin_new": float(self.margin_new[i]), "change": float(self.change[i])}
+                "margin_new": float(self.margin_new[i]), "change": float(self.change[i]),
+                "old_extrapolated": bool(self.extrapolated("old")[i]), "new_extrapolated": bool(self.extrapolated("new")[i])}
 
     @property
     def largest_increase(self) -> dict | None:
