@@ -458,3 +458,24 @@ def test_audit_of_published_table_has_the_published_slope_above_the_last_point(p
     for s in above:
         assert float(s["slope_dm_dvol"]) == pytest.approx(rule.certificate.slope_above, rel=1e-9)
     assert "last interval's slope above the last row" in (out / "audit.md").read_text()
+
+
+def test_formula_steeper_than_the_cap_breaks_it_in_one_range_across_a_published_table(published):
+    """Published points read back from 12-digit rows sit ~1e-12 (relative) from the dense grid's nodes: such near-equal
+    nodes must not split one range of cap breaks into several (they did at 1e-12 node merging)."""
+    folder, rule = published
+    d = build_diff("3*sigma", str(folder / "rule_table.json"))       # slope 3 > K = 2/(0.2 * 4.5) per unit daily vol
+    c = d.comparison
+    assert c.cap_vol == pytest.approx(2 / 0.9, rel=1e-9)
+    assert len(c.breaks["old"]) == 1 and c.breaks["new"] == []
+    b = c.breaks["old"][0]
+    assert b["vol_daily_from"] == pytest.approx(rule.vol[0], rel=1e-9) and b["vol_daily_to"] == pytest.approx(rule.vol[-1], rel=1e-9)
+    assert b["max_slope_vol_annual"] == pytest.approx(3 / SQRT_252, rel=1e-9)
+
+
+def test_largest_change_beyond_a_table_says_so(published):
+    folder, rule = published
+    d = build_diff(str(folder / "rule_table.json"), "0.001 + 3*sigma", vols="5:60:5")   # 5% lies below the first row
+    inc = d.comparison.largest_increase
+    assert inc is not None and inc["old_extrapolated"] and not inc["new_extrapolated"]
+    assert inc["vol_annual_pct"] == 60.0 and "beyond OLD's table rows" in d.summary()
