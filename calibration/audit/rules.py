@@ -403,7 +403,8 @@ class RuleInfo:
     ``path``: the file read (None for a formula); ``published_vol``: daily vols (decimal) of the rows a table
     publishes (None for a formula or a solver grid); ``cap_vol``: the slope cap K on dM/dsigma (margin ratio per unit
     daily vol) the file states (None: none stated; inf: uncapped); ``rule_id`` / ``version_label``: as the file states
-    them; ``objective``: a schedule.json's stored J(g*) (``value``) and J(M_fb) (``first_best_value``).
+    them; ``objective``: a schedule.json's stored J(g*) (``value``) and J(M_fb) (``first_best_value``); ``extrapolation``:
+    how a table is read beyond its rows, in words (:data:`TABLE_EXTRAPOLATION` or :data:`PUBLISHED_EXTRAPOLATION`).
     """
 
     kind: str
@@ -1006,7 +1007,9 @@ def load_rule(spec: str, *, interpolation: str | None = None, overlays: dict | N
     (legacy, the same) or ``vol_annual`` (annualised, divided by sqrt(252)) -- and ``margin`` (margin ratio); this reads
     back every table ``solve --out`` and ``report --out`` write (schedule.json/.csv, rule_table.csv/.json,
     step_table.csv/.json). A folder stands for its rule_table.json, else its schedule.json. ``rule.info``
-    (:class:`RuleInfo`) keeps what the file states besides the margins (published rows, cap, rule ID).
+    (:class:`RuleInfo`) keeps what the file states besides the margins (published rows, cap, rule ID, reading).
+    Beyond its first and last row a table is read as it states (:func:`table_rule`): a published rule_table.csv/.json
+    exactly as published (flat below, the last interval's slope above), any table stating nothing flat.
 
     TOML format::
 
