@@ -32,7 +32,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vols", metavar="SPEC", help="compare at these annualised vols, percentage points: start:stop:step (8:60:1) or a "
                    "list (10,15,20); default: the published points of the rule tables among OLD and NEW, else 1-point steps across "
                    "the range both cover")
-    p.add_argument("--out", required=True, metavar="DIR", help="folder for diff.md, diff.csv, diff.json and figures/diff.{png,pdf} "
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for diff.md, diff.html (self-contained), diff.csv, diff.json and figures/diff.{png,pdf} "
                    "(written atomically; an existing folder is replaced only if it holds nothing but diff files)")
     p.add_argument("--method", choices=("exact", "cvxpy"), default="exact", help="solver path for the capped optimum of --market "
                    "(default: %(default)s)")

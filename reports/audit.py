@@ -428,7 +428,8 @@ class Audit(Displayable):
                 "slope_dm_dvol": "margin ratio per unit daily vol", "q, trigger, L": "ADV units",
                 "profit": "price units x ADV (per unit notional, price 1)", "bps": "basis points of the trigger notional",
             },
-            "rule": {"name": self.rule.name, "description": self.rule.describe(), "overlays": self.rule.overlays.to_dict()},
+            "rule": {"name": self.rule.name, "description": self.rule.describe(), "overlays": self.rule.overlays.to_dict(),
+                     "extrapolation": getattr(self.rule.base, "extrapolation_text", None)},   # a table's reading beyond its rows
             "market": {"file": self.market_file, "alpha": m.alpha, "c_eff": m.c_eff, "inventory_penalty": m.inventory_penalty,
                        "execution_cost": m.execution_cost, "funding_spread": m.funding_spread, "trigger_adv": m.trigger,
                        "cap_slope_vol": p.cap.slope_vol, "cap_formula": p.cap.formula(), "input": self.input_spec.describe()},

@@ -1,7 +1,7 @@
 """``margin-design diff``: what changes between a rule in force (OLD) and a proposed rule (NEW), for a committee.
 
     d = build_diff("out/2026/rule_table.json", "out/2027/rule_table.json", market="examples/liquidation.toml")
-    write_diff(d, "out/diff")            # diff.md, diff.csv, diff.json, figures/diff.png, figures/diff.pdf
+    write_diff(d, "out/diff")            # diff.md, diff.html, diff.csv, diff.json, figures/diff.png, figures/diff.pdf
 
 OLD and NEW are anything :func:`~margin_design.calibration.audit.load_rule` reads (schedule.json, rule_table.csv /
 .json, step tables, a ``vol,margin`` CSV, a TOML rule file, a report or solve folder, a formula in r or sigma). The
@@ -33,18 +33,24 @@ from pathlib import Path
 import numpy as np
 
 from margin_design.jsonable import jsonable
-from margin_design.calibration.audit.diff import SQRT_252, RuleComparison, common_range, compare_rules, covered_range, published_vols
-from margin_design.calibration.audit.rules import TABLE_EXTRAPOLATION, Rule, load_rule
+from margin_design.calibration.audit.diff import (SQRT_252, RuleComparison, common_range, compare_rules, covered_range, published_vols,
+                                                 reading_beyond_rows)
+from margin_design.calibration.audit.rules import Rule, load_rule
 from margin_design.errors import InputError
 from margin_design.fileio import check_output_folder, write_tree
+from margin_design.reports.html import markdown_escape
 from margin_design.reports.table import csv_text, markdown_table
 from margin_design.reports.vol_points import parse_vol_points
 
-__all__ = ["DIFF_FILES", "CSV_COLUMNS", "UNITS", "Diff", "build_diff", "headline", "pct_label", "choose_points", "diff_document", "diff_files", "check_diff_folder",
+__all__ = ["DIFF_FILES", "TITLE", "diff_html", "CSV_COLUMNS", "UNITS", "Diff", "build_diff", "headline", "pct_label", "choose_points", "diff_document", "diff_files", "check_diff_folder",
            "write_diff", "changelog_markdown", "changelog_latex", "changelog_dict", "comparison_table_markdown"]
 
 FIGURE = "figures/diff.png"
-DIFF_FILES = ("diff.md", "diff.csv", "diff.json", "figures/diff.png", "figures/diff.pdf")
+DIFF_FILES = ("diff.md", "diff.html", "diff.csv", "diff.json", "figures/diff.png", "figures/diff.pdf")
+#: Title of diff.md / diff.html.
+TITLE = "Rule comparison"
+#: Hex digits of a rule ID printed in human text (the full sha256 is in diff.json), as the report prints it.
+SHORT_ID = 12
 CSV_COLUMNS = ("vol_annual_pct", "vol_daily", "margin_old", "margin_new", "change", "slope_old_vol_annual", "slope_new_vol_annual",
                "old_extrapolated", "new_extrapolated")
 UNITS = {
@@ -55,8 +61,8 @@ UNITS = {
     "change": "margin_new - margin_old, decimal margin ratio (0.0025 = 0.25 percentage points of notional)",
     "slope_old_vol_annual": "right slope of OLD, d margin / d vol_annual (margin ratio per unit annualised vol)",
     "slope_new_vol_annual": "right slope of NEW, same units",
-    "old_extrapolated": "true where the point lies outside OLD's table rows (read " + TABLE_EXTRAPOLATION + ")",
-    "new_extrapolated": "true where the point lies outside NEW's table rows",
+    "old_extrapolated": "true where the point lies outside OLD's table rows (read there as old.extrapolation says)",
+    "new_extrapolated": "true where the point lies outside NEW's table rows (read there as new.extrapolation says)",
 }
 #: Most points a default 1-point range may have before the output would be unreadable (a range in decimals, say).
 MAX_DEFAULT_POINTS = 2000
@@ -90,7 +96,8 @@ class Diff:
             "new": _rule_dict(self.new, self.new_spec),
             "points": {"how": self.points_how, "count": int(c.vol_daily.size), "vol_annual_pct": list(c.labels)},
             "range": {"vol_daily_from": c.vol_lo, "vol_daily_to": c.vol_hi},
-            "extrapolation": TABLE_EXTRAPOLATION,
+            "extrapolation": {"old": reading_beyond_rows(self.old), "new": reading_beyond_rows(self.new),
+                              "note": "how each table rule is read beyond its first and last row (null: a formula, defined everywhere)"},
             "largest_increase": c.largest_increase,
             "largest_decrease": c.largest_decrease,
             "largest_anywhere_in_range": c.anywhere,
@@ -136,7 +143,7 @@ class Diff:
 def _describe(rule: Rule) -> str:
     info = rule.info
     kind = info.kind if info is not None else "rule"
-    ident = f", rule ID {info.rule_id}" if info is not None and info.rule_id else ""
+    ident = f", rule ID {info.rule_id[:SHORT_ID]}" if info is not None and info.rule_id else ""
     label = f", version {info.version_label}" if info is not None and info.version_label else ""
     return f"{rule.name} ({kind}{ident}{label}): {rule.describe()}"
 
@@ -147,6 +154,7 @@ def _rule_dict(rule: Rule, spec: str) -> dict:
         "spec": spec, "name": rule.name, "kind": info.kind if info else None, "description": rule.describe(),
         "rule_id": info.rule_id if info else None, "version_label": info.version_label if info else None,
         "published_points": None if published_vols(rule) is None else int(published_vols(rule).size),
+        "extrapolation": reading_beyond_rows(rule),
         "cap_vol_stated": None if info is None or info.cap_vol is None or not math.isfinite(info.cap_vol) else info.cap_vol,
     }
 
@@ -238,7 +246,8 @@ def build_diff(old_spec: str, new_spec: str, *, market: str | None = None, vols:
     for which in ("old", "new"):
         n = int(comp.extrapolated(which).sum())
         if n:
-            warnings.append(f"{n} point(s) lie outside {which.upper()}'s table rows, where it is read {TABLE_EXTRAPOLATION}.")
+            warnings.append(f"{n} point(s) lie outside {which.upper()}'s table rows, where it is read "
+                            f"{reading_beyond_rows(comp.old if which == 'old' else comp.new)}.")
     costs = _costs(old, new, problem, market, method) if problem is not None else None
     return Diff(comparison=comp, old_spec=str(old_spec), new_spec=str(new_spec), points_how=how, market=market, costs=costs,
                 warnings=tuple(warnings))
@@ -257,6 +266,11 @@ def _pp(x: float) -> str:
     return f"{100.0 * x:.4f}"
 
 
+def _bp(x: float, sign: bool = False) -> str:
+    """An objective value (per unit notional) in basis points of notional, 4 decimals."""
+    return f"{1e4 * x:{'+' if sign else ''}.4f}"
+
+
 def _change(x: float) -> str:
     """A change of margin ratio in margin points, signed, 4 decimals ("0.0000" for no change)."""
     t = f"{100.0 * x:+.4f}"
@@ -264,8 +278,10 @@ def _change(x: float) -> str:
 
 
 def _point_text(p: dict, verb: str) -> str:
+    beyond = [w for w in ("OLD", "NEW") if p.get(f"{w.lower()}_extrapolated")]
+    where = f", beyond {' and '.join(beyond)}'s table rows" if beyond else ""
     return (f"largest {verb}: {100.0 * p['change']:+.4f} margin points at {_show(p['vol_annual_pct'])}% annualised vol "
-            f"({_pp(p['margin_old'])}% -> {_pp(p['margin_new'])}% of notional)")
+            f"({_pp(p['margin_old'])}% -> {_pp(p['margin_new'])}% of notional{where})")
 
 
 def headline(c: RuleComparison) -> list[str]:
@@ -297,7 +313,8 @@ def _cap_sentence(c: RuleComparison) -> str:
             where = ", ".join(_break_text(x) for x in b[:5])
             more = f" and {len(b) - 5} more" if len(b) > 5 else ""
             parts.append(f"{which.upper()} breaks it at {where}{more} annualised")
-    return (f"cap {c.cap_vol / SQRT_252:.4f} margin points per point of annualised vol ({c.cap_source}): " + "; ".join(parts))
+    return (f"manipulation-proof cap (16)-(18) {c.cap_vol / SQRT_252:.4f} margin points per point of annualised vol ({c.cap_source}): "
+            + "; ".join(parts))
 
 
 def comparison_table_markdown(c: RuleComparison, old_head: str = "Old margin (%)", new_head: str = "New margin (%)") -> str:
@@ -310,18 +327,35 @@ def comparison_table_markdown(c: RuleComparison, old_head: str = "Old margin (%)
                      _change(c.margin_new[i] - c.margin_old[i])])
     text = markdown_table(["Annual vol (%)", "Daily vol (%)", old_head, new_head, "Change (margin points)"], rows,
                           ["---:"] * 5)
-    notes = ([r"\* outside OLD's table rows"] if xo.any() else []) + (["† outside NEW's table rows"] if xn.any() else [])
+    notes = ([rf"\* outside OLD's table rows, where OLD is read {reading_beyond_rows(c.old)}"] if xo.any() else []) + (
+        [f"† outside NEW's table rows, where NEW is read {reading_beyond_rows(c.new)}"] if xn.any() else [])
     if notes:
-        text += f"\n{', '.join(notes)}: read {TABLE_EXTRAPOLATION}.\n"
+        text += "\n" + "; ".join(notes) + ".\n"
     return text
+
+
+def _rule_line(rule: Rule, spec: str) -> str:
+    """A rule for a Markdown page: its description and the file it was read from (user text, escaped)."""
+    where = f" Read from {spec}." if rule.info is not None and rule.info.path else ""
+    return markdown_escape(_describe(rule) + "." + where)
+
+
+def _beyond_sentence(d: Diff) -> str:
+    """How each table rule is read beyond its first and last row (the reading its file states), one sentence."""
+    readings = {w: reading_beyond_rows(r) for w, r in (("OLD", d.old), ("NEW", d.new)) if reading_beyond_rows(r) is not None}
+    if not readings:
+        return "both rules are formulas, defined at every vol."
+    if len(readings) == 2 and readings["OLD"] == readings["NEW"]:
+        return f"beyond its rows, each is read {readings['OLD']}."
+    return "beyond its rows, " + "; ".join(f"{w} is read {t}" for w, t in readings.items()) + "."
 
 
 def diff_markdown(d: Diff, figure: str | None = FIGURE) -> str:
     c = d.comparison
-    out = ["# Rule comparison\n",
-           f"- **OLD**: {_describe(d.old)}", f"- **NEW**: {_describe(d.new)}",
-           f"- **Points** ({c.vol_daily.size}): {d.points_how}. Between the rows of a table the rule is read linearly in vol "
-           f"(a step table as steps), {TABLE_EXTRAPOLATION}.",
+    out = [f"# {TITLE}\n",
+           f"- **OLD** (the rule in force): {_rule_line(d.old, d.old_spec)}", f"- **NEW** (the proposed rule): {_rule_line(d.new, d.new_spec)}",
+           f"- **Points** ({c.vol_daily.size} points): {d.points_how}. Between the rows of a table the rule is read linearly in vol "
+           f"(a step table as steps); {_beyond_sentence(d)}",
            "- Margins are percent of notional; changes are margin points (percentage points of notional), NEW minus OLD.\n",
            "## Summary\n"]
     out += [f"- {s[0].upper()}{s[1:]}." for s in headline(c)]
@@ -344,19 +378,26 @@ def diff_markdown(d: Diff, figure: str | None = FIGURE) -> str:
         out.append(f"- Note: {w}")
     if d.costs is not None:
         k = d.costs
-        out += ["", f"## Design cost on {k['config']} ({k['grid_points']} states)\n",
-                "J is the expected cost per unit notional, (30)-(32), of each rule on the config's grid; g* is the config's "
-                "capped optimum and M_fb its first-best, so J(g*) - J(M_fb) is the price of manipulation-proofness.\n"]
-        rows = [[name, f"{v['J']:.6g}", f"{v['above_first_best']:+.4g}", f"{v['above_capped_optimum']:+.4g}",
+        out += ["", f"## Design cost on {markdown_escape(k['config'])} ({k['grid_points']} states)\n",
+                "J is the expected cost, (30)-(32), of each rule on the config's grid, in basis points of notional; g* is the "
+                "config's capped optimum and M_fb its first-best, so J(g*) - J(M_fb) is the price of manipulation-proofness. "
+                "The last column is a rule's cost above g* in units of that price.\n"]
+        rows = [[name, _bp(v["J"]), _bp(v["above_first_best"], sign=True), _bp(v["above_capped_optimum"], sign=True),
                  "" if v["above_capped_optimum_per_price"] is None else f"{v['above_capped_optimum_per_price']:.3g}"]
                 for name, v in (("OLD", k["old"]), ("NEW", k["new"]))]
-        out.append(markdown_table(["Rule", "J", "J - J(M_fb)", "J - J(g*)", "(J - J(g*)) / price"], rows, [":---"] + ["---:"] * 4))
-        out.append(f"Change in J, NEW - OLD: {k['change_J']:+.6g}. J(g*) = {k['J_capped_optimum']:.6g}, J(M_fb) = {k['J_first_best']:.6g}, "
-                   f"price of manipulation-proofness {k['price_of_manipulation_proofness']:.6g}.")
+        out.append(markdown_table(["Rule", "J (bp)", "J - J(M_fb) (bp)", "J - J(g*) (bp)", "(J - J(g*)) / price"], rows,
+                                  [":---"] + ["---:"] * 4))
+        out.append(f"Change in J, NEW - OLD: {_bp(k['change_J'], sign=True)} bp of notional. J(g*) = {_bp(k['J_capped_optimum'])} bp, "
+                   f"J(M_fb) = {_bp(k['J_first_best'])} bp, price of manipulation-proofness {_bp(k['price_of_manipulation_proofness'])} bp.")
+        cheap = [name for name, v in (("OLD", k["old"]), ("NEW", k["new"])) if v["above_capped_optimum"] < 0]
+        if cheap:
+            out.append(f"\n{' and '.join(cheap)} cost{'s' if len(cheap) == 1 else ''} less than g*: only a rule steeper than the cap "
+                       "somewhere can, and J does not count what manipulating it costs the CCP (see the cap line above); a lower J "
+                       "is not a better rule here.")
         s = k.get("stored_price_of_manipulation_proofness")
         if s is not None:
-            out.append(f"\nEach schedule.json's own price of manipulation-proofness (on its own config): OLD {s['old']:.6g}, "
-                       f"NEW {s['new']:.6g}, change {s['change']:+.6g}.")
+            out.append(f"\nEach schedule.json's own price of manipulation-proofness (on its own config): OLD {_bp(s['old'])} bp, "
+                       f"NEW {_bp(s['new'])} bp, change {_bp(s['change'], sign=True)} bp.")
     if figure is not None:
         out += ["", "## Figure\n", f"![OLD and NEW margin rules and their difference]({figure})"]
     out += ["", "## Change at each point\n", comparison_table_markdown(c)]
@@ -371,6 +412,9 @@ def _legend_name(rule: Rule) -> str:
     text = getattr(rule.base, "text", None)
     if text is not None and rule.name == "formula rule":
         return "M = " + (text if len(text) <= 40 else text[:37] + "...")
+    path = Path(rule.info.path) if rule.info is not None and rule.info.path else None
+    if path is not None and rule.name == path.stem and path.parent.name:   # two rule_table.json files: name their folders
+        return f"{path.parent.name}/{path.name}"
     return rule.name
 
 
@@ -397,9 +441,9 @@ def diff_figure(d: Diff):
         cov = covered_range(rule)
         inside = np.ones(v.size, bool) if cov is None else (v >= cov[0]) & (v <= cov[1])
         ax.plot(va, np.where(inside, 100 * m, np.nan), label=f"{which}: {_legend_name(rule)}", **style)
-        if not inside.all():  # beyond a table's rows: read flat (TABLE_EXTRAPOLATION), drawn dotted
+        if not inside.all():  # beyond a table's rows: read as the table states (reading_beyond_rows), drawn dotted
             below, above = v <= cov[0], v >= cov[1]
-            label = f"{which} beyond its rows (flat)"
+            label = f"{which} beyond its rows ({'flat below, last slope above' if rule.base.extrapolation == 'published' else 'flat'})"
             for part in (below, above):
                 if part.sum() > 1:
                     ax.plot(va[part], 100 * m[part], color=style["color"], lw=1.2, ls=":", label=label)
@@ -437,7 +481,7 @@ def diff_figure(d: Diff):
             x = 100 * SQRT_252 * p["vol_daily"]
             right = x > mid
             ax2.annotate(f"{txt}\n{100 * p['change']:+.3f} pts at {_show(p['vol_annual_pct'])}%", (x, 100 * p["change"]),
-                         textcoords="offset points", xytext=(-6 if right else 6, 6 if p["change"] > 0 else -20), fontsize=7,
+                         textcoords="offset points", xytext=(-6 if right else 6, 6 if p["change"] > 0 else -6), fontsize=7,
                          ha="right" if right else "left", va="bottom" if p["change"] > 0 else "top")
     ax2.set_ylabel("NEW - OLD (margin points)")
     ax2.set_xlabel("annualised volatility (%)")
@@ -448,7 +492,11 @@ def diff_figure(d: Diff):
 
 
 def diff_document(d: Diff, figure_dir: str = "figures") -> tuple[str, dict[str, bytes]]:
-    """The Markdown page and its figures ({relative path: bytes}): one call for the Markdown and, later, HTML writers."""
+    """The Markdown page (ending with the paper's full reference and the equation numbers it uses,
+    :func:`~margin_design.reports.citation.markdown_references`) and its figures ({relative path: bytes}): one call for
+    diff.md and diff.html."""
+    from margin_design.reports.citation import markdown_references
+
     import matplotlib
 
     from margin_design.reports.figures import DPI, PDF_METADATA, PNG_METADATA, RC
@@ -459,13 +507,21 @@ def diff_document(d: Diff, figure_dir: str = "figures") -> tuple[str, dict[str, 
         buf_png, buf_pdf = io.BytesIO(), io.BytesIO()
         fig.savefig(buf_png, format="png", dpi=DPI, metadata=PNG_METADATA)
         fig.savefig(buf_pdf, format="pdf", metadata=PDF_METADATA)
-    return diff_markdown(d, png), {png: buf_png.getvalue(), pdf: buf_pdf.getvalue()}
+    md = diff_markdown(d, png)
+    return md + markdown_references(md), {png: buf_png.getvalue(), pdf: buf_pdf.getvalue()}
+
+
+def diff_html(markdown_text: str, figures: dict[str, bytes]) -> str:
+    """``diff.html``: ``diff.md`` with its figure embedded, self-contained (:func:`~margin_design.reports.html.write_html_document`)."""
+    from margin_design.reports.html import write_html_document
+
+    return write_html_document(markdown_text, TITLE, {k: v for k, v in figures.items() if k.endswith(".png")})
 
 
 def diff_files(d: Diff) -> dict[str, bytes]:
     """Every file of the diff folder as {relative path: bytes}."""
     md, figs = diff_document(d)
-    out = {"diff.md": md.encode("utf-8"), "diff.csv": csv_text(d.comparison.rows(), CSV_COLUMNS).encode("utf-8"),
+    out = {"diff.md": md.encode("utf-8"), "diff.html": diff_html(md, figs).encode("utf-8"), "diff.csv": csv_text(d.comparison.rows(), CSV_COLUMNS).encode("utf-8"),
            "diff.json": (json.dumps(d.to_dict(), indent=2, allow_nan=False) + "\n").encode("utf-8")}
     out.update(figs)
     return dict(sorted(out.items()))
@@ -498,10 +554,11 @@ def changelog_markdown(c: RuleComparison, new_id: str | None = None) -> str:
     """A "Change log" section: rule IDs old/new, the change at each published point, largest increase and decrease."""
     old_id = c.old.info.rule_id if c.old.info is not None else None
     lines = ["## Change log\n",
-             f"Previous rule: {_describe(c.old)}.",
+             f"Previous rule: {markdown_escape(_describe(c.old))}.",
              f"Rule ID: previous {old_id or 'not stated'}, this rule {new_id or 'not stated'}.",
              f"Changes are margin points (percentage points of notional), this rule minus the previous one, at the published points; "
-             f"the previous rule is read {TABLE_EXTRAPOLATION} when it is a table.\n"]
+             + (f"beyond its rows the previous rule is read {reading_beyond_rows(c.old)}.\n" if reading_beyond_rows(c.old) else
+                "the previous rule is a formula.\n")]
     lines += [f"- {s[0].upper()}{s[1:]}." for s in headline(c)]
     lines += ["", comparison_table_markdown(c, "Previous (%)", "This rule (%)")]
     return "\n".join(lines).rstrip("\n") + "\n"

@@ -10,6 +10,9 @@ points (daily or annualised vol: one is sqrt(252) times the other), with this ex
 * above the last point it continues at the slope of the last published interval,
   (m_N - m_{N-1}) / (vol_N - vol_{N-1}).
 
+(The definition, :func:`evaluate`, lives in :mod:`margin_design.published_reading`, so that ``audit`` and ``diff`` read a
+published rule table back with this very function.)
+
 Why, from a risk committee's chair: beyond the table the rule must still be defined, monotone, M >= 0 and
 within the cap, and it must not leave stress states short of cover. Above the last point losses are largest:
 a flat continuation would freeze margin exactly where coverage matters most, and a continuation at the
@@ -60,14 +63,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from margin_design.errors import InputError
+from margin_design.published_reading import EXTRAPOLATION, INTERPOLATION, evaluate, extrapolation_row_texts, extrapolation_slopes
 from margin_design.reports.knots import CAP_CHECK_TOL, DEFAULT_TOLERANCE, RuleCheck, Rounding, check_rule, knot_caps, round_knots
 from margin_design.reports.rule_data import SQRT_252, RuleData
 
-INTERPOLATION = "linear in volatility between published points (daily or annualised vol)"
-EXTRAPOLATION = {
-    "below": "flat at the first published margin (slope 0)",
-    "above": "continues at the slope of the last published interval (within the cap)",
-}
 #: Relative slack when comparing an extrapolation slope with K (a slope is a quotient: ulps, not margin).
 SLOPE_RTOL = 1e-12
 #: Relative disagreement accepted between J(g*) recomputed here and the value stored with the schedule.
@@ -94,25 +93,6 @@ def check_version_label(label: str | None) -> str | None:
 
 
 # ---------------------------------------------------------------------- the rule as a function
-
-
-def extrapolation_slopes(vol, margin) -> tuple[float, float]:
-    """(slope below the first point, slope above the last point), margin ratio per unit daily vol."""
-    v = np.asarray(vol, float)
-    m = np.asarray(margin, float)
-    return 0.0, float((m[-1] - m[-2]) / (v[-1] - v[-2]))
-
-
-def evaluate(vol_points, margin, vol) -> np.ndarray:
-    """The published rule at daily vols ``vol``: linear between points, :data:`EXTRAPOLATION` outside."""
-    vp = np.asarray(vol_points, float)
-    m = np.asarray(margin, float)
-    x = np.asarray(vol, float)
-    out = np.interp(x, vp, m)          # flat below vp[0] (and above vp[-1], replaced next)
-    _, above = extrapolation_slopes(vp, m)
-    hi = x > vp[-1]
-    out[hi] = m[-1] + above * (x[hi] - vp[-1])
-    return out
 
 
 @dataclass(frozen=True)
@@ -253,13 +233,8 @@ class PublishedRule:
     @property
     def extrapolation_text(self) -> dict:
         """The extrapolation in words with the numbers (annualised vol, pp of margin per vol point)."""
-        a0, a1 = float(100 * SQRT_252 * self.vol[0]), float(100 * SQRT_252 * self.vol[-1])
-        s = self.certificate.slope_above / SQRT_252
-        return {
-            "below": f"below {a0:g}% annualised vol: flat at {100 * self.margin[0]:.4f}% (the first published margin)",
-            "above": f"above {a1:g}% annualised vol: rises at the last published slope, {s:.4f} pp of margin per vol point "
-                     "(within the cap)",
-        }
+        return extrapolation_row_texts(float(SQRT_252 * self.vol[0]), float(SQRT_252 * self.vol[-1]), float(self.margin[0]),
+                                       self.certificate.slope_above / SQRT_252)
 
     def to_dict(self) -> dict:
         return {

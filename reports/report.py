@@ -209,8 +209,10 @@ def published_rule(table: RuleTable):
     linear in vol between them (:func:`~margin_design.calibration.audit.rules.table_rule` decides the extrapolation)."""
     from margin_design.calibration.audit.rules import Rule, RuleInfo, table_rule
 
-    base = table_rule(table.column("vol_daily"), table.column("margin"), "linear", "this report's rule table")
-    return Rule(base, name="this rule", info=RuleInfo("rule table", published_vol=tuple(base.vol.tolist())))
+    base = table_rule(table.column("vol_daily"), table.column("margin"), "linear", "this report's rule table",
+                      (table.rule or {}).get("extrapolation"))   # the statement rule_table.json carries
+    return Rule(base, name="this rule", info=RuleInfo("rule table", published_vol=tuple(base.vol.tolist()),
+                                                      extrapolation=base.extrapolation_text))
 
 
 def change_log(table: RuleTable, previous):

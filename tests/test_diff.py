@@ -354,3 +354,129 @@ def test_every_table_of_the_folders_is_read_or_refused(written):
             assert rule.base.vol.size >= 2 and np.all(np.diff(rule.base.margin) >= 0)
     assert seen >= {"schedule.json", "schedule.csv", "rule_table.csv", "rule_table.json", "step_table.csv", "step_table.json",
                     "step_jumps.csv", "parameters.json"}
+
+
+# ---------------------------------------------------------------------- read back as published (extrapolation included)
+
+#: A published table read back: its vols carry 12 significant digits (relative error <= 5e-13), so the rule read back
+#: agrees with the published rule in memory to this (margin ratio) below, between and above the points up to 1.5 times
+#: the last point (above it the last slope, computed from two rows 1 vol point apart, carries ~1e-11 relative error, and
+#: that grows with the distance: 3.7e-12 at 3 times the last point). Against the published definition applied to the
+#: table's own rows the reading is exact.
+PUBLISHED_READBACK_TOL = 1e-12
+PUBLISHED_SPEC = "7:47:1"   # 40 points: every 1% falls on a node of the dense grid (2001 nodes) too
+
+
+@pytest.fixture(scope="module")
+def published(written):
+    """A report folder publishing at round vols (rounded to 5 bp), and its PublishedRule in memory."""
+    from margin_design.fileio import write_tree
+    from margin_design.reports.report import ReportOptions, build_report, report_files
+
+    report = build_report(written / "solve" / "schedule.json", ReportOptions(published_vols=PUBLISHED_SPEC, tick=0.0005))
+    write_tree(written / "published", report_files(report, figures=False))
+    return written / "published", report.rule
+
+
+def test_published_table_reads_back_as_published(published):
+    from margin_design.reports.publish import evaluate
+
+    folder, rule = published
+    assert rule.certificate.slope_above > 0                 # the extrapolation above differs from a flat reading
+    lo, hi = float(rule.vol[0]), float(rule.vol[-1])
+    x = np.concatenate([np.linspace(0.5 * lo, lo, 7), np.linspace(lo, hi, 101), np.linspace(hi, 1.5 * hi, 11)])
+    far = np.linspace(1.5 * hi, 3 * hi, 7)
+    expect = evaluate(rule.vol, rule.margin, x)
+    rows = _csv(folder / "rule_table.csv")
+    vol_rows, margin_rows = (np.array([float(r[c]) for r in rows]) for c in ("vol_daily", "margin"))
+    for name in ("rule_table.csv", "rule_table.json", ""):
+        read = load_rule(str(folder / name) if name else str(folder))
+        assert read.base.extrapolation == "published" and "last interval's slope above" in read.info.extrapolation
+        np.testing.assert_allclose(read.margin(x**2), expect, rtol=0, atol=PUBLISHED_READBACK_TOL)
+        every = np.concatenate([x, far])     # the published definition on the rows as written: the same numbers
+        np.testing.assert_array_equal(read.margin(every**2), evaluate(vol_rows, margin_rows, every))
+        # the slope above the last point is the published one, on both sides of the last point and far above it
+        top = np.array([hi * (1 - 1e-9), hi, 1.5 * hi, 3 * hi])
+        np.testing.assert_allclose(read.slope_vol(top), rule.certificate.slope_above, rtol=1e-9)
+        np.testing.assert_array_equal(read.slope_vol(np.array([0.5 * lo, 0.99 * lo])), 0.0)   # flat below
+    # a flat reading of the same rows would be wrong above the last point: the test can tell the readings apart
+    assert expect[-1] - rule.margin[-1] > 100 * PUBLISHED_READBACK_TOL
+
+
+def test_tables_stating_no_extrapolation_stay_flat(published, tmp_path):
+    folder, rule = published
+    knot = load_rule(str(folder / "knot_table.csv"))     # the knot table beside a published-vols rule states none
+    user = tmp_path / "user.csv"
+    user.write_text("vol_daily,margin\n0.01,0.03\n0.02,0.05\n")
+    rows = json.loads((folder / "rule_table.json").read_text())
+    rows.pop("extrapolation")                            # an older rule_table.json (before the publish change)
+    older = tmp_path / "older.json"
+    older.write_text(json.dumps(rows))
+    for r in (knot, load_rule(str(user)), load_rule(str(older)), load_rule(str(folder / "rule_table.csv"), interpolation="step")):
+        assert r.base.extrapolation == "flat" and r.info.extrapolation == "flat below the first and above the last row"
+        top = float(r.base.vol[-1])
+        assert float(r.margin(np.array([(2 * top) ** 2]))[0]) == r.base.margin[-1]
+    # a statement margin-design does not know is refused, not misread
+    rows["extrapolation"] = {"below": "flat", "above": "at the cap"}
+    odd = tmp_path / "odd.json"
+    odd.write_text(json.dumps(rows))
+    with pytest.raises(InputError, match="states an extrapolation margin-design does not know"):
+        load_rule(str(odd))
+
+
+def test_diff_of_published_rule_against_its_own_table_is_zero_everywhere(published):
+    from margin_design.calibration.audit import Rule, TableRule
+
+    folder, rule = published
+    # the published rule in memory, read by the published definition (not through any file)
+    mine = Rule(TableRule(rule.vol, rule.margin, extrapolation="published", source="in memory"), name="published rule")
+    lo, hi = float(rule.vol[0]), float(rule.vol[-1])
+    for name in ("rule_table.json", "rule_table.csv"):
+        read = load_rule(str(folder / name))
+        # points below, between and above the published ones, and a range reaching well beyond both ends
+        c = compare_rules(mine, read, np.array([0.5 * lo, lo, 0.5 * (lo + hi), hi, 1.5 * hi]), vol_range=(0.5 * lo, 1.5 * hi))
+        assert np.max(np.abs(c.change)) <= PUBLISHED_READBACK_TOL
+        assert c.largest_increase is None and c.largest_decrease is None
+        assert c.anywhere["largest_increase"] is None and c.anywhere["largest_decrease"] is None
+    # the folder (it stands for its rule_table.json) against its rule_table.csv: the same rule, zero everywhere
+    d = build_diff(str(folder), str(folder / "rule_table.csv"), vols="5:90:5")
+    assert np.all(d.comparison.change == 0.0)
+    assert d.comparison.anywhere == {"largest_increase": None, "largest_decrease": None}
+    assert d.comparison.extrapolated("new").any()        # 5%, 50%, ... 90% lie beyond the rows
+    assert d.to_dict()["extrapolation"]["new"] == load_rule(str(folder / "rule_table.csv")).info.extrapolation
+    assert any("last interval's slope above the last row" in w for w in d.warnings)
+
+
+def test_audit_of_published_table_has_the_published_slope_above_the_last_point(published, written, tmp_path):
+    folder, rule = published
+    out = tmp_path / "audit"
+    assert main(["audit", str(folder / "rule_table.csv"), "--market", str(written / "c.toml"), "--no-simulation", "--out", str(out),
+                 "-q"]) == 0
+    states = _csv(out / "states.csv")
+    above = [s for s in states if float(s["vol_daily"]) > float(rule.vol[-1])]
+    assert above, "the config's grid reaches beyond the last published point"
+    for s in above:
+        assert float(s["slope_dm_dvol"]) == pytest.approx(rule.certificate.slope_above, rel=1e-9)
+    assert "last interval's slope above the last row" in (out / "audit.md").read_text()
+    assert "last interval's slope above the last row" in json.loads((out / "audit.json").read_text())["rule"]["extrapolation"]
+
+
+def test_formula_steeper_than_the_cap_breaks_it_in_one_range_across_a_published_table(published):
+    """Published points read back from 12-digit rows sit ~1e-12 (relative) from the dense grid's nodes: such near-equal
+    nodes must not split one range of cap breaks into several (they did at 1e-12 node merging)."""
+    folder, rule = published
+    d = build_diff("3*sigma", str(folder / "rule_table.json"))       # slope 3 > K = 2/(0.2 * 4.5) per unit daily vol
+    c = d.comparison
+    assert c.cap_vol == pytest.approx(2 / 0.9, rel=1e-9)
+    assert len(c.breaks["old"]) == 1 and c.breaks["new"] == []
+    b = c.breaks["old"][0]
+    assert b["vol_daily_from"] == pytest.approx(rule.vol[0], rel=1e-9) and b["vol_daily_to"] == pytest.approx(rule.vol[-1], rel=1e-9)
+    assert b["max_slope_vol_annual"] == pytest.approx(3 / SQRT_252, rel=1e-9)
+
+
+def test_largest_change_beyond_a_table_says_so(published):
+    folder, rule = published
+    d = build_diff(str(folder / "rule_table.json"), "0.001 + 3*sigma", vols="5:60:5")   # 5% lies below the first row
+    inc = d.comparison.largest_increase
+    assert inc is not None and inc["old_extrapolated"] and not inc["new_extrapolated"]
+    assert inc["vol_annual_pct"] == 60.0 and "beyond OLD's table rows" in d.summary()

@@ -1,4 +1,4 @@
-"""Documents that open anywhere (issue 11, section 3): report.html, report.tex/report.pdf, audit.md/html.
+"""Documents that open anywhere (issue 11, section 3): report.html, report.tex/report.pdf, audit.md/html, diff.md/html.
 
 The PDF is compiled by pdflatex, its first page rendered by pdftoppm and read back by pdftotext; the HTML page is
 rendered and read back (--dump-dom) by headless Chromium. Without these tools the tests skip, except under CI
@@ -288,6 +288,68 @@ def test_audit_markdown_and_html(audit_docs, tmp_path):
     assert "<h1>Margin rule audit: VaR_99 2-day *draft*</h1>" in page
     cost = audit.costs
     assert f"{cost['capped']:.8g}" in page                         # a number of the summary reaches the page
+
+
+# ------------------------------------------------------------------ diff.md / diff.html
+
+DIFF_RULE_NAME = "VaR_99 *draft* <b>x</b>"
+
+
+@pytest.fixture(scope="module")
+def diff_docs(docs, tmp_path_factory):
+    """diff of a VaR formula (hostile name) against the benchmark's published rule_table.json, with the benchmark's config."""
+    from margin_design.reports.diff import build_diff, diff_files
+
+    folder = tmp_path_factory.mktemp("diffdoc")
+    table = folder / "rule_table.json"
+    table.write_bytes(docs["benchmark"][1]["rule_table.json"])
+    old = load_rule("2.326*sqrt(2*r)", name=DIFF_RULE_NAME)
+    d = build_diff("2.326*sqrt(2*r)", str(table), market=str(EXAMPLES / "benchmark.toml"), old_rule=old)
+    return d, diff_files(d)
+
+
+def test_diff_markdown_and_html_are_self_contained_and_cite_the_paper(diff_docs):
+    from margin_design.reports.diff import DIFF_FILES
+
+    d, files = diff_docs
+    assert set(files) == set(DIFF_FILES)
+    md, page = _text(files, "diff.md"), _text(files, "diff.html")
+    # the Markdown ends with the full reference and glosses every equation number it uses
+    assert md.rstrip().endswith("|") and "## Reference" in md and CITATION.replace("*", "\\*") in md
+    numbers = equation_numbers(md)
+    assert {16, 18, 30, 32} <= set(numbers) and all(n in EQUATIONS for n in numbers), numbers
+    for n in numbers:
+        assert EQUATIONS[n] in md, n
+    # one figure, embedded; nothing from the network; the hostile name is text
+    srcs = re.findall(r'<img src="([^"]*)"', page)
+    assert len(srcs) == 1 and srcs[0].startswith("data:image/png;base64,")
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page)
+    assert "http://" not in page and "https://" not in page
+    assert not re.search(r"<script|<link|@import|url\(", page)
+    assert "<b>x</b>" not in page and "VaR_99 *draft* &lt;b&gt;x&lt;/b&gt;" in page
+    for heading in ("Summary", "Design cost on benchmark.toml", "Figure", "Change at each point", "Reference", "Equation numbers used"):
+        assert re.search(rf"<h2>{re.escape(heading)}[^<]*</h2>", page), heading
+    assert "<title>Rule comparison</title>" in page and "@media print" in page
+    c = d.comparison
+    assert f"{100 * c.change[0]:+.4f}" in page                          # a number of the per-point table reaches the page
+
+
+def test_diff_html_renders_in_chromium_with_the_comparison_table(diff_docs, tmp_path):
+    d, files = diff_docs
+    page = tmp_path / "diff.html"
+    page.write_bytes(files["diff.html"])
+    shot = tmp_path / "shot.png"
+    _chromium([f"--screenshot={shot}", "--window-size=1000,2400", page.as_uri()], tmp_path)
+    std, ink = _not_blank(shot.read_bytes())
+    assert std > NOT_BLANK_STD and ink > MIN_INK_SHARE, (std, ink)
+    dom = _chromium(["--dump-dom", page.as_uri()], tmp_path).stdout.decode("utf-8")
+    tables = [t for t in re.findall(r"<table>.*?</table>", dom, flags=re.S) if "Change (margin points)" in t]
+    assert tables, "the per-point comparison table is missing from the rendered page"
+    c = d.comparison
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", tables[0])
+    for i in range(c.vol_daily.size):
+        assert f"{100 * c.margin_new[i]:.4f}" in cells and f"{100 * c.margin_old[i]:.4f}" in cells
+    assert re.search(r'<img src="data:image/png;base64,', dom)
 
 
 def test_portfolio_report_with_steps_compiles(tmp_path):

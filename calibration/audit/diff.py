@@ -23,7 +23,8 @@ from margin_design.errors import InputError
 
 from .rules import Rule, TableRule
 
-__all__ = ["CAP_TOL", "CHANGE_TOL", "DENSE_POINTS", "RuleComparison", "compare_rules", "covered_range", "common_range", "published_vols"]
+__all__ = ["CAP_TOL", "CHANGE_TOL", "DENSE_POINTS", "RuleComparison", "compare_rules", "covered_range", "common_range", "published_vols",
+           "reading_beyond_rows"]
 
 SQRT_252 = math.sqrt(252)
 #: An increment above K * Delta sigma by more than this (margin ratio; 1e-6 bp of notional) breaks the cap: tables read
@@ -33,14 +34,24 @@ CAP_TOL = 1e-10
 CHANGE_TOL = 1e-12
 #: Evaluation points (equally spaced in daily vol) across the range, besides every knot and breakpoint of both rules.
 DENSE_POINTS = 2001
-#: Evaluation nodes closer than this (relative) are one node.
-NODE_RTOL = 1e-12
+#: Evaluation nodes closer than this (relative) are one node. Tables print 12 significant digits, so a row read back and
+#: the point typed for it (or a dense-grid node on it) differ by up to a few 1e-12 (relative): 1e-12 split one range of
+#: cap breaks into five at such points (a formula against a published table).
+NODE_RTOL = 1e-10
 
 
 def covered_range(rule: Rule) -> tuple[float, float] | None:
     """The daily vols (decimal) a table rule states margins for, first to last row; None for a formula (every vol)."""
     if isinstance(rule.base, TableRule):
         return float(rule.base.vol[0]), float(rule.base.vol[-1])
+    return None
+
+
+def reading_beyond_rows(rule: Rule) -> str | None:
+    """How a table rule is read beyond its first and last row, in words (flat, or as published when the table states
+    the published extrapolation; :func:`~.rules.table_rule`); None for a formula (defined everywhere)."""
+    if isinstance(rule.base, TableRule):
+        return rule.base.extrapolation_text
     return None
 
 
@@ -95,7 +106,7 @@ class RuleComparison:
         return 100.0 * SQRT_252 * self.vol_daily
 
     def extrapolated(self, which: str) -> np.ndarray:
-        """Points outside the rows of a table rule ``which`` ('old' / 'new'), read flat there (rules.TABLE_EXTRAPOLATION)."""
+        """Points outside the rows of a table rule ``which`` ('old' / 'new'), read there as :func:`reading_beyond_rows` says."""
         c = covered_range(self.old if which == "old" else self.new)
         if c is None:
             return np.zeros(self.vol_daily.size, dtype=bool)
@@ -110,7 +121,8 @@ class RuleComparison:
 
     def _point(self, i: int) -> dict:
         return {"vol_annual_pct": float(self.labels[i]), "vol_daily": float(self.vol_daily[i]), "margin_old": float(self.margin_old[i]),
-                "margin_new": float(self.margin_new[i]), "change": float(self.change[i])}
+                "margin_new": float(self.margin_new[i]), "change": float(self.change[i]),
+                "old_extrapolated": bool(self.extrapolated("old")[i]), "new_extrapolated": bool(self.extrapolated("new")[i])}
 
     @property
     def largest_increase(self) -> dict | None:

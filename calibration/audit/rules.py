@@ -7,7 +7,9 @@ daily variance) unless named ``*_vol`` (dM/dsigma, margin ratio per unit of dail
 Base rules
 ----------
 * :class:`TableRule` -- knots (daily vol, margin ratio) read with ``linear`` interpolation in sigma (flat
-  beyond the first and last knot) or as a ``step`` table: margin m_k applies for sigma in [vol_k, vol_{k+1}),
+  beyond the first and last knot, or, for a published table that states it, ``extrapolation = "published"``: flat
+  below the first knot and at the last interval's slope above the last, :mod:`margin_design.published_reading`) or as
+  a ``step`` table: margin m_k applies for sigma in [vol_k, vol_{k+1}),
   m_0 below the first knot, the last margin from the last knot on (right-continuous). Knots must be strictly
   increasing in vol and margins non-decreasing.
 * :class:`FormulaRule` -- an expression in ``r`` (daily variance) or ``sigma`` (daily vol), e.g.
@@ -50,6 +52,8 @@ import numpy as np
 from margin_design.csvio import read_csv_columns, read_table
 from margin_design.errors import InputError
 from margin_design.formula import CONSTANT_NAMES, FUNCTION_NAMES, parse_formula_expr, quote_formula, symbol_r
+from margin_design.published_reading import evaluate as published_evaluate
+from margin_design.published_reading import extrapolation_slopes, stated_extrapolation
 
 __all__ = [
     "INTERPOLATIONS",
@@ -69,12 +73,17 @@ __all__ = [
     "VOL_COLUMNS",
     "daily_vol_column",
     "TABLE_EXTRAPOLATION",
+    "PUBLISHED_EXTRAPOLATION",
+    "EXTRAPOLATIONS",
     "load_rule",
     "is_folder",
     "overlays_from_dict",
 ]
 
 INTERPOLATIONS = ("linear", "step")
+#: How a linear table is read beyond its first and last knot: ``flat`` (:data:`TABLE_EXTRAPOLATION`) or ``published``
+#: (:data:`PUBLISHED_EXTRAPOLATION`, the reading a published rule table states).
+EXTRAPOLATIONS = ("flat", "published")
 BUFFER_RELEASES = ("absorb", "drop")
 #: Names a formula may use besides r and sigma (the whitelist of :mod:`margin_design.formula`).
 FORMULA_FUNCTIONS = FUNCTION_NAMES + CONSTANT_NAMES
@@ -113,6 +122,7 @@ class TableRule:
     interpolation: str = "linear"
     source: str = "table"
     require_monotone: bool = True   # False only for reference schedules (a first-best target may fall)
+    extrapolation: str = "flat"     # beyond the knots: "flat" or "published" (flat below, last slope above); EXTRAPOLATIONS
 
     def __post_init__(self):
         v = np.asarray(self.vol, dtype=float)
@@ -122,6 +132,11 @@ class TableRule:
         name = self.source
         if self.interpolation not in INTERPOLATIONS:
             raise InputError(f"interpolation = {self.interpolation!r} is not one of {', '.join(INTERPOLATIONS)}.")
+        if self.extrapolation not in EXTRAPOLATIONS:
+            raise InputError(f"extrapolation = {self.extrapolation!r} is not one of {', '.join(EXTRAPOLATIONS)}.")
+        if self.extrapolation == "published" and self.interpolation != "linear":
+            raise InputError(f"rule table {name} states the published extrapolation (last slope above the last row), which needs "
+                             f"linear interpolation, not {self.interpolation}.")
         if v.ndim != 1 or v.size != m.size or v.size < 2:
             raise InputError(f"rule table {name} needs at least 2 knots with one margin each, got {v.size} vols and {m.size} margins.")
         if not (np.all(np.isfinite(v)) and np.all(np.isfinite(m))):
@@ -147,10 +162,17 @@ class TableRule:
     def kind(self) -> str:
         return f"table ({self.interpolation})"
 
+    @property
+    def extrapolation_text(self) -> str:
+        """How the table is read beyond its first and last knot, in words."""
+        if self.extrapolation == "published":
+            return PUBLISHED_EXTRAPOLATION
+        return TABLE_EXTRAPOLATION
+
     def describe(self) -> str:
         return (
             f"{self.interpolation} table {self.source}: {self.vol.size} knots, daily vol {self.vol[0]:.4%} .. {self.vol[-1]:.4%}, "
-            f"margin {self.margin[0]:.4%} .. {self.margin[-1]:.4%}"
+            f"margin {self.margin[0]:.4%} .. {self.margin[-1]:.4%}, read {self.extrapolation_text}"
         )
 
     def evaluate(self, r, side: str = "right") -> tuple[np.ndarray, np.ndarray]:
@@ -163,10 +185,14 @@ class TableRule:
         if self.interpolation == "step":
             value = m[np.clip(k, 0, v.size - 1)]
             return value, np.zeros_like(s)
-        value = np.interp(s, v, m)
         inside = (k >= 0) & (k <= v.size - 2)
         kk = np.clip(k, 0, v.size - 2)
         slope_vol = np.where(inside, (m[kk + 1] - m[kk]) / (v[kk + 1] - v[kk]), 0.0)
+        if self.extrapolation == "published":   # the published rule's own function, last slope from the last knot on
+            value = published_evaluate(v, m, s)
+            slope_vol = np.where(k >= v.size - 1, extrapolation_slopes(v, m)[1], slope_vol)
+        else:
+            value = np.interp(s, v, m)
         with np.errstate(divide="ignore", invalid="ignore"):
             slope_r = np.where(slope_vol != 0, slope_vol / (2.0 * s), 0.0)
         return value, slope_r
@@ -334,10 +360,12 @@ VOL_COLUMNS = ("vol_daily", "vol", "vol_annual")
 TRADING_DAYS = 252
 #: Two vol columns of one table agree if they differ by at most this (relative): tables print 12 significant digits.
 VOL_COLUMN_RTOL = 1e-9
-#: How a rule table is read outside its first and last row. Decided here, in :func:`table_rule`, for every table
-#: read back (rule_table.csv/json, a ``vol,margin`` CSV, step tables): flat beyond the ends, as
-#: :meth:`TableRule.evaluate` does. A published table that states another extrapolation is to be wired here.
+#: How a rule table is read outside its first and last row when it states no extrapolation (a ``vol,margin`` CSV, a
+#: schedule.json, step and knot tables, rule tables written before the publish change): flat beyond the ends.
 TABLE_EXTRAPOLATION = "flat below the first and above the last row"
+#: How a table that states the published extrapolation (rule_table.csv/.json of ``report``) is read: exactly as
+#: published (:func:`margin_design.published_reading.evaluate`). Decided in :func:`table_rule`.
+PUBLISHED_EXTRAPOLATION = "flat below the first row and at the last interval's slope above the last row, as the table states"
 
 
 def daily_vol_column(cols: dict, who: str) -> np.ndarray:
@@ -375,7 +403,8 @@ class RuleInfo:
     ``path``: the file read (None for a formula); ``published_vol``: daily vols (decimal) of the rows a table
     publishes (None for a formula or a solver grid); ``cap_vol``: the slope cap K on dM/dsigma (margin ratio per unit
     daily vol) the file states (None: none stated; inf: uncapped); ``rule_id`` / ``version_label``: as the file states
-    them; ``objective``: a schedule.json's stored J(g*) (``value``) and J(M_fb) (``first_best_value``).
+    them; ``objective``: a schedule.json's stored J(g*) (``value``) and J(M_fb) (``first_best_value``); ``extrapolation``:
+    how a table is read beyond its rows, in words (:data:`TABLE_EXTRAPOLATION` or :data:`PUBLISHED_EXTRAPOLATION`).
     """
 
     kind: str
@@ -388,10 +417,26 @@ class RuleInfo:
     extrapolation: str | None = None
 
 
-def table_rule(vol, margin, interpolation: str, source: str) -> TableRule:
-    """A rule table read back from a file; the one place that decides how a table is read outside its rows
-    (:data:`TABLE_EXTRAPOLATION`: flat, which is :meth:`TableRule.evaluate`'s reading)."""
-    return TableRule(np.asarray(vol, float), np.asarray(margin, float), interpolation, source=source)
+def table_rule(vol, margin, interpolation: str, source: str, statement=None) -> TableRule:
+    """A rule table read back from a file; the one place that decides how a table is read outside its rows.
+
+    ``statement``: the extrapolation the file states (a rule_table.json's ``extrapolation`` object, or a
+    rule_table.csv's first- and last-row ``extrapolation`` cells). The published extrapolation
+    (:data:`PUBLISHED_EXTRAPOLATION`) is read as published; no statement means :data:`TABLE_EXTRAPOLATION` (flat); a
+    statement of anything else is refused (it would be misread). A step reading (``--interpolation step``) is flat.
+    """
+    stated = stated_extrapolation(statement)
+    if stated is False:
+        raise InputError(f"rule table {source} states an extrapolation margin-design does not know ({_statement_text(statement)}); "
+                         "remove it to read the table flat beyond its rows.")
+    extrapolation = "published" if stated and interpolation == "linear" else "flat"
+    return TableRule(np.asarray(vol, float), np.asarray(margin, float), interpolation, source=source, extrapolation=extrapolation)
+
+
+def _statement_text(statement) -> str:
+    if isinstance(statement, dict):
+        return "; ".join(f"{k}: {statement.get(k)!s:.80}" for k in ("below", "above"))
+    return "; ".join(f"{str(s):.80}" for s in statement)
 
 
 def _cap_from_column(values, who: str) -> float | None:
@@ -435,15 +480,23 @@ def _read_csv(p: Path, interpolation: str | None) -> tuple[TableRule, RuleInfo]:
         cols = {k.removesuffix("_from"): v for k, v in cols.items()}
         rule = table_rule(daily_vol_column(dict(cols, __header__=header), who), cols["margin"], _step_kind(interpolation, who), p.name)
         return rule, RuleInfo("step table", str(p), published_vol=tuple(rule.vol.tolist()), extrapolation=TABLE_EXTRAPOLATION)
-    cols = read_csv_columns(p, required=("margin",), optional=VOL_COLUMNS, text=("cap_vol_annual",), label="rule")
+    cols = read_csv_columns(p, required=("margin",), optional=VOL_COLUMNS, text=("cap_vol_annual", "extrapolation"), label="rule")
     if "margin" not in cols:  # pragma: no cover - required
         raise InputError(f"{who} has no column 'margin'.")
     vol = daily_vol_column(dict(cols, __header__=header), who)
-    rule = table_rule(vol, cols["margin"], interpolation or "linear", p.name)
+    ext = cols.get("extrapolation")
+    statement = None if ext is None else tuple(_cell_text(c) for c in (ext[0], ext[-1]))
+    rule = table_rule(vol, cols["margin"], interpolation or "linear", p.name, statement)
     cap = _cap_from_column(cols.get("cap_vol_annual"), who)
     kind = "schedule.csv" if "first_best_margin" in header else "csv table"
     published = None if kind == "schedule.csv" else tuple(rule.vol.tolist())
-    return rule, RuleInfo(kind, str(p), published_vol=published, cap_vol=cap, extrapolation=TABLE_EXTRAPOLATION)
+    return rule, RuleInfo(kind, str(p), published_vol=published, cap_vol=cap, extrapolation=rule.extrapolation_text)
+
+
+def _cell_text(cell) -> str:
+    """A text cell as written (an empty cell may come back as 'nan' or 'None')."""
+    s = "" if cell is None else str(cell).strip()
+    return "" if s.lower() in ("nan", "none") else s
 
 
 def read_rule_json(path: str | Path, interpolation: str | None = None) -> tuple[TableRule, RuleInfo]:
@@ -475,11 +528,11 @@ def read_rule_json(path: str | Path, interpolation: str | None = None) -> tuple[
             if any(r.get("margin") is None for r in rows) or any(v is None for c in names for v in cols[c]):
                 raise InputError(f"{who} has a row without a vol or a margin.")
             vol = daily_vol_column(cols, who)
-            rule = table_rule(vol, [float(r["margin"]) for r in rows], interpolation or "linear", p.name)
+            rule = table_rule(vol, [float(r["margin"]) for r in rows], interpolation or "linear", p.name, d.get("extrapolation"))
             cap = _cap_from_column(["" if r.get("cap_vol_annual") is None else r["cap_vol_annual"] for r in rows], who) if "cap_vol_annual" in rows[0] else None
             info = RuleInfo("rule_table.json", str(p), published_vol=tuple(rule.vol.tolist()), cap_vol=cap,
                             rule_id=_text_or_none(d.get("rule_id")), version_label=_text_or_none(d.get("version_label")),
-                            extrapolation=TABLE_EXTRAPOLATION)
+                            extrapolation=rule.extrapolation_text)
             return rule, info
         if isinstance(d.get("buckets"), list):  # step_table.json
             b = d["buckets"]
@@ -954,7 +1007,9 @@ def load_rule(spec: str, *, interpolation: str | None = None, overlays: dict | N
     (legacy, the same) or ``vol_annual`` (annualised, divided by sqrt(252)) -- and ``margin`` (margin ratio); this reads
     back every table ``solve --out`` and ``report --out`` write (schedule.json/.csv, rule_table.csv/.json,
     step_table.csv/.json). A folder stands for its rule_table.json, else its schedule.json. ``rule.info``
-    (:class:`RuleInfo`) keeps what the file states besides the margins (published rows, cap, rule ID).
+    (:class:`RuleInfo`) keeps what the file states besides the margins (published rows, cap, rule ID, reading).
+    Beyond its first and last row a table is read as it states (:func:`table_rule`): a published rule_table.csv/.json
+    exactly as published (flat below, the last interval's slope above), any table stating nothing flat.
 
     TOML format::
 
@@ -1026,7 +1081,7 @@ def load_rule(spec: str, *, interpolation: str | None = None, overlays: dict | N
                 raise InputError(f"rule.interpolation = {interp!r} in {p.name} is not one of {', '.join(INTERPOLATIONS)}.")
             base = read_rule_csv(p.parent / rule["table"], interp)
         info = RuleInfo("toml rule file", str(p), published_vol=tuple(base.vol.tolist()) if isinstance(base, TableRule) else None,
-                        extrapolation=TABLE_EXTRAPOLATION if isinstance(base, TableRule) else None)
+                        extrapolation=base.extrapolation_text if isinstance(base, TableRule) else None)
         if not isinstance(raw.get("overlays", {}), dict):
             raise InputError(f"overlays in {p.name} must be a table [overlays].")
         over = dict(raw.get("overlays", {}))
