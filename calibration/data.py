@@ -982,8 +982,8 @@ def design_config_text(cal: DataCalibration, states_file: str, shock_file: str) 
 
 
 def states_csv_text(cal: DataCalibration) -> str:
-    """``vol,weight`` rows at the grid points (daily vol decimal, probability mass)."""
-    return "vol,weight\n" + "".join(f"{float(v)!r},{float(w)!r}\n" for v, w in zip(cal.grid, cal.weights))
+    """``vol_daily,weight`` rows at the grid points (daily vol decimal, probability mass)."""
+    return "vol_daily,weight\n" + "".join(f"{float(v)!r},{float(w)!r}\n" for v, w in zip(cal.grid, cal.weights))
 
 
 def shock_csv_text(cal: DataCalibration) -> str:

@@ -57,6 +57,7 @@ from margin_design.design.objective import COST_FORMS, LOSSES, CostSpec, TargetS
 from margin_design.design.portfolio import portfolio_spec, validate_portfolio_section
 from margin_design.design.problem import Problem
 from margin_design.design.shocks import SHOCK_MODELS, ShockSpec
+from margin_design.csvio import VOL_COLUMNS, daily_vol_column
 from margin_design.csvio import read_csv_columns as _read_columns
 from margin_design.errors import ConfigError, InputError, NonConvexError
 
@@ -424,11 +425,11 @@ def problem_from_dict(cfg: dict, folder: str | Path = ".", *, validated: bool = 
     cap = _cap_spec(cfg)
     if o["kind"] == "target":
         p = folder / o["file"]
-        cols = read_csv_columns(p, "objective.file", ("vol", "target", "weight"), ("curvature",))
+        cols = read_csv_columns(p, "objective.file", ("target", "weight"), ("curvature", *VOL_COLUMNS))
         files["objective.file"] = (str(o["file"]), _sha256(p))
-        vol, w = cols["vol"], cols["weight"]
-        h = cols.get("curvature", np.ones_like(vol))
         who = f"objective.file = {o['file']!r}"
+        vol, w = daily_vol_column(cols, who), cols["weight"]
+        h = cols.get("curvature", np.ones_like(vol))
         if vol.size < 3:
             raise InputError(f"{who} has {vol.size} rows; at least 3 states are needed.")
         _check_vol_column(who, "objective.file:vol", vol)
@@ -458,9 +459,10 @@ def problem_from_dict(cfg: dict, folder: str | Path = ".", *, validated: bool = 
         vol = grid.vol
         if s["density"] == "table":
             p = folder / s["file"]
-            cols = read_csv_columns(p, "states.file", ("vol", "weight"))
+            cols = read_csv_columns(p, "states.file", ("weight",), VOL_COLUMNS)
             files["states.file"] = (str(s["file"]), _sha256(p))
             who = f"states.file = {s['file']!r}"
+            cols["vol"] = daily_vol_column(cols, who)
             _check_vol_column(who, "states.file:vol", cols["vol"])
             if np.any(cols["weight"] < 0):
                 raise InputError(f"{who} column weight has a negative mass {fmt_number(cols['weight'].min())}.")

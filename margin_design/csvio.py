@@ -31,7 +31,7 @@ import numpy as np
 
 from margin_design.errors import InputError
 
-__all__ = ["PERCENT_COLUMNS", "MISSING_MARKERS", "read_table", "read_csv_columns", "sort_by_iso_dates"]
+__all__ = ["PERCENT_COLUMNS", "MISSING_MARKERS", "VOL_COLUMNS", "read_table", "read_csv_columns", "daily_vol_column", "sort_by_iso_dates"]
 
 #: Columns (by header name) that hold a ratio or a volatility, where a trailing ``%`` divides by 100.
 PERCENT_COLUMNS = frozenset({"vol", "vol_daily", "vol_annual", "margin", "target", "first_best"})
@@ -235,3 +235,38 @@ def sort_by_iso_dates(dates: Sequence[str], where: str) -> np.ndarray:
         if parsed[a] == parsed[b]:
             raise InputError(f"{where} repeats the date {dates[a]}.")
     return np.asarray(order, dtype=int)
+
+
+#: The vol columns every table may carry, in order of preference: ``vol_daily`` (daily vol, decimal; what
+#: margin-design writes), ``vol`` (the same, the legacy name) and ``vol_annual`` (annualised, decimal).
+VOL_COLUMNS = ("vol_daily", "vol", "vol_annual")
+#: Two vol columns of one table agree if they differ by at most this (relative): tables print 12 significant digits.
+VOL_COLUMN_RTOL = 1e-9
+
+
+def daily_vol_column(cols: dict, who: str) -> np.ndarray:
+    """The daily vol (decimal) of a table's rows from whichever of :data:`VOL_COLUMNS` it has (``cols``: name -> array).
+
+    ``vol_daily`` and ``vol`` are daily vols; ``vol_annual`` is divided by sqrt(252). A table without any of them, or
+    whose vol columns disagree, raises one-sentence InputError naming ``who``. One naming for every table margin-design
+    reads: rule tables, target schedules and state tables.
+    """
+    present = [c for c in VOL_COLUMNS if c in cols]
+    if not present:
+        raise InputError(
+            f"{who} has no column 'vol_daily' (daily vol, decimal; the legacy 'vol' and the annualised 'vol_annual' are read too)"
+            f" (columns: {', '.join(cols.get('__header__', ())) or 'none'})."
+        )
+    daily = {c: np.asarray(cols[c], dtype=float) / (np.sqrt(252.0) if c == "vol_annual" else 1.0) for c in present}
+    first = present[0]
+    for c in present[1:]:
+        a, b = daily[first], daily[c]
+        bad = np.flatnonzero(np.abs(a - b) > VOL_COLUMN_RTOL * np.maximum(np.abs(a), np.abs(b)))
+        if bad.size:
+            i = int(bad[0])
+            what = "annualised, divided by sqrt(252)" if c == "vol_annual" else "daily"
+            raise InputError(
+                f"{who} has the conflicting vol columns '{first}' = {float(cols[first][i])!r} and '{c}' = {float(cols[c][i])!r} "
+                f"({what}) in row {i + 2}; keep one, 'vol_daily' (daily vol, decimal)."
+            )
+    return daily[first]

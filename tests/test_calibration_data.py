@@ -163,7 +163,7 @@ def test_config_follows_the_contract(cal_rv, cal_ewma, tmp_path):
         # the state table sits at the grid points the solver will build from [grid]
         g = doc["grid"]
         rows = (folder / doc["states"]["file"]).read_text().splitlines()
-        assert rows[0] == "vol,weight"
+        assert rows[0] == "vol_daily,weight"
         vols = np.array([float(r.split(",")[0]) for r in rows[1:]])
         weights = np.array([float(r.split(",")[1]) for r in rows[1:]])
         assert np.array_equal(vols, grid_points(g["vol_min"], g["vol_max"], g["points"], g["spacing"]))

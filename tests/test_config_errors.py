@@ -96,3 +96,29 @@ def test_negative_curvature_is_refused_as_non_convex(write_config, tmp_path, cap
 def test_missing_config_file(tmp_path, capsys):
     assert main(["solve", str(tmp_path / "none.toml")]) == 2
     assert "cannot be read" in capsys.readouterr().err
+
+
+def test_design_tables_take_every_vol_naming(tmp_path):
+    """One vol naming for every table (issue 11): a target schedule with vol_daily, vol or vol_annual gives one problem."""
+    import math
+    from pathlib import Path
+
+    import numpy as np
+
+    from margin_design.design import load_problem
+
+    src = Path(__file__).resolve().parents[1] / "examples"
+    text = (src / "cap_existing_schedule.toml").read_text()
+    rows = (src / "data" / "existing_schedule.csv").read_text().splitlines()
+    assert rows[0].startswith("vol_daily,")
+    problems = []
+    for name, scale in (("vol_daily", 1.0), ("vol", 1.0), ("vol_annual", math.sqrt(252))):
+        d = tmp_path / name
+        (d / "data").mkdir(parents=True)
+        body = [f"{float(r.split(',', 1)[0]) * scale!r},{r.split(',', 1)[1]}" for r in rows[1:]]
+        (d / "data" / "existing_schedule.csv").write_text("\n".join([name + "," + rows[0].split(",", 1)[1], *body]) + "\n")
+        (d / "c.toml").write_text(text)
+        problems.append(load_problem(d / "c.toml"))
+    for p in problems[1:]:
+        np.testing.assert_allclose(p.vol, problems[0].vol, rtol=1e-14)
+        np.testing.assert_array_equal(p.objective.target, problems[0].objective.target)

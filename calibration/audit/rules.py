@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from margin_design.csvio import read_csv_columns, read_table
+from margin_design.csvio import VOL_COLUMNS, daily_vol_column, read_csv_columns, read_table
 from margin_design.errors import InputError
 from margin_design.formula import CONSTANT_NAMES, FUNCTION_NAMES, parse_formula_expr, quote_formula, symbol_r
 from margin_design.published_reading import evaluate as published_evaluate
@@ -356,43 +356,13 @@ def parse_formula(text: str) -> FormulaRule:
 #: Vol columns a rule table may carry, one meaning each: ``vol_daily`` (canonical: daily vol, decimal), ``vol`` (the
 #: legacy name of the same thing) and ``vol_annual`` (annualised vol sqrt(252) * vol_daily, decimal). Every table
 #: margin-design writes names its vol ``vol_daily`` (and may add ``vol_annual`` beside it).
-VOL_COLUMNS = ("vol_daily", "vol", "vol_annual")
 TRADING_DAYS = 252
-#: Two vol columns of one table agree if they differ by at most this (relative): tables print 12 significant digits.
-VOL_COLUMN_RTOL = 1e-9
 #: How a rule table is read outside its first and last row when it states no extrapolation (a ``vol,margin`` CSV, a
 #: schedule.json, step and knot tables, rule tables written before the publish change): flat beyond the ends.
 TABLE_EXTRAPOLATION = "flat below the first and above the last row"
 #: How a table that states the published extrapolation (rule_table.csv/.json of ``report``) is read: exactly as
 #: published (:func:`margin_design.published_reading.evaluate`). Decided in :func:`table_rule`.
 PUBLISHED_EXTRAPOLATION = "flat below the first row and at the last interval's slope above the last row, as the table states"
-
-
-def daily_vol_column(cols: dict, who: str) -> np.ndarray:
-    """The daily vol (decimal) of a table's rows from whichever of :data:`VOL_COLUMNS` it has (``cols``: name -> array).
-
-    ``vol_daily`` and ``vol`` are daily vols; ``vol_annual`` is divided by sqrt(252). A table without any of them, or
-    whose vol columns disagree, raises one-sentence InputError naming ``who``.
-    """
-    present = [c for c in VOL_COLUMNS if c in cols]
-    if not present:
-        raise InputError(
-            f"{who} has no column 'vol_daily' (daily vol, decimal; the legacy 'vol' and the annualised 'vol_annual' are read too)"
-            f" (columns: {', '.join(cols.get('__header__', ())) or 'none'})."
-        )
-    daily = {c: np.asarray(cols[c], dtype=float) / (math.sqrt(TRADING_DAYS) if c == "vol_annual" else 1.0) for c in present}
-    first = present[0]
-    for c in present[1:]:
-        a, b = daily[first], daily[c]
-        bad = np.flatnonzero(np.abs(a - b) > VOL_COLUMN_RTOL * np.maximum(np.abs(a), np.abs(b)))
-        if bad.size:
-            i = int(bad[0])
-            what = "annualised, divided by sqrt(252)" if c == "vol_annual" else "daily"
-            raise InputError(
-                f"{who} has the conflicting vol columns '{first}' = {float(cols[first][i])!r} and '{c}' = {float(cols[c][i])!r} "
-                f"({what}) in row {i + 2}; keep one, 'vol_daily' (daily vol, decimal)."
-            )
-    return daily[first]
 
 
 @dataclass(frozen=True)
