@@ -69,6 +69,7 @@ import numpy as np
 from margin_design.jsonable import jsonable
 from margin_design.calibration.audit import (
     BAND_Z,
+    PROFIT_TOL,
     AuditMarket,
     Fundamentals,
     InputSpec,
@@ -130,8 +131,6 @@ SEARCH_SHARE = 0.5
 SEARCH_VOL = 0.01
 SEARCH_UNITS = (0.0025, 0.005, 0.01)
 SEARCH_LATTICE = (-2, -1, 0, 1, 2)
-#: Exact expected profits below this (price units x ADV) count as zero (float rounding of sums of O(1) prices).
-PROFIT_TOL = 1e-13
 #: Largest |daily return| accepted by --last-return and --trim (decimal): 1 = 100% in a day.
 MAX_DAILY_RETURN = 1.0
 #: Most Monte Carlo paths per state (--paths): 10^6 paths x states x periods already take gigabytes.
@@ -853,6 +852,11 @@ def _portfolio_simulation(rules: dict, problem, portfolio: dict, spec: InputSpec
     b = checks["b_first_best_profitable_where_H_positive"]
     text.append(f"  (b) first-best profitable by Theorem 3's trip wherever its H_t > 0: {'n/a (H_t <= 0 in every simulated state)' if b is None else 'yes' if b else 'NO'}; "
                 f"(c) capped optimum profitable by it: {'no' if checks['c_capped_not_profitable_theorem3'] else 'YES'}")
+    n_exc = checks["c_capped_noise_excursion_states"]
+    if n_exc:
+        text.append(f"      not counted: in {n_exc} of {len(vols)} states the capped optimum's mean is above its 95% band while its exact "
+                    f"expectation is <= 0 (within {PROFIT_TOL:g}) and the Monte Carlo agrees with it (|z| <= {AGREE_Z:g}): a noise "
+                    "excursion (the band's one-sided 2.5% false alarm), not a profit")
     at_cap = [c for c in sim.curves["capped"]["theorem3"] if np.all(np.abs(c.closed_form) <= PROFIT_TOL)]
     if (o.liquidation or "population") == "linear" and at_cap:
         text.append(f"      with the linear response (26) the capped optimum at the cap earns exactly 0 along b in {len(at_cap)} of {len(vols)} "

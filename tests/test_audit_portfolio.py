@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from conftest import EXAMPLES
 
-from margin_design.calibration.audit import Fundamentals, InputSpec, load_rule
+from margin_design.calibration.audit import BAND_Z, Fundamentals, InputSpec, load_rule
 from margin_design.calibration.audit.local import SLOPE_RTOL
 from margin_design.calibration.audit.portfolio import (
     AGREE_Z,
@@ -395,3 +395,38 @@ def test_the_designs_capped_optimum_resists_the_trigger_harvest_trip_only_with_t
         assert not pl.exceeds_cap_all.any() and np.all(pl.separated <= tol)
     else:
         assert pl.exceeds_cap_all.any() and np.any(pl.separated > tol)
+
+
+# ---------------------------------------------------------------------- check (c) at the knife-edge of the cap
+
+#: Seed and path count of a D.6 state (vol 1%, q = 0.01, linear response (26)) whose shared Monte Carlo noise is
+#: z = +2.01 standard errors: the rule exactly at the cap K_all has exact profit 0 (3e-21, rounding) there, yet its mean
+#: +6.8e-06 is above its 95% band 6.7e-06 (found by scanning seeds 0..39; the test asserts the excursion happens).
+EXCURSION_SEED, EXCURSION_PATHS = 1, 400
+
+
+def test_capped_check_ignores_a_noise_excursion_at_the_knife_edge():
+    """A rule saturating the cap has E[Pi] = 0 exactly along b with the linear response; a Monte Carlo mean above its
+    band there is the band's one-sided 2.5% false alarm (the reported `c_capped_not_profitable_theorem3: False` of
+    portfolio_long with --liquidation linear --seed 18, or the population sector with --seed 15). Check (c) must not
+    count it, and must still count a rule over the cap whose exact profit is positive beyond the band."""
+    from margin_design.calibration.audit import PROFIT_TOL
+    from margin_design.calibration.audit.portfolio import simulate_portfolio
+
+    pm = d6_market()
+    at_cap = load_rule(f"{pm.cap_vol_all!r}*sigma")
+    sim = simulate_portfolio({"first_best": FIRST_BEST, "capped": at_cap}, pm, VARIANCE, (0.01,), (0.01,), paths=EXCURSION_PATHS,
+                             seed=EXCURSION_SEED, liquidation="linear")
+    c = sim.curves["capped"]["theorem3"][0]
+    assert abs(c.closed_form[0]) <= PROFIT_TOL                        # the knife-edge: exact profit 0 up to rounding
+    assert c.significantly_positive[0] and abs(c.z[0]) <= AGREE_Z      # the precondition: an excursion within the MC error
+    assert c.noise_excursion[0] and not c.profitable[0]
+    checks = sim.checks()
+    assert checks["c_capped_not_profitable_theorem3"] is True and checks["c_capped_noise_excursion_states"] == 1
+    assert checks["capped_theorem3_profitable_states"] == 0
+    # control: twice the cap, on the same paths, profits beyond the band and is counted
+    over = simulate_portfolio({"first_best": FIRST_BEST, "capped": load_rule(f"{2 * pm.cap_vol_all!r}*sigma")}, pm, VARIANCE, (0.01,),
+                              (0.01,), paths=EXCURSION_PATHS, seed=EXCURSION_SEED, liquidation="linear")
+    co = over.curves["capped"]["theorem3"][0]
+    assert co.closed_form[0] > BAND_Z * co.se[0] and co.profitable[0] and not co.noise_excursion[0]
+    assert over.checks()["c_capped_not_profitable_theorem3"] is False

@@ -58,6 +58,7 @@ from .local import (
 from .rules import Breakpoint, FormulaRule, Overlays, Rule, TableRule, load_rule, parse_formula, read_rule_csv
 from .simulate import (
     BAND_Z,
+    PROFIT_TOL,
     Fundamentals,
     Population,
     ProfitCurve,
@@ -73,6 +74,7 @@ from .strategic import StrategicState, equilibrium_c_eff, equilibrium_targets, s
 __all__ = [
     "AuditMarket",
     "BAND_Z",
+    "PROFIT_TOL",
     "BacktestData",
     "BacktestMetrics",
     "Breakpoint",

@@ -45,6 +45,7 @@ from .rules import Rule
 
 __all__ = [
     "BAND_Z",
+    "PROFIT_TOL",
     "Population",
     "SimState",
     "Fundamentals",
@@ -58,6 +59,8 @@ __all__ = [
 
 #: Normal quantile of the two-sided 95% confidence band of a Monte Carlo mean.
 BAND_Z = 1.959963984540054
+#: Exact expected profits below this (price units x ADV) count as zero (float rounding of sums of O(1) prices).
+PROFIT_TOL = 1e-13
 #: Binding accounts target twice their cap at the benchmark margin; slack accounts half of it, so the binding set
 #: does not change for margin moves between -50% and +100% (c_X is then an upper bound on the realised slope).
 BIND_FACTOR = 2.0
