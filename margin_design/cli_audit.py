@@ -155,12 +155,12 @@ def _check_rule_plausible(rule, source: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from margin_design.calibration.audit import load_rule
+    from margin_design.audit import load_rule
     from margin_design.reports.audit import AuditOptions, build_audit, check_audit_folder, write_audit
 
     if args.out is not None:
         inputs = [args.market, args.accounts, args.data if args.data != "sp500" else None]
-        from margin_design.calibration.audit.rules import is_folder
+        from margin_design.audit.rules import is_folder
 
         if Path(args.rule).suffix.lower() in (".csv", ".json", ".toml") or is_folder(args.rule):
             inputs.append(args.rule)

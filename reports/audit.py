@@ -10,7 +10,7 @@ capped optimum g* is solved on that grid (``solvers.solve``) and read by linear 
 grid points (flat beyond the grid ends). The first-best is the design's M_fb (34): sqrt(h r) Q when it scales
 with sqrt(r) as in (37) (then extrapolated by that formula), otherwise its grid values read like g*.
 
-What the audit reports (pure analysis in :mod:`margin_design.calibration.audit`):
+What the audit reports (pure analysis in :mod:`margin_design.audit`):
 
 * local analysis in every grid state: the rule's one-sided slope dM/dr against the cap (16) with c_Gamma from
   the rule's input (a given last return or the envelope), G (14), the bounds (15) and (58) with q_min, profit per
@@ -20,7 +20,7 @@ What the audit reports (pure analysis in :mod:`margin_design.calibration.audit`)
 * other risk inputs (Section 4.2): directional sensitivities by JAX fed to the same gain and cap;
 * strategic constrained traders (Appendix B): the equilibrium c_X^eff per state, and the local analysis with it;
 * expected cost J (33) of the rule, of g* and of M_fb on the design's states: what the capped optimum costs instead;
-* simulation (:mod:`~margin_design.calibration.audit.simulate`), the checks (a)-(d):
+* simulation (:mod:`~margin_design.audit.simulate`), the checks (a)-(d):
   (a) the Monte Carlo mean profit of the round trip (-q, +q) is at least Lemma 5's bound (within the band) where
   the gain condition holds; (b) the first-best is profitably manipulable (lower band > 0) in binding states;
   (c) the capped optimum is not (no q with lower band > 0) -- both in envelope states (the whole window's input in
@@ -30,10 +30,10 @@ What the audit reports (pure analysis in :mod:`margin_design.calibration.audit`)
   window's input in the last return, |R_t| = 0.71 sqrt(r); Rademacher fundamentals enumerated exactly), and
   reports the best one against M_fb; the same search in the envelope state is reported too;
 * backtest on daily prices (``data``): M_fb, g*, the rule and the rule with each EMIR tool through history
-  (:mod:`~margin_design.calibration.audit.backtest`).
+  (:mod:`~margin_design.audit.backtest`).
 
 Portfolio markets (a ``[portfolio]`` section, Section 5; computation in
-:mod:`margin_design.calibration.audit.portfolio`):
+:mod:`margin_design.audit.portfolio`):
 
 * the local analysis above is that of the equivalent single contract along Theorem 3's direction b = B/||B||_1
   (alpha = b'Ab, c_eff = psi s_f/(sqrt(w) b'Ab), kappa ||b||^2): the same G = c_g c_r psi, cap (88) and bounds;
@@ -67,7 +67,7 @@ from pathlib import Path
 import numpy as np
 
 from margin_design.jsonable import jsonable
-from margin_design.calibration.audit import (
+from margin_design.audit import (
     BAND_Z,
     AuditMarket,
     Fundamentals,
@@ -89,7 +89,7 @@ from margin_design.calibration.audit import (
     search_round_trips,
     trimming_jumps,
 )
-from margin_design.calibration.audit.portfolio import (
+from margin_design.audit.portfolio import (
     AGREE_Z,
     STRATEGIES,
     PortfolioMarket,
@@ -634,7 +634,7 @@ def build_audit(rule: Rule, market_config, options: AuditOptions | None = None, 
         ri = risk_input_table(rule, _risk_input_states(problem), market, window=ri_window, lam=spec.lam, horizon_days=horizon)
     else:
         # Section 5: the single-contract analysis along Theorem 3's direction b = B/||B||_1 (the equivalent contract of
-        # calibration/audit/portfolio.py) plus H_t (29), the cap (88) and the cap over every direction, state by state
+        # audit/portfolio.py) plus H_t (29), the cap (88) and the cap over every direction, state by state
         pm = PortfolioMarket.from_spec(pspec, problem.cap.inventory_penalty, o.execution_cost, o.funding_spread, o.trigger)
         market = pm.equivalent_market(spec)
         (la, pl), (la_fb, pl_fb), (la_cp, pl_cp) = (portfolio_local_analysis(g, vol, pm, spec, o.last_return) for g in (rule, fb, cp))
@@ -814,7 +814,7 @@ def _simulation(rules: dict, problem, market: AuditMarket, spec: InputSpec, o: A
 
 
 def _portfolio_simulation(rules: dict, problem, portfolio: dict, spec: InputSpec, o: AuditOptions, progress=None) -> dict:
-    """The Section 5.3 market (calibration/audit/portfolio.py): both strategies, every rule, the envelope states."""
+    """The Section 5.3 market (audit/portfolio.py): both strategies, every rule, the envelope states."""
     if spec.kind == "ewma":
         return {"kind": "portfolio", "skipped": "the market simulation uses realised-variance inputs; the config's cap input is ewma",
                 "text": ["  skipped: the simulated rule reads realised variance, the config's [cap] input is ewma"]}
@@ -1339,7 +1339,7 @@ def _backtest_figure(audit: Audit):
     from matplotlib.figure import Figure
     from matplotlib.ticker import PercentFormatter
 
-    from margin_design.calibration.audit.backtest import STRESS_EPISODES
+    from margin_design.audit.backtest import STRESS_EPISODES
 
     from margin_design.reports.figures import coincide_note
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import BASE_CONFIG, EXAMPLES
 
-from margin_design.calibration.audit import load_rule
+from margin_design.audit import load_rule
 from margin_design.cli_audit import main, register
 from margin_design.reports.audit import OPTIONAL_STATE_COLUMNS, PROFIT_TOL, STATE_COLUMNS, STATE_UNITS, AuditOptions, audit_files, build_audit
 

@@ -1,4 +1,4 @@
-"""The portfolio audit (Section 5, D.5-D.6; calibration/audit/portfolio.py, reports/audit.py): H_t of (29), the cap
+"""The portfolio audit (Section 5, D.5-D.6; audit/portfolio.py, reports/audit.py): H_t of (29), the cap
 (88) and the cap over every direction, the one-contract reduction to the single-contract audit, the Section 5.3
 market simulation against Lemma 10's identity, the capped optimum's H_t, and the command line.
 
@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 from conftest import EXAMPLES
 
-from margin_design.calibration.audit import Fundamentals, InputSpec, load_rule
-from margin_design.calibration.audit.local import SLOPE_RTOL
-from margin_design.calibration.audit.portfolio import (
+from margin_design.audit import Fundamentals, InputSpec, load_rule
+from margin_design.audit.local import SLOPE_RTOL
+from margin_design.audit.portfolio import (
     AGREE_Z,
     Liquidation,
     PortfolioMarket,

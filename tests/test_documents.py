@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from markdown_it import MarkdownIt
 
-from margin_design.calibration.audit import load_rule
+from margin_design.audit import load_rule
 from margin_design.cli import main as cli_main
 from margin_design.design import load_problem
 from margin_design.reports.audit import AuditOptions, audit_files, build_audit

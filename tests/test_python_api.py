@@ -20,7 +20,7 @@ from margin_design.calibration import (
     calibrate_market,
     estimate_elasticity,
 )
-from margin_design.calibration.audit import load_rule
+from margin_design.audit import load_rule
 from margin_design.calibration.data import calibrate_from_prices, load_dataset, read_price_csv
 from margin_design.design import load_problem
 from margin_design.reports.audit import STATE_UNITS, AuditOptions, build_audit

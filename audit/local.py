@@ -30,9 +30,9 @@ import numpy as np
 
 from margin_design.errors import InputError
 
-from .._checks import check_range, to_py
-from ..cap import BPS_PER_UNIT, TRADING_DAYS_PER_YEAR, cap_dm_dvol
-from ..gain import gain_coefficients, minimum_trigger, profit_bps_lower_bound, roi_pct_lower_bound, threshold_crossing_gain
+from margin_design.calibration._checks import check_range, to_py
+from margin_design.calibration.cap import BPS_PER_UNIT, TRADING_DAYS_PER_YEAR, cap_dm_dvol
+from margin_design.calibration.gain import gain_coefficients, minimum_trigger, profit_bps_lower_bound, roi_pct_lower_bound, threshold_crossing_gain
 from .inputs import InputSpec, input_sensitivity
 from .rules import Breakpoint, Rule
 

@@ -36,8 +36,8 @@ import numpy as np
 
 from margin_design.errors import InputError
 
-from .._checks import check_range
-from ..accounts import binding_mass, c_eff_from_accounts
+from margin_design.calibration._checks import check_range
+from margin_design.calibration.accounts import binding_mass, c_eff_from_accounts
 from .inputs import InputSpec, input_sensitivity
 from .local import AuditMarket
 from .rules import Rule

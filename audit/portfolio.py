@@ -77,8 +77,8 @@ import numpy as np
 
 from margin_design.errors import InputError
 
-from .._checks import check_range, to_py
-from ..gain import roi_pct_lower_bound
+from margin_design.calibration._checks import check_range, to_py
+from margin_design.calibration.gain import roi_pct_lower_bound
 from .inputs import InputSpec, input_values
 from .local import SLOPE_RTOL, AuditMarket, LocalAnalysis, _ranges, jump_gains, local_analysis
 from .rules import Rule
