@@ -1,8 +1,11 @@
 """Audit any margin rule M = g(r): where it is manipulable, by how much, what that costs (Nicolai 2026).
 
-Pure analysis that needs no solver (the orchestration that also solves the capped optimum lives in
-:mod:`margin_design.reports.audit`):
+The analysis of a given rule; it consumes solved schedules and calibrated markets and never renders (the files and
+figures are :mod:`margin_design.reports.audit`):
 
+* :mod:`.build` -- the whole audit: :func:`build_audit` solves the capped optimum g* of the market config, runs the
+  analyses below for the rule, g* and the first-best, and returns an :class:`Audit` (``summary()``, ``to_dict()``,
+  ``to_frame()``, ``comparison_frame()``) configured by :class:`AuditOptions`;
 * :mod:`.rules` -- rule objects: tables (linear / step in daily vol), sympy formulas in r or sigma, and the CCP
   overlays of Appendix E.4 (stressed weight, floor, buffer, step add-ons, tick rounding), with exact one-sided
   values and slopes, breakpoints, jumps, kinks and flat stretches;
@@ -69,9 +72,13 @@ from .simulate import (
     simulate_trades,
 )
 from .strategic import StrategicState, equilibrium_c_eff, equilibrium_targets, strategic_c_eff
+from .build import STATE_UNITS, Audit, AuditOptions, build_audit  # last: it builds on the modules above
 
 __all__ = [
+    "STATE_UNITS",
+    "Audit",
     "AuditMarket",
+    "AuditOptions",
     "BAND_Z",
     "BacktestData",
     "BacktestMetrics",
@@ -90,6 +97,7 @@ __all__ = [
     "StrategicState",
     "TableRule",
     "backtest_metrics",
+    "build_audit",
     "closed_form_profit",
     "directional_sensitivity",
     "emir_rules",

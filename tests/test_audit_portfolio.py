@@ -1,4 +1,4 @@
-"""The portfolio audit (Section 5, D.5-D.6; audit/portfolio.py, reports/audit.py): H_t of (29), the cap
+"""The portfolio audit (Section 5, D.5-D.6; audit/portfolio.py, audit/build.py): H_t of (29), the cap
 (88) and the cap over every direction, the one-contract reduction to the single-contract audit, the Section 5.3
 market simulation against Lemma 10's identity, the capped optimum's H_t, and the command line.
 
@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from conftest import EXAMPLES
 
-from margin_design.audit import Fundamentals, InputSpec, load_rule
+from margin_design.audit import AuditOptions, Fundamentals, InputSpec, build_audit, load_rule
 from margin_design.audit.local import SLOPE_RTOL
 from margin_design.audit.portfolio import (
     AGREE_Z,
@@ -32,7 +32,6 @@ from margin_design.audit.portfolio import (
     simulate_portfolio_trades,
 )
 from margin_design.cli_audit import main
-from margin_design.reports.audit import AuditOptions, build_audit
 
 ALPHA, C, RHO = 0.2, 4.5, 0.5          # D.6 with the benchmark market (Sections 3.6, 6.4)
 SQRT2 = math.sqrt(2.0)
