@@ -63,13 +63,13 @@ import numpy as np
 
 from margin_design.calibration._checks import to_py
 from margin_design.calibration.cap import TRADING_DAYS_PER_YEAR
+from margin_design.calibration.risk_inputs import InputSpec
 from margin_design.calibration.tables import text_table
 from margin_design.display import Displayable, yes_no
 from margin_design.errors import InputError
 from margin_design.jsonable import jsonable
 
 from .backtest import backtest_metrics, emir_rules, prepare_backtest, run_rule
-from .inputs import InputSpec
 from .local import AuditMarket, jump_gains, local_analysis, risk_input_table, trimming_jumps
 from .portfolio import (
     AGREE_Z,

@@ -38,7 +38,7 @@ from margin_design.errors import InputError
 
 from margin_design.calibration._checks import check_range
 from margin_design.calibration.accounts import binding_mass, c_eff_from_accounts
-from .inputs import InputSpec, input_sensitivity
+from margin_design.calibration.risk_inputs import InputSpec, input_sensitivity
 from .local import AuditMarket
 from .rules import Rule
 

@@ -1,6 +1,7 @@
 """Data flows one way (GUIDE.md, Architecture): the audit (``audit/``, installed as ``margin_design.audit``) analyses a
-given rule and may call calibration, design and solvers, but never imports the rendering layer ``reports/``; the
-audit's rendering module ``reports/audit.py`` writes files and figures and solves nothing itself."""
+given rule and may call calibration, design and solvers, but never imports the rendering layer ``reports/``;
+calibration, which produces the audit's inputs, never imports the audit; the audit's rendering module
+``reports/audit.py`` writes files and figures and solves nothing itself."""
 
 from __future__ import annotations
 
@@ -47,6 +48,13 @@ def test_audit_never_imports_reports(path):
     mods = imported_modules(path, "margin_design.audit")
     bad = sorted(m for m in mods if m == "margin_design.reports" or m.startswith("margin_design.reports."))
     assert not bad, f"{path.relative_to(ROOT)} imports the rendering layer: {bad}"
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "calibration").glob("*.py")), ids=lambda p: p.name)
+def test_calibration_never_imports_the_audit(path):
+    mods = imported_modules(path, "margin_design.calibration")
+    bad = sorted(m for m in mods if m == "margin_design.audit" or m.startswith("margin_design.audit."))
+    assert not bad, f"{path.relative_to(ROOT)} imports the audit: {bad}"
 
 
 def test_audit_package_holds_the_audit_modules():
