@@ -14,9 +14,9 @@ cd "$tmp"
 "$tmp/venv/bin/python" - <<'PY'
 import importlib, importlib.util, sys
 for name in ["margin_design", "margin_design.design", "margin_design.solvers",
-             "margin_design.calibration", "margin_design.calibration.audit", "margin_design.reports", "margin_design.cli"]:
+             "margin_design.calibration", "margin_design.audit", "margin_design.reports", "margin_design.cli"]:
     importlib.import_module(name)
-for generic in ["design", "solvers", "calibration", "reports"]:
+for generic in ["design", "solvers", "calibration", "audit", "reports"]:
     if importlib.util.find_spec(generic) is not None:
         sys.exit(f"the wheel claims the generic top-level name {generic!r}")
 import margin_design

@@ -10,6 +10,9 @@ Modules (equation numbers of the paper in every docstring):
 * :mod:`.portfolio_risk` -- portfolio risk functionals (variance, EWMA, HS / FHS VaR and ES, SPAN-like scan) of mark
   vectors (25), their trigger direction d and factor s_f (c_r = 2 sqrt(r) s_f, (27), (87)-(88)) by JAX, the impact
   matrix A (Assumption 6: diagonal, correlation, multivariate Kyle) and the liquidation vector B (26), (63), (76);
+* :mod:`.risk_inputs` -- price-based risk inputs of one contract (realised variance (4), EWMA, trimmed (22) /
+  winsorised variance, VaR / ES multiples 4.2.2, scan maxima 4.2.3) and their one-sided sensitivity c_Gamma to the
+  last sampled price by JAX (Definition 6, (48)); the audit (:mod:`margin_design.audit`) reads rules through them;
 * :mod:`.accounts` -- c_X^eff from account-level data (63) and Lemma 11 (55);
 * :mod:`.elasticity` -- epsilon_XM from a time series with Newey-West standard errors;
 * :mod:`.data` -- risk input, state weights, empirical shock and ADV from price data; the design config;

@@ -57,7 +57,7 @@ only gained) maps to r = 0.
 
 Sensitivity. c_r is the one-sided derivative of r with respect to the LAST sampled mark vector P_t along the
 unit direction d that raises it (27), from ``jax.grad`` and ``jax.jvp`` on the side that d points to (the
-derivative at P_t + eps d, extrapolated to eps -> 0+ as in :mod:`.audit.inputs`). The design needs a number
+derivative at P_t + eps d, extrapolated to eps -> 0+ as in :mod:`.risk_inputs`). The design needs a number
 free of the state: s_f with c_r <= 2 sqrt(r) s_f at every admissible state with input r, attained at a
 worst-case state (the single-contract factors of ``design.cap``: 1, 1/sqrt(m), sqrt(1 - lambda)). Worst cases
 (:func:`worst_case_window`; ||h|| the Euclidean norm):
@@ -113,8 +113,8 @@ from margin_design.errors import ConfigError, InputError
 from ._checks import check_range
 from ._jax import jax, jnp
 from .accounts import binding_mask
-from .audit.inputs import SIDE_STEP, sampled_ewma, sampled_variance
 from .cap import liquidation_slope
+from .risk_inputs import SIDE_STEP, sampled_ewma, sampled_variance
 
 __all__ = [
     "PORTFOLIO_RISK_KINDS",

@@ -1,4 +1,5 @@
-"""``margin-design audit``: audit any margin rule (a thin adapter over :mod:`margin_design.reports.audit`).
+"""``margin-design audit``: audit any margin rule (a thin adapter over :mod:`margin_design.audit`,
+which computes it, and :mod:`margin_design.reports.audit`, which writes its files).
 
     margin-design audit RULE --market market.toml [--data sp500|prices.csv] [--out DIR]
 
@@ -155,12 +156,12 @@ def _check_rule_plausible(rule, source: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from margin_design.calibration.audit import load_rule
-    from margin_design.reports.audit import AuditOptions, build_audit, check_audit_folder, write_audit
+    from margin_design.audit import AuditOptions, build_audit, load_rule
+    from margin_design.reports.audit import check_audit_folder, write_audit
 
     if args.out is not None:
         inputs = [args.market, args.accounts, args.data if args.data != "sp500" else None]
-        from margin_design.calibration.audit.rules import is_folder
+        from margin_design.audit.rules import is_folder
 
         if Path(args.rule).suffix.lower() in (".csv", ".json", ".toml") or is_folder(args.rule):
             inputs.append(args.rule)

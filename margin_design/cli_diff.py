@@ -41,7 +41,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _file_inputs(*specs) -> list[str]:
     """The specs that name files or folders (not formulas), for the output-folder check."""
-    from margin_design.calibration.audit.rules import is_folder
+    from margin_design.audit.rules import is_folder
 
     return [s for s in specs if s is not None and (Path(s).suffix.lower() in (".csv", ".json", ".toml") or is_folder(s))]
 
@@ -49,7 +49,7 @@ def _file_inputs(*specs) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from margin_design.reports.diff import build_diff, check_diff_folder, write_diff
 
-    from margin_design.calibration.audit import load_rule
+    from margin_design.audit import load_rule
     from margin_design.cli_audit import _check_rule_plausible
 
     check_diff_folder(args.out, inputs=_file_inputs(args.old, args.new, args.market))

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from margin_design.cli import check_json_file, files_in, finish_json
 
     src = Path(args.input)
-    from margin_design.calibration.audit.rules import is_folder, load_rule
+    from margin_design.audit.rules import is_folder, load_rule
 
     previous_file = args.previous is not None and (Path(args.previous).suffix.lower() in (".csv", ".json", ".toml") or is_folder(args.previous))
     check_report_folder(args.out, inputs=[src] + ([args.previous] if previous_file else []))

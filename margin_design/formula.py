@@ -1,7 +1,7 @@
 """The one safe parser of margin formulas M = g(r): user text is data, never code.
 
 Every formula a user gives (``margin-design audit "2.326*sqrt(2*r)"``, ``[rule] formula = ...`` in a TOML rule
-file, :func:`margin_design.calibration.audit.parse_formula` in Python, the web explorer) goes through
+file, :func:`margin_design.audit.parse_formula` in Python, the web explorer) goes through
 :func:`parse_formula_expr`. Units: ``r`` is the variance of daily returns (decimal^2), ``sigma = sqrt(r)`` the
 daily volatility (decimal); the value of the formula is the margin ratio M per unit notional.
 
@@ -37,7 +37,7 @@ Limits (each refusal is one sentence; parsing any input of any size takes bounde
   a real number within the float64 range (|x| <= ~1.8e308), so sympy never evaluates a huge or complex constant;
 * the result must be real and finite as an expression: ``sqrt(-r)`` (= I sqrt(r)), ``log(-r)`` and ``1/(r - r)``
   are refused here; values that are complex or not finite only at some r (``log(r - 1)``) are refused where the
-  formula is evaluated (:class:`margin_design.calibration.audit.FormulaRule`, naming the daily vol).
+  formula is evaluated (:class:`margin_design.audit.FormulaRule`, naming the daily vol).
 
 Safety
 ------

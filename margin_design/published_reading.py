@@ -8,7 +8,7 @@ annualised vol: one is sqrt(252) times the other), with this extrapolation (:dat
   (m_N - m_{N-1}) / (vol_N - vol_{N-1}).
 
 Why this extrapolation, and the certificate that it stays within the cap: :mod:`margin_design.reports.publish`, which
-publishes rules with it. The loader :func:`margin_design.calibration.audit.rules.load_rule` reads a table back with
+publishes rules with it. The loader :func:`margin_design.audit.rules.load_rule` reads a table back with
 the same :func:`evaluate` when the table states this extrapolation (:func:`stated_extrapolation`), so ``audit`` and
 ``diff`` read a published rule exactly as it was published, also beyond its points. The module sits below both (it
 imports nothing of the package) so that neither layer imports the other.

@@ -1,6 +1,6 @@
 """``audit.md`` and ``audit.html``: the audit of a margin rule as a document a committee can read.
 
-The text is the audit's own :meth:`~margin_design.reports.audit.Audit.summary` (one source, not a second wording):
+The text is the audit's own :meth:`~margin_design.audit.Audit.summary` (one source, not a second wording):
 each paragraph of the summary becomes a section, its indented lines a list, and its aligned plain-text tables
 (:func:`~margin_design.calibration.tables.text_table`) Markdown tables, cut at the column positions of the table's
 dash rule. Then the figures (linked in the Markdown, embedded in the HTML), the portfolio block of a portfolio

@@ -3,9 +3,9 @@
     d = build_diff("out/2026/rule_table.json", "out/2027/rule_table.json", market="examples/liquidation.toml")
     write_diff(d, "out/diff")            # diff.md, diff.html, diff.csv, diff.json, figures/diff.png, figures/diff.pdf
 
-OLD and NEW are anything :func:`~margin_design.calibration.audit.load_rule` reads (schedule.json, rule_table.csv /
+OLD and NEW are anything :func:`~margin_design.audit.load_rule` reads (schedule.json, rule_table.csv /
 .json, step tables, a ``vol,margin`` CSV, a TOML rule file, a report or solve folder, a formula in r or sigma). The
-comparison core is :func:`~margin_design.calibration.audit.diff.compare_rules`; this module chooses the points and the
+comparison core is :func:`~margin_design.audit.diff.compare_rules`; this module chooses the points and the
 cap, adds the design cost with a design config, and renders the result.
 
 Points (annualised vol, percentage points): ``vols`` parsed by :func:`~margin_design.reports.vol_points.parse_vol_points`;
@@ -33,9 +33,9 @@ from pathlib import Path
 import numpy as np
 
 from margin_design.jsonable import jsonable
-from margin_design.calibration.audit.diff import (SQRT_252, RuleComparison, common_range, compare_rules, covered_range, published_vols,
+from margin_design.audit.diff import (SQRT_252, RuleComparison, common_range, compare_rules, covered_range, published_vols,
                                                  reading_beyond_rows)
-from margin_design.calibration.audit.rules import Rule, load_rule
+from margin_design.audit.rules import Rule, load_rule
 from margin_design.errors import InputError
 from margin_design.fileio import check_output_folder, write_tree
 from margin_design.reports.html import markdown_escape

@@ -206,8 +206,8 @@ def _as_data(source) -> RuleData:
 
 def published_rule(table: RuleTable):
     """The rule this report publishes, as ``diff`` reads its rule_table.json: the table's rows (vol_daily, margin),
-    linear in vol between them (:func:`~margin_design.calibration.audit.rules.table_rule` decides the extrapolation)."""
-    from margin_design.calibration.audit.rules import Rule, RuleInfo, table_rule
+    linear in vol between them (:func:`~margin_design.audit.rules.table_rule` decides the extrapolation)."""
+    from margin_design.audit.rules import Rule, RuleInfo, table_rule
 
     base = table_rule(table.column("vol_daily"), table.column("margin"), "linear", "this report's rule table",
                       (table.rule or {}).get("extrapolation"))   # the statement rule_table.json carries
@@ -217,7 +217,7 @@ def published_rule(table: RuleTable):
 
 def change_log(table: RuleTable, previous):
     """The change from ``previous`` (a Rule from :func:`load_rule`) to the published rule at its published points."""
-    from margin_design.calibration.audit.diff import compare_rules
+    from margin_design.audit.diff import compare_rules
     from margin_design.reports.diff import pct_label
 
     new = published_rule(table)
@@ -229,7 +229,7 @@ def build_report(source, options: ReportOptions | None = None, *, input_file: di
     """Compute the report from a Schedule, a :class:`RuleData`, a schedule.json dict or its path. ``problem``: the
     design problem (to evaluate the published rule's cost J(published) - J(g*)); taken from a Schedule, else rebuilt
     from a schedule.json when possible (:func:`margin_design.reports.publish.problem_for`). ``previous`` (a rule from
-    :func:`~margin_design.calibration.audit.load_rule`) adds a change log against it."""
+    :func:`~margin_design.audit.load_rule`) adds a change log against it."""
     options = options or ReportOptions()
     if problem is None and hasattr(source, "problem") and hasattr(source, "schedule"):
         problem = source.problem

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from margin_design.calibration.audit import backtest_metrics, kupiec_pof, largest_increases, load_rule, prepare_backtest, run_rule
-from margin_design.calibration.audit.backtest import emir_rules, lookback_variance, stressed_variance
+from margin_design.audit import backtest_metrics, kupiec_pof, largest_increases, load_rule, prepare_backtest, run_rule
+from margin_design.audit.backtest import emir_rules, lookback_variance, stressed_variance
 from margin_design.calibration.data import read_price_csv
 from margin_design.errors import InputError
 

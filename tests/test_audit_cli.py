@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 from conftest import BASE_CONFIG, EXAMPLES
 
-from margin_design.calibration.audit import load_rule
+from margin_design.audit import STATE_UNITS, AuditOptions, build_audit, load_rule
+from margin_design.audit.build import PROFIT_TOL
 from margin_design.cli_audit import main, register
-from margin_design.reports.audit import OPTIONAL_STATE_COLUMNS, PROFIT_TOL, STATE_COLUMNS, STATE_UNITS, AuditOptions, audit_files, build_audit
+from margin_design.reports.audit import OPTIONAL_STATE_COLUMNS, STATE_COLUMNS, audit_files
 
 Z99 = 2.3263478740408408
 #: The benchmark's first-best slope per unit daily vol, sqrt(2) z_0.99, and the cap 2/(alpha c_eff) (examples/benchmark.toml).

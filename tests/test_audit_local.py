@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.optimize import brentq
 
-from margin_design.calibration.audit import (
+from margin_design.audit import (
     AuditMarket,
     InputSpec,
     Rule,

@@ -1,4 +1,4 @@
-"""The portfolio audit (Section 5, D.5-D.6; calibration/audit/portfolio.py, reports/audit.py): H_t of (29), the cap
+"""The portfolio audit (Section 5, D.5-D.6; audit/portfolio.py, audit/build.py): H_t of (29), the cap
 (88) and the cap over every direction, the one-contract reduction to the single-contract audit, the Section 5.3
 market simulation against Lemma 10's identity, the capped optimum's H_t, and the command line.
 
@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 from conftest import EXAMPLES
 
-from margin_design.calibration.audit import BAND_Z, Fundamentals, InputSpec, load_rule
-from margin_design.calibration.audit.local import SLOPE_RTOL
-from margin_design.calibration.audit.portfolio import (
+from margin_design.audit import BAND_Z, AuditOptions, Fundamentals, InputSpec, build_audit, load_rule
+from margin_design.audit.local import SLOPE_RTOL
+from margin_design.audit.portfolio import (
     AGREE_Z,
     Liquidation,
     PortfolioMarket,
@@ -32,7 +32,6 @@ from margin_design.calibration.audit.portfolio import (
     simulate_portfolio_trades,
 )
 from margin_design.cli_audit import main
-from margin_design.reports.audit import AuditOptions, build_audit
 
 ALPHA, C, RHO = 0.2, 4.5, 0.5          # D.6 with the benchmark market (Sections 3.6, 6.4)
 SQRT2 = math.sqrt(2.0)
@@ -410,8 +409,8 @@ def test_capped_check_ignores_a_noise_excursion_at_the_knife_edge():
     band there is the band's one-sided 2.5% false alarm (the reported `c_capped_not_profitable_theorem3: False` of
     portfolio_long with --liquidation linear --seed 18, or the population sector with --seed 15). Check (c) must not
     count it, and must still count a rule over the cap whose exact profit is positive beyond the band."""
-    from margin_design.calibration.audit import PROFIT_TOL
-    from margin_design.calibration.audit.portfolio import simulate_portfolio
+    from margin_design.audit import PROFIT_TOL
+    from margin_design.audit.portfolio import simulate_portfolio
 
     pm = d6_market()
     at_cap = load_rule(f"{pm.cap_vol_all!r}*sigma")

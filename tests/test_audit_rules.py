@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from margin_design.calibration.audit import Overlays, Rule, TableRule, load_rule, parse_formula
+from margin_design.audit import Overlays, Rule, TableRule, load_rule, parse_formula
 from margin_design.errors import InputError
 
 #: Float tolerance of closed forms evaluated in float64.

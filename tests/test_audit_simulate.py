@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from margin_design.calibration.audit import (
+from margin_design.audit import (
     BAND_Z,
     AuditMarket,
     Fundamentals,

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from margin_design.calibration.audit import load_rule
-from margin_design.calibration.audit.diff import CAP_TOL, compare_rules
+from margin_design.audit import load_rule
+from margin_design.audit.diff import CAP_TOL, compare_rules
 from margin_design.cli import main
 from margin_design.errors import InputError
 from margin_design.reports.diff import DIFF_FILES, build_diff
@@ -425,7 +425,7 @@ def test_tables_stating_no_extrapolation_stay_flat(published, tmp_path):
 
 
 def test_diff_of_published_rule_against_its_own_table_is_zero_everywhere(published):
-    from margin_design.calibration.audit import Rule, TableRule
+    from margin_design.audit import Rule, TableRule
 
     folder, rule = published
     # the published rule in memory, read by the published definition (not through any file)

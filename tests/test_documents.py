@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 from markdown_it import MarkdownIt
 
-from margin_design.calibration.audit import load_rule
+from margin_design.audit import AuditOptions, build_audit, load_rule
 from margin_design.cli import main as cli_main
 from margin_design.design import load_problem
-from margin_design.reports.audit import AuditOptions, audit_files, build_audit
+from margin_design.reports.audit import audit_files
 from margin_design.reports.citation import CITATION, EQUATIONS, TITLE, UNDESCRIBED, equation_numbers
 from margin_design.reports.html import markdown_escape, write_html_document
 from margin_design.reports.latex_doc import compile_pdf

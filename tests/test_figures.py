@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from conftest import EXAMPLES
 
-from margin_design.calibration.audit import load_rule
+from margin_design.audit import AuditOptions, build_audit, load_rule
 from margin_design.cli_sweep import main as sweep_main
 from margin_design.design import load_problem
-from margin_design.reports.audit import AuditOptions, _backtest_figure, _profit_figure, _slope_figure, build_audit
+from margin_design.reports.audit import _backtest_figure, _profit_figure, _slope_figure
 from margin_design.reports.figures import (
     BUILDERS,
     COINCIDE_FRAC,

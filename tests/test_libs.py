@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from margin_design.calibration.audit.rules import read_rule_csv
+from margin_design.audit.rules import read_rule_csv
 from margin_design.calibration.cap import BENCHMARK
 from margin_design.calibration.data import (
     MARKET_INPUTS,

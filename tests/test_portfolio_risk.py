@@ -2,7 +2,7 @@
 (calibration.portfolio_risk; Nicolai 2026 Sections 4.2, 5 (25)-(27), 6.5 (46), D.5-D.6 (85)-(93)).
 
 Every check has an independent reference: closed forms written out here in NumPy, finite differences of the
-functional itself, the single-contract machinery of calibration.audit.inputs and design.cap, the normal
+functional itself, the single-contract machinery of calibration.risk_inputs and design.cap, the normal
 distribution on large Gaussian windows, brute-force enumeration, or the paper's D.6 numbers.
 """
 
@@ -17,7 +17,7 @@ from scipy.stats import norm
 
 from margin_design.calibration import portfolio_risk as pr
 from margin_design.calibration.accounts import c_eff_from_accounts
-from margin_design.calibration.audit.inputs import directional_sensitivity, sampled_variance
+from margin_design.calibration.risk_inputs import directional_sensitivity, sampled_variance
 from margin_design.calibration.cap import liquidation_slope
 from margin_design.calibration.portfolio import alignment, price_pressure_scale, two_asset_matrices
 from margin_design.design.cap import CapSpec
@@ -179,7 +179,7 @@ def test_single_contract_factors_match_design_cap(kind, window, lam):
 
 
 def test_single_contract_local_sensitivity_matches_single_asset_inputs():
-    # calibration.audit.inputs computes the one-sided derivative of the single-contract (4)/m by its own kernel
+    # calibration.risk_inputs computes the one-sided derivative of the single-contract (4)/m by its own kernel
     rng = np.random.default_rng(7)
     P = _window(21, 1, rng=rng)
     spec = pr.PortfolioRisk("realized_variance", (1.0,), window=20)

@@ -20,10 +20,9 @@ from margin_design.calibration import (
     calibrate_market,
     estimate_elasticity,
 )
-from margin_design.calibration.audit import load_rule
+from margin_design.audit import STATE_UNITS, AuditOptions, build_audit, load_rule
 from margin_design.calibration.data import calibrate_from_prices, load_dataset, read_price_csv
 from margin_design.design import load_problem
-from margin_design.reports.audit import STATE_UNITS, AuditOptions, build_audit
 from margin_design.solvers import solve
 from margin_design.solvers.result import SEGMENT_FRAME_COLUMNS, STATE_FRAME_UNITS
 from margin_design.solvers.segments import SEGMENT_KINDS

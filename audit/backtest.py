@@ -27,7 +27,7 @@ EMIR anti-procyclicality tools (Appendix E.4, EMIR RTS 153/2013 art. 28(1)), his
 * ``stressed``: 25% weight on stressed observations: r_eff = 0.75 r_t + 0.25 r_stress,t with r_stress,t the
   largest r_s over the same look-back (the most volatile window seen, s <= t);
 * ``buffer``: a 25% buffer released in stress, the state function of
-  :class:`~margin_design.calibration.audit.rules.Overlays` (``absorb``) with release at ``BUFFER_RELEASE_VOL``.
+  :class:`~margin_design.audit.rules.Overlays` (``absorb``) with release at ``BUFFER_RELEASE_VOL``.
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ from scipy import stats
 
 from margin_design.errors import InputError
 
-from .._checks import check_range
-from ..data import PriceSeries, daily_log_returns, risk_input_series, standardized_losses
+from margin_design.calibration._checks import check_range
+from margin_design.calibration.data import PriceSeries, daily_log_returns, risk_input_series, standardized_losses
 from .rules import Rule
 
 __all__ = [

@@ -37,9 +37,9 @@ import numpy as np
 
 from margin_design.errors import InputError
 
-from .._checks import check_range
-from ..accounts import account_positions, c_eff_from_accounts, lemma11_slope_bound
-from .inputs import InputSpec, input_values
+from margin_design.calibration._checks import check_range
+from margin_design.calibration.accounts import account_positions, c_eff_from_accounts, lemma11_slope_bound
+from margin_design.calibration.risk_inputs import InputSpec, input_values
 from .local import AuditMarket, feedback_gain
 from .rules import Rule
 

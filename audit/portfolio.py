@@ -51,7 +51,7 @@ legs sit in different contracts: trigger in d's, harvest in B's.
 
 **The market simulation** (Section 5.3, vectorised like :mod:`.simulate`, same envelope states, error bands and
 seeds): fundamentals V_u a martingale with independent normal increments per contract; prices
-P_u = V_u + A(Delta X_u + a_u) (23); the scalar input r computed by the [cap] input (:func:`.inputs.input_values`)
+P_u = V_u + A(Delta X_u + a_u) (23); the scalar input r computed by the [cap] input (:func:`margin_design.calibration.risk_inputs.input_values`)
 from the margined portfolio's price h'P_u with holdings h = -d s_f/sqrt(w), so that dr/dP_t = c_r d at the
 envelope (h = -d in explicit mode, where s_f = sqrt(w); with a risk functional, [portfolio.risk], this variance of
 h'R stands in for the functional: it has the design's d and c_r at the envelope, which is what the two-period trip
@@ -77,9 +77,9 @@ import numpy as np
 
 from margin_design.errors import InputError
 
-from .._checks import check_range, to_py
-from ..gain import roi_pct_lower_bound
-from .inputs import InputSpec, input_values
+from margin_design.calibration._checks import check_range, to_py
+from margin_design.calibration.gain import roi_pct_lower_bound
+from margin_design.calibration.risk_inputs import InputSpec, input_values
 from .local import SLOPE_RTOL, AuditMarket, LocalAnalysis, _ranges, jump_gains, local_analysis
 from .rules import Rule
 from .simulate import BAND_Z, PROFIT_TOL, Fundamentals, MonteCarloBand, Population, SimState

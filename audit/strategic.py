@@ -36,9 +36,9 @@ import numpy as np
 
 from margin_design.errors import InputError
 
-from .._checks import check_range
-from ..accounts import binding_mass, c_eff_from_accounts
-from .inputs import InputSpec, input_sensitivity
+from margin_design.calibration._checks import check_range
+from margin_design.calibration.accounts import binding_mass, c_eff_from_accounts
+from margin_design.calibration.risk_inputs import InputSpec, input_sensitivity
 from .local import AuditMarket
 from .rules import Rule
 

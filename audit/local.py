@@ -30,10 +30,10 @@ import numpy as np
 
 from margin_design.errors import InputError
 
-from .._checks import check_range, to_py
-from ..cap import BPS_PER_UNIT, TRADING_DAYS_PER_YEAR, cap_dm_dvol
-from ..gain import gain_coefficients, minimum_trigger, profit_bps_lower_bound, roi_pct_lower_bound, threshold_crossing_gain
-from .inputs import InputSpec, input_sensitivity
+from margin_design.calibration._checks import check_range, to_py
+from margin_design.calibration.cap import BPS_PER_UNIT, TRADING_DAYS_PER_YEAR, cap_dm_dvol
+from margin_design.calibration.gain import gain_coefficients, minimum_trigger, profit_bps_lower_bound, roi_pct_lower_bound, threshold_crossing_gain
+from margin_design.calibration.risk_inputs import InputSpec, input_sensitivity
 from .rules import Breakpoint, Rule
 
 __all__ = [
@@ -357,7 +357,7 @@ def trimming_jumps(rule: Rule, vol, cutoff: float, input_spec: InputSpec, market
     ok = r >= w * cutoff**2
     below = np.where(ok, r - w * cutoff**2, 0.0)
     jump = np.where(ok, rule.margin(r) - rule.margin(below), np.nan)
-    from .inputs import envelope_last_return
+    from margin_design.calibration.risk_inputs import envelope_last_return
 
     return {
         "cutoff": float(cutoff),
@@ -406,7 +406,7 @@ def risk_input_table(
     Columns: D_down / D_up (input units per unit price, for a push down / up), dm_dp (margin ratio per unit
     price, the larger side), jump_margin (margin ratio, the larger one-sided jump), G, cap_dm_dp, exceeds_cap.
     """
-    from .inputs import directional_sensitivity, sampled_ewma, sampled_variance, scan_risk, trimmed_variance, var_multiple, winsorized_variance
+    from margin_design.calibration.risk_inputs import directional_sensitivity, sampled_ewma, sampled_variance, scan_risk, trimmed_variance, var_multiple, winsorized_variance
 
     vol = np.atleast_1d(np.asarray(vol, dtype=float))
     m = int(window)

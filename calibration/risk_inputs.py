@@ -33,7 +33,7 @@ import numpy as np
 
 from margin_design.errors import InputError
 
-from .._jax import jax, jnp
+from ._jax import jax, jnp
 
 __all__ = [
     "SIDE_STEP",

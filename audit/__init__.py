@@ -1,13 +1,17 @@
 """Audit any margin rule M = g(r): where it is manipulable, by how much, what that costs (Nicolai 2026).
 
-Pure analysis that needs no solver (the orchestration that also solves the capped optimum lives in
-:mod:`margin_design.reports.audit`):
+The analysis of a given rule; it consumes solved schedules and calibrated markets and never renders (the files and
+figures are :mod:`margin_design.reports.audit`):
 
+* :mod:`.build` -- the whole audit: :func:`build_audit` solves the capped optimum g* of the market config, runs the
+  analyses below for the rule, g* and the first-best, and returns an :class:`Audit` (``summary()``, ``to_dict()``,
+  ``to_frame()``, ``comparison_frame()``) configured by :class:`AuditOptions`;
 * :mod:`.rules` -- rule objects: tables (linear / step in daily vol), sympy formulas in r or sigma, and the CCP
   overlays of Appendix E.4 (stressed weight, floor, buffer, step add-ons, tick rounding), with exact one-sided
   values and slopes, breakpoints, jumps, kinks and flat stretches;
-* :mod:`.inputs` -- price-based risk inputs (realised variance (4), EWMA, trimmed (22) / winsorised variance,
-  VaR / ES multiples 4.2.2, scan maxima 4.2.3) and their one-sided sensitivity to the last sampled price by JAX;
+* :mod:`margin_design.calibration.risk_inputs` (re-exported here; the cap's input factor uses them too) --
+  price-based risk inputs (realised variance (4), EWMA, trimmed (22) / winsorised variance, VaR / ES multiples
+  4.2.2, scan maxima 4.2.3) and their one-sided sensitivity to the last sampled price by JAX;
 * :mod:`.local` -- per-state slope vs the cap (16)-(18), the gain G (14), the bounds (15) and (58), Table 1 units,
   threshold-crossing gains of jumps (Section 6.6), Proposition 2's trimming jumps, other inputs (Section 4.2);
 * :mod:`.strategic` -- c_X^eff from the equilibrium targets of strategic constrained traders (Appendix B, (61)-(63));
@@ -22,17 +26,7 @@ sigma = sqrt(r) the daily vol (annualised sqrt(252) sigma), positions and trades
 
 from __future__ import annotations
 
-from .backtest import (
-    BacktestData,
-    BacktestMetrics,
-    backtest_metrics,
-    emir_rules,
-    kupiec_pof,
-    largest_increases,
-    prepare_backtest,
-    run_rule,
-)
-from .inputs import (
+from margin_design.calibration.risk_inputs import (
     InputSpec,
     directional_sensitivity,
     sampled_ewma,
@@ -42,6 +36,17 @@ from .inputs import (
     trimmed_variance,
     var_multiple,
     winsorized_variance,
+)
+
+from .backtest import (
+    BacktestData,
+    BacktestMetrics,
+    backtest_metrics,
+    emir_rules,
+    kupiec_pof,
+    largest_increases,
+    prepare_backtest,
+    run_rule,
 )
 from .local import (
     AuditMarket,
@@ -70,9 +75,13 @@ from .simulate import (
     simulate_trades,
 )
 from .strategic import StrategicState, equilibrium_c_eff, equilibrium_targets, strategic_c_eff
+from .build import STATE_UNITS, Audit, AuditOptions, build_audit  # last: it builds on the modules above
 
 __all__ = [
+    "STATE_UNITS",
+    "Audit",
     "AuditMarket",
+    "AuditOptions",
     "BAND_Z",
     "PROFIT_TOL",
     "BacktestData",
@@ -92,6 +101,7 @@ __all__ = [
     "StrategicState",
     "TableRule",
     "backtest_metrics",
+    "build_audit",
     "closed_form_profit",
     "directional_sensitivity",
     "emir_rules",
