@@ -117,7 +117,9 @@ def run(args: argparse.Namespace) -> int:
     out = write_report(report, args.out, pdf=args.pdf)
     c = report.check
     console.say(
-        f"report: {report.knots.size} knots, interpolation error {report.interpolation_error:.2e}, "
+        ("report: knot interpolation (kept as knot_table, not published): " if report.rule is not None and report.rule.form == "published vols"
+         else "report: ")
+        + f"{report.knots.size} knots, interpolation error {report.interpolation_error:.2e}, "
         f"cap and monotonicity between knots {'PASS' if c.ok else 'FAIL'}"
         + (f", largest rounding error {report.rounding.max_error:.2e}" if report.rounding else "")
         + (f", {len(report.steps.jumps)} step jump(s)" if report.steps else "")

@@ -305,3 +305,5 @@ def test_cli_publishes_the_existing_schedule_example(tmp_path, capsys):
     assert f"published rule {p['rule_id'][:12]} (2026-Q3): 48 points" in line and "PASS" in line
     assert "price of manipulation-proofness" in line and "J(published) - J(g*) = " in line
     assert {"knot_table.csv", "knot_table.md", "rule_table.csv"} <= {f.name for f in out.iterdir()}
+    # the console's knot line does not read as the published rule
+    assert line.splitlines()[0].startswith("report: knot interpolation (kept as knot_table, not published): ")
