@@ -706,7 +706,7 @@ def _simulation(rules: dict, problem, market: AuditMarket, spec: InputSpec, o: A
             checked += int(hold.sum())
             viol += int(np.sum(hold & (c.upper < c.bound)))
         lemma5[key] = {"checked": checked, "violations": viol}
-    pos = {key: [bool(np.any(c.significantly_positive)) for c in cs] for key, cs in curves.items()}
+    pos = {key: [bool(np.any(c.profitable)) for c in cs] for key, cs in curves.items()}   # beyond noise (MonteCarloBand.profitable)
     sv = min(max(SEARCH_VOL, float(problem.vol[0])), float(problem.vol[-1]))
     horizons = tuple(range(1, min(o.max_horizon or DEFAULT_MAX_HORIZON, window) + 1))
     searches = {}
@@ -735,11 +735,12 @@ def _simulation(rules: dict, problem, market: AuditMarket, spec: InputSpec, o: A
         "a_lemma5_bound_holds": all(v["violations"] == 0 for v in lemma5.values()),
         "b_first_best_manipulable": any(pos["first_best"]),
         "c_capped_not_manipulable": not any(pos["capped"]),
+        "c_capped_noise_excursion_states": int(sum(bool(np.any(c.noise_excursion)) for c in curves["capped"])),
         "d_search_capped_none": searches["spread"]["capped"].overall[1] <= PROFIT_TOL,
         "d_search_first_best_found": searches["spread"]["first_best"].overall[1] > PROFIT_TOL,
         "rule_manipulable_two_period": any(pos["rule"]),
         "rule_search_found": searches["spread"]["rule"].overall[1] > PROFIT_TOL,
-        "rule_jump_crossing_profitable": None if jump_curve is None else bool(np.any(jump_curve.significantly_positive)),
+        "rule_jump_crossing_profitable": None if jump_curve is None else bool(np.any(jump_curve.profitable)),
     }
     vols = _sim_states(problem)
     text = [
@@ -752,12 +753,17 @@ def _simulation(rules: dict, problem, market: AuditMarket, spec: InputSpec, o: A
         i = int(np.argmin(np.abs(c.q - market.trigger)))
         text.append(
             f"  {label:<18} (-q, +q) at vol {math.sqrt(c.state.r):.2%}, q = {c.q[i]:g}: E[Pi] = {c.mean[i]:+.3e} +- {BAND_Z * c.se[i]:.1e} "
-            f"(closed form {c.closed_form[i]:+.3e}, Lemma 5 bound {c.bound[i]:+.3e}); significantly > 0 in {sum(pos[key])} of {len(vols)} states"
+            f"(closed form {c.closed_form[i]:+.3e}, Lemma 5 bound {c.bound[i]:+.3e}); profitable beyond noise in {sum(pos[key])} of {len(vols)} states"
         )
     text.append(f"  (a) mean >= Lemma 5 bound where the gain condition holds: {'yes' if checks['a_lemma5_bound_holds'] else 'NO'} "
                 "(" + ", ".join(f"{k}: {v['checked']} checked, {v['violations']} violations" for k, v in lemma5.items()) + ")")
     text.append(f"  (b) first-best profitably manipulable: {'yes' if checks['b_first_best_manipulable'] else 'no'}; "
                 f"(c) capped optimum manipulable by (-q, +q): {'no' if checks['c_capped_not_manipulable'] else 'YES'}")
+    n_exc = checks["c_capped_noise_excursion_states"]
+    if n_exc:
+        text.append(f"      not counted: in {n_exc} of {len(vols)} states the capped optimum's mean is above its 95% band while its exact "
+                    f"expectation is <= 0 (within {PROFIT_TOL:g}) and the Monte Carlo agrees with it (|z| <= {AGREE_Z:g}): a noise "
+                    "excursion (the band's one-sided 2.5% false alarm), not a profit")
     for label, desc in (("spread", f"spread state ({SEARCH_SHARE:.0%} of the input in the last return), vol {sv:.2%}"),
                         ("envelope", f"envelope state, vol {sv:.2%}")):
         n = searches[label]["capped"].searched

@@ -82,7 +82,7 @@ from margin_design.calibration.gain import roi_pct_lower_bound
 from margin_design.calibration.risk_inputs import InputSpec, input_values
 from .local import SLOPE_RTOL, AuditMarket, LocalAnalysis, _ranges, jump_gains, local_analysis
 from .rules import Rule
-from .simulate import BAND_Z, PROFIT_TOL, Fundamentals, MonteCarloBand, Population, SimState
+from .simulate import AGREE_Z, BAND_Z, PROFIT_TOL, Fundamentals, MonteCarloBand, Population, SimState
 
 __all__ = [
     "AGREE_Z",
@@ -103,10 +103,6 @@ __all__ = [
     "simulate_portfolio",
 ]
 
-#: Monte Carlo agreement with the exact closed form: |mean - closed form| within this many standard errors.
-#: (The profit of a two-period trip is linear in the fundamental shocks, so with common random numbers every
-#: comparison in a state shares one z-score per trade direction; 4 keeps a false alarm below 1e-4 per direction.)
-AGREE_Z = 4.0
 #: Relative size of A's asymmetry accepted as rounding.
 SYMMETRY_RTOL = 1e-12
 #: Entries of a trade leg below this share of its largest entry are rounding, set to 0.
@@ -710,27 +706,6 @@ class PortfolioCurve(MonteCarloBand):
     state: PortfolioState
     fundamentals: str
     liquidation: str
-
-    @property
-    def z(self) -> np.ndarray:
-        """(mean - closed form)/se: the Monte Carlo error in standard errors."""
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(self.se > 0, (self.mean - self.closed_form) / np.where(self.se > 0, self.se, 1.0), 0.0)
-
-    @property
-    def noise_excursion(self) -> np.ndarray:
-        """Significantly positive by the Monte Carlo band while the exact expectation is <= 0 up to rounding
-        (closed form <= PROFIT_TOL) and the Monte Carlo agrees with it (|z| <= AGREE_Z): a noise excursion. The
-        two-period profit is the closed form plus -a_{t+1}'(V_{t+1} - V_t), a zero-mean term shared by every q of a
-        state, so where the exact profit is ~0 (a rule saturating the cap with the linear response (26)) or
-        slightly negative the band's one-sided 2.5% false alarm fires in about one state in forty."""
-        return self.significantly_positive & (self.closed_form <= PROFIT_TOL) & (np.abs(self.z) <= AGREE_Z)
-
-    @property
-    def profitable(self) -> np.ndarray:
-        """Profitable beyond Monte Carlo noise: significantly positive (lower band > 0), except a noise excursion.
-        Where the Monte Carlo disagrees with the closed form (|z| > AGREE_Z, check (a) fails) its verdict stands."""
-        return self.significantly_positive & ~self.noise_excursion
 
     def to_dict(self) -> dict:
         return {
