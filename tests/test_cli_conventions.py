@@ -18,46 +18,18 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
+from conftest import BASE_CONFIG, EXAMPLES
 
 from margin_design import console
 from margin_design.cli import build_parser, main
 
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ROOT / "examples"
 #: Agreement between a sweep row and the same configuration solved on its own (both certified optima; the
 #: batch and the single solve take different Newton paths, so only the optimum's value is shared).
 SWEEP_RTOL = 1e-9
 #: Most plain progress lines one stage may print when stderr is not a terminal (one per 10% plus the end).
 MAX_PLAIN_LINES = 11
 
-SMALL = """
-[grid]
-vol_min = 0.005
-vol_max = 0.03
-points = 40
-
-[states]
-density = "lognormal"
-median_vol = 0.01
-dispersion = 0.5
-
-[shock]
-model = "normal"
-horizon_days = 2
-
-[objective]
-kind = "cost"
-carry = 0.01
-prev_margin = 0.05
-
-[market]
-alpha = 0.2
-c_eff = 4.5
-
-[cap]
-kind = "manipulation_proof"
-input = "variance"
-"""
+SMALL = BASE_CONFIG   # the suite's small cost design (alpha 0.2, c_eff 4.5, variance input: K = 2.22)
 #: A rule over the cap of SMALL (dM/dsigma = 2.326 sqrt(2) = 3.29 > K = 2.22) and one well within it (0.5).
 STEEP_RULE = "2.326*sqrt(2*r)"
 FLAT_RULE = "0.01+0.5*sigma"
