@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from margin_design.units import SQRT_252
 from margin_design.errors import InputError
 
 from .rules import Rule, TableRule
@@ -26,7 +27,6 @@ from .rules import Rule, TableRule
 __all__ = ["CAP_TOL", "CHANGE_TOL", "DENSE_POINTS", "RuleComparison", "compare_rules", "covered_range", "common_range", "published_vols",
            "reading_beyond_rows"]
 
-SQRT_252 = math.sqrt(252)
 #: An increment above K * Delta sigma by more than this (margin ratio; 1e-6 bp of notional) breaks the cap: tables read
 #: back from 12-digit files reproduce a saturated stretch to about 1e-13.
 CAP_TOL = 1e-10

@@ -49,6 +49,7 @@ from typing import Any
 
 import numpy as np
 
+from margin_design.units import TRADING_DAYS
 from margin_design.csvio import VOL_COLUMNS, daily_vol_column, read_csv_columns, read_table
 from margin_design.errors import InputError
 from margin_design.formula import CONSTANT_NAMES, FUNCTION_NAMES, parse_formula_expr, quote_formula, symbol_r
@@ -356,7 +357,6 @@ def parse_formula(text: str) -> FormulaRule:
 #: Vol columns a rule table may carry, one meaning each: ``vol_daily`` (canonical: daily vol, decimal), ``vol`` (the
 #: legacy name of the same thing) and ``vol_annual`` (annualised vol sqrt(252) * vol_daily, decimal). Every table
 #: margin-design writes names its vol ``vol_daily`` (and may add ``vol_annual`` beside it).
-TRADING_DAYS = 252
 #: How a rule table is read outside its first and last row when it states no extrapolation (a ``vol,margin`` CSV, a
 #: schedule.json, step and knot tables, rule tables written before the publish change): flat beyond the ends.
 TABLE_EXTRAPOLATION = "flat below the first and above the last row"

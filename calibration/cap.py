@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from margin_design.units import TRADING_DAYS
 from margin_design.display import Displayable, brief, text_block
 from margin_design.errors import InputError
 
@@ -64,7 +65,7 @@ __all__ = [
 ]
 
 #: Trading days per year used to annualise daily volatility, sigma_ann = sqrt(252) sigma (Section 6.4).
-TRADING_DAYS_PER_YEAR = 252
+TRADING_DAYS_PER_YEAR = TRADING_DAYS
 #: Basis points per unit (decimal): delta = delta_bps / 1e4 (Appendix C.1).
 BPS_PER_UNIT = 1e4
 #: Square-root impact constant k in delta_bps(f) = k sqrt(f), in bp (65); 2 x the ~100 bp one-way cost scale.

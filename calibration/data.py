@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from margin_design.units import SQRT_252
 from margin_design.display import Displayable, text_block
 from margin_design.errors import InputError
 from margin_design.fileio import atomic_write_text
@@ -637,7 +638,7 @@ def _states_frame(grid, weights):
     import pandas as pd
 
     vol = np.asarray(grid, float)
-    frame = pd.DataFrame({"vol_daily": vol, "vol_annual": math.sqrt(252.0) * vol, "r": vol * vol,
+    frame = pd.DataFrame({"vol_daily": vol, "vol_annual": SQRT_252 * vol, "r": vol * vol,
                           "weight": np.asarray(weights, float)})
     frame.index.name = "state"
     return frame
@@ -645,7 +646,7 @@ def _states_frame(grid, weights):
 
 def _state_shock_items(cal) -> list[tuple[str, str]]:
     """Display lines shared by the single-contract and the portfolio calibration: data window and state grid."""
-    ann = math.sqrt(252.0)
+    ann = SQRT_252
     return [
         ("data", f"{cal.start} to {cal.end}, {cal.n_prices} closes"),
         ("states", f"{cal.grid.size} points, daily vol {cal.vol_min:.4%} .. {cal.vol_max:.4%} (annualised {ann * cal.vol_min:.2%} .. "

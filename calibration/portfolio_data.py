@@ -54,6 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
+from margin_design.units import SQRT_252
 from margin_design.display import Displayable, text_block
 from margin_design.errors import InputError
 
@@ -778,7 +779,7 @@ def portfolio_config_text(cal: PortfolioCalibration, states_file: str, shock_fil
     lines.append(f"# Positions h (notional weights per unit of portfolio notional): {', '.join(f'{n} {_num(x)}' for n, x in zip(cal.assets, h))}.")
     lines.append(_risk_desc(cal))
     lines += state_shock_header_lines(cal, states_file, shock_file, loss_desc, risk_name="sqrt(r_t) of the portfolio")
-    vols = ", ".join(f"{n} {_num(v, 4)} (annualised {_num(math.sqrt(252) * v, 4)})" for n, v in zip(cal.assets, cal.vols))
+    vols = ", ".join(f"{n} {_num(v, 4)} (annualised {_num(SQRT_252 * v, 4)})" for n, v in zip(cal.assets, cal.vols))
     lines.append(f"# Daily vol (sd of daily log returns over the window): {vols}.")
     if k > 1:
         rows = "; ".join(_vec(row, 6) for row in cal.correlation)

@@ -29,6 +29,7 @@ from typing import Sequence
 
 import numpy as np
 
+from margin_design.units import SQRT_252
 from margin_design.errors import InputError
 
 __all__ = ["PERCENT_COLUMNS", "MISSING_MARKERS", "VOL_COLUMNS", "read_table", "read_csv_columns", "daily_vol_column", "sort_by_iso_dates"]
@@ -257,7 +258,7 @@ def daily_vol_column(cols: dict, who: str) -> np.ndarray:
             f"{who} has no column 'vol_daily' (daily vol, decimal; the legacy 'vol' and the annualised 'vol_annual' are read too)"
             f" (columns: {', '.join(cols.get('__header__', ())) or 'none'})."
         )
-    daily = {c: np.asarray(cols[c], dtype=float) / (np.sqrt(252.0) if c == "vol_annual" else 1.0) for c in present}
+    daily = {c: np.asarray(cols[c], dtype=float) / (SQRT_252 if c == "vol_annual" else 1.0) for c in present}
     first = present[0]
     for c in present[1:]:
         a, b = daily[first], daily[c]

@@ -27,14 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
+from margin_design.units import SQRT_252
 from margin_design.errors import InputError
 from margin_design.reports.schedule_files import schedule_json_text
 
-TRADING_DAYS = 252
 #: Largest violation of M >= 0, monotonicity or the cap (margin ratio) a stored schedule may show: the solver's
 #: own feasibility target (:class:`~margin_design.solvers.certificate.Certificate`) for margins of order 1.
 FEASIBILITY_TOL = 1e-12
-SQRT_252 = math.sqrt(TRADING_DAYS)
 SCHEMA_VERSION = 1
 #: Relative disagreement accepted between the stored portfolio numbers (psi, ||AB||, the caps) and those recomputed
 #: from the stored A, B, d, s_f: the same float64 formulas give the same numbers up to a few ulps.

@@ -17,12 +17,13 @@ from decimal import Decimal, InvalidOperation
 import numpy as np
 
 from margin_design.errors import InputError
+from margin_design.plausibility import MAX_DAILY_VOL
 from margin_design.reports.rule_data import SQRT_252
 
 #: Most published points accepted (a table longer than this is a unit mistake, e.g. a step of 0.001).
 MAX_POINTS = 10_000
-#: Largest annualised vol accepted, percentage points (the daily bound 0.5 of plausibility.py is ~794%).
-MAX_ANNUAL_PCT = 100.0 * 0.5 * SQRT_252
+#: Largest annualised vol accepted, percentage points: the daily bound of plausibility.py (0.5 a day, ~794%).
+MAX_ANNUAL_PCT = 100.0 * MAX_DAILY_VOL * SQRT_252
 
 
 @dataclass(frozen=True)

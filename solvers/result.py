@@ -13,6 +13,7 @@ from importlib import metadata
 
 import numpy as np
 
+from margin_design.units import SQRT_252
 from margin_design.display import Displayable, yes_no
 from margin_design.solvers.certificate import Certificate
 
@@ -169,7 +170,7 @@ class Schedule(Displayable):
 
     def summary(self) -> str:
         """Plain-text summary: segments, objective and price of manipulation-proofness, certificate, solver."""
-        ann = math.sqrt(252.0)
+        ann = SQRT_252
         p = self.problem
         lines = [
             "Manipulation-proof margin schedule (Nicolai 2026, Section 6)",
@@ -253,7 +254,7 @@ class Schedule(Displayable):
         frame = pd.DataFrame(
             {
                 "vol_daily": vol,
-                "vol_annual": math.sqrt(252.0) * vol,
+                "vol_annual": SQRT_252 * vol,
                 "r": np.asarray(self.r, float),
                 "weight": np.asarray(self.weights, float),
                 "first_best": np.asarray(self.first_best, float),
@@ -283,7 +284,7 @@ class Schedule(Displayable):
 
         from margin_design.solvers.segments import SEGMENT_KINDS
 
-        ann = math.sqrt(252.0)
+        ann = SQRT_252
         x = np.asarray(self.schedule, float)
         rows = [
             {
@@ -317,7 +318,7 @@ class Schedule(Displayable):
 
     def _display(self) -> tuple[str, list[tuple[str, str]]]:
         p, o, c = self.problem, self.objective, self.certificate
-        ann = math.sqrt(252.0)
+        ann = SQRT_252
         fb = "existing schedule" if self.is_target else "first-best"
         price = self.price_of_manipulation_proofness
         rel = f" ({price / o['first_best_value']:.2%} of J({fb}))" if o["first_best_value"] else ""

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from margin_design.units import SQRT_252
 from margin_design.design.batch import STACKABLE, stack_problems
 from margin_design.design.config import SCHEMA, TARGET_KEYS, problem_from_dict, validate
 from margin_design.errors import ConfigError, InputError
@@ -137,7 +138,7 @@ def solve_chunk(base_cfg: dict, folder: str, keys: list[str], members: list[tupl
     overrides = {k: np.array([combo[keys.index(k)] for _, combo in members], float) for k in stack_keys}
     batch = stack_problems(base, overrides, count=len(members))
     answers, _ = solve_batch(batch, sensitivities=parameters_of(batch))
-    ann = math.sqrt(252.0)
+    ann = SQRT_252
     caps = np.broadcast_to(np.asarray(batch.cap.slope_vol, float), (batch.count,)) / ann   # K / sqrt(252) (74)
     rows = []
     for (idx, combo), ans, cap in zip(members, answers, caps):
