@@ -17,6 +17,9 @@ figures are :mod:`margin_design.reports.audit`):
 * :mod:`.strategic` -- c_X^eff from the equilibrium targets of strategic constrained traders (Appendix B, (61)-(63));
 * :mod:`.simulate` -- a vectorised simulation of the Section 2 market: round-trip profit curves with Monte Carlo
   bands, the closed form of Lemma 5, and a search over multi-period round trips;
+* :mod:`.stress` -- the T-update stress test: the most profitable open-loop round trip over T consecutive margin
+  updates by JAX gradients (multi-start projected ascent) in the same simulated market, its scaling in the trade
+  size q and a verdict worded by that scaling;
 * :mod:`.backtest` -- margin paths through history: Kupiec coverage test, cost, procyclicality (peak-to-trough,
   largest 1/5/30-day increases), share of days over the cap; EMIR art. 28 tools.
 
@@ -74,6 +77,7 @@ from .simulate import (
     search_round_trips,
     simulate_trades,
 )
+from .stress import StressPoint, StressReport, best_trips, jax_rule, stress_test
 from .strategic import StrategicState, equilibrium_c_eff, equilibrium_targets, strategic_c_eff
 from .build import STATE_UNITS, Audit, AuditOptions, build_audit  # last: it builds on the modules above
 
@@ -99,8 +103,11 @@ __all__ = [
     "SearchResult",
     "SimState",
     "StrategicState",
+    "StressPoint",
+    "StressReport",
     "TableRule",
     "backtest_metrics",
+    "best_trips",
     "build_audit",
     "closed_form_profit",
     "directional_sensitivity",
@@ -109,6 +116,7 @@ __all__ = [
     "equilibrium_targets",
     "feedback_gain",
     "input_sensitivity",
+    "jax_rule",
     "jump_gains",
     "kupiec_pof",
     "largest_increases",
@@ -128,6 +136,7 @@ __all__ = [
     "simulate_trades",
     "slope_cap_r",
     "strategic_c_eff",
+    "stress_test",
     "trimmed_variance",
     "trimming_jumps",
     "var_multiple",

@@ -51,6 +51,8 @@ __all__ = [
     "SimState",
     "Fundamentals",
     "simulate_trades",
+    "market_recursion",
+    "state_prices",
     "ProfitCurve",
     "round_trip_curve",
     "closed_form_profit",
@@ -211,12 +213,63 @@ def _input_values(state: SimState, windows: np.ndarray) -> np.ndarray:
     return input_values(spec, windows)
 
 
+def state_prices(state: SimState) -> np.ndarray:
+    """The benchmark window's prices P_{t-m}, ..., P_{t-1} (price units, P_{t-1} = 1) before the last return R_t^(0)."""
+    prices0 = 1.0 + np.concatenate([[0.0], np.cumsum(state.returns[:-1])])   # P_{t-m} .. P_{t-1}
+    return prices0 - prices0[-1] + 1.0
+
+
+def market_recursion(xp, trades, shocks, prices0, v0, margin0, x0, margin_fn, exposure_fn, input_fn, market: AuditMarket, trace: bool = False):
+    """The Section 2 market over periods u = t, ..., t + T, written once for NumPy (``xp = numpy``, the simulation)
+    and JAX (``xp = jax.numpy``, the gradients of the T-update stress test, :mod:`.stress`).
+
+    ``trades`` (sequences, T + 1) in ADV units; ``shocks`` (paths, >= T) the increments eps of V; ``prices0`` the m
+    benchmark prices P_{t-m}..P_{t-1}; ``v0`` = V_t; ``margin0`` = M_t, ``x0`` = X(M_t) (the stationary benchmark);
+    ``margin_fn`` g (3), ``exposure_fn`` X(M) (7), ``input_fn`` Gamma of a price window (last axis). Per period:
+    P_u = V_u + alpha (Delta X_u + a_u) (2), cash -= a_u P_u + tau |a_u| (A.5), and while the trader holds y_u:
+    cash -= rho M_u |y_u| + kappa y_u^2 ((11), A.5); then M_{u+1} = g(Gamma(P_{u-m+1..u})). Returns (cash
+    (sequences, paths), trace dict of lists or None)."""
+    n_seq, periods = trades.shape
+    T = periods - 1
+    shape = (n_seq, shocks.shape[0])
+    m = prices0.shape[-1]
+    margin = xp.full(shape, margin0)
+    x_prev = xp.full(shape, x0)
+    v = xp.full(shape, v0)
+    win = xp.broadcast_to(prices0, shape + (m,))
+    cash = xp.zeros(shape)
+    y = xp.zeros(shape)
+    kap, tau, rho, alpha = market.inventory_penalty, market.execution_cost, market.funding_spread, market.alpha
+    rec = {k: [] for k in ("price", "fundamental", "margin", "flow")} if trace else None
+    for u in range(periods):
+        if u > 0:
+            v = v + shocks[None, :, u - 1]
+        x = exposure_fn(margin)
+        au = trades[:, u][:, None]
+        p = v + alpha * (x - x_prev + au)
+        if rec is not None:
+            rec["price"].append(p)
+            rec["fundamental"].append(v)
+            rec["margin"].append(margin)
+            rec["flow"].append(x - x_prev)
+        cash = cash - au * p - tau * xp.abs(au)
+        y = y + au
+        if u < T:
+            cash = cash - rho * margin * xp.abs(y) - kap * y**2
+        full = xp.concatenate([win, p[..., None]], axis=-1)
+        margin = margin_fn(input_fn(full))
+        win = full[..., 1:]
+        x_prev = x
+    return cash, rec
+
+
 def simulate_trades(
     rule: Rule, population: Population, state: SimState, market: AuditMarket, trades, fundamentals: Fundamentals, *, trace: bool = False
 ):
     """Trader profit (price units x ADV) for every trade sequence (rows of ``trades``, ADV units, periods t..t+T)
     on every fundamental path: array (sequences, paths). With ``trace`` also a dict of arrays (sequences, paths,
-    T + 1): ``price`` P_u, ``fundamental`` V_u, ``margin`` M_u in force, ``flow`` Delta X_u (constrained order flow)."""
+    T + 1): ``price`` P_u, ``fundamental`` V_u, ``margin`` M_u in force, ``flow`` Delta X_u (constrained order flow).
+    The recursion is :func:`market_recursion` (shared with the JAX stress test)."""
     a = np.atleast_2d(np.asarray(trades, dtype=float))
     n_seq, periods = a.shape
     T = periods - 1
@@ -224,38 +277,14 @@ def simulate_trades(
         raise InputError(f"the fundamentals cover {fundamentals.shocks.shape[1]} periods, the trades need {T}.")
     if T > state.window:
         raise InputError(f"horizon T = {T} exceeds the window m = {state.window}: the benchmark would drift when R_t leaves the window.")
-    n_paths = fundamentals.shocks.shape[0]
-    shape = (n_seq, n_paths)
-    m = state.window
-    prices0 = 1.0 + np.concatenate([[0.0], np.cumsum(state.returns[:-1])])   # P_{t-m} .. P_{t-1}
-    prices0 = prices0 - prices0[-1] + 1.0
-    gamma0 = state.r
-    margin = np.full(shape, float(rule.margin(np.asarray(gamma0))))         # M_t = g(Gamma_t^(0)) (stationary)
-    x_prev = np.full(shape, float(population.exposure(margin[0, 0])))        # X_{t-1} = X(M_t)
-    v = np.full(shape, prices0[-1] + state.last_return)                       # V_t: P_t^(0) = V_t
-    win = np.broadcast_to(prices0, shape + (m,)).copy()
-    cash = np.zeros(shape)
-    y = np.zeros(shape)
-    kap, tau, rho, alpha = market.inventory_penalty, market.execution_cost, market.funding_spread, market.alpha
-    rec = {k: np.empty(shape + (periods,)) for k in ("price", "fundamental", "margin", "flow")} if trace else None
-    for u in range(periods):
-        if u > 0:
-            v = v + fundamentals.shocks[None, :, u - 1]
-        x = population.exposure(margin)
-        au = a[:, u][:, None]
-        p = v + alpha * (x - x_prev + au)
-        if rec is not None:
-            rec["price"][..., u], rec["fundamental"][..., u] = p, v
-            rec["margin"][..., u], rec["flow"][..., u] = margin, x - x_prev
-        cash = cash - au * p - tau * np.abs(au)
-        y = y + au
-        if u < T:
-            cash = cash - rho * margin * np.abs(y) - kap * y**2
-        full = np.concatenate([win, p[..., None]], axis=-1)
-        margin = rule.margin(_input_values(state, full))
-        win = full[..., 1:]
-        x_prev = x
-    return (cash, rec) if trace else cash
+    prices0 = state_prices(state)
+    m0 = float(rule.margin(np.asarray(state.r)))           # M_t = g(Gamma_t^(0)) (stationary)
+    x0 = float(population.exposure(m0))                     # X_{t-1} = X(M_t)
+    cash, rec = market_recursion(np, a, fundamentals.shocks, prices0, prices0[-1] + state.last_return, m0, x0, rule.margin,
+                                 population.exposure, lambda w: _input_values(state, w), market, trace)
+    if not trace:
+        return cash
+    return cash, {k: np.stack(v, axis=-1) for k, v in rec.items()}
 
 
 class MonteCarloBand:
@@ -338,14 +367,17 @@ class ProfitCurve(MonteCarloBand):
 
 
 def closed_form_profit(rule: Rule, population: Population, state: SimState, market: AuditMarket, q) -> tuple[np.ndarray, np.ndarray]:
-    """(E[Pi], L) of the round trip (-q, +q) from Lemma 5's identity with the exact liquidation L (A.5 costs included)."""
+    """(E[Pi], L) of the round trip (-q, +q) from Lemma 5's identity with the exact liquidation L (A.5 costs included).
+
+    A negative q is the buy-first trip (+|q|, -|q|): the identity E[Pi] = alpha q (L - 2q) holds for either sign
+    (L < 0 when the margin falls), the costs are charged on |q|."""
     q = np.asarray(q, dtype=float)
     a = market.alpha
     w = 1.0 if state.input.kind == "variance" else 1.0 / state.window
     m0 = float(rule.margin(np.asarray(state.r)))
     gam = state.r + w * ((state.last_return - a * q) ** 2 - state.last_return**2)
     L = population.exposure(m0) - population.exposure(rule.margin(gam))
-    ex = a * q * (L - 2.0 * q) - market.inventory_penalty * q**2 - (2.0 * market.execution_cost + market.funding_spread * m0) * q
+    ex = a * q * (L - 2.0 * q) - market.inventory_penalty * q**2 - (2.0 * market.execution_cost + market.funding_spread * m0) * np.abs(q)
     return ex, L
 
 
