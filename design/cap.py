@@ -31,6 +31,9 @@ import numpy as np
 
 CAP_KINDS = ("manipulation_proof", "none")
 CAP_INPUTS = ("variance", "realized_variance", "ewma")
+#: Window m (returns) of the sum (4) when the input is ``variance``, whose config has no window: the window the audit
+#: simulates (its --sim-window default) and the T-update stress test uses; ``updates`` may be 1..SUM_WINDOW then.
+SUM_WINDOW = 5
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,12 @@ class CapSpec:
     window: int = 1
     lam: float = 0.94
     portfolio: object = field(default=None, repr=False)   # a PortfolioSpec: the cap is (88) (design/portfolio.py)
+    #: Uniform scale s in (0, 1] of the cap (1: the paper's two-period cap); ``margin_design.audit.updates`` sets it to the
+    #: largest s whose capped optimum the T-update stress test finds unprofitable. Not in the repr: problem.fingerprint
+    #: adds scale and updates only when they differ from 1 (unchanged hashes for the paper's cap).
+    scale: float = field(default=1.0, repr=False)
+    #: T of ``[cap] updates``: consecutive margin updates the cap must withstand (1: the two-period round trip).
+    updates: int = field(default=1, repr=False)
 
     @property
     def input_factor(self) -> float:
@@ -61,13 +70,21 @@ class CapSpec:
 
     @property
     def slope_vol(self) -> float:
-        """K: the cap on dM/dsigma (margin ratio per unit of daily vol), (18)/(40) times the input factor; inf if none."""
+        """K: the cap on dM/dsigma (margin ratio per unit of daily vol), (18)/(40) times the input factor and the
+        ``scale`` s; inf if none."""
         if self.kind == "none":
             return float("inf")
         if self.portfolio is not None:
-            return self.portfolio.cap_vol(self.inventory_penalty)
+            return self.scale * self.portfolio.cap_vol(self.inventory_penalty)
         a, c, kap = self.alpha, self.c_eff, self.inventory_penalty
-        return self.input_factor * (2.0 * a + kap) / (a * a * c)
+        return self.scale * self.input_factor * (2.0 * a + kap) / (a * a * c)
+
+    def scale_text(self) -> str:
+        """What the scale and updates mean, for the cap's formula text ("" for the paper's cap, s = 1 and T = 1)."""
+        if self.scale == 1.0 and self.updates == 1:
+            return ""
+        return (f"; scaled by s = {self.scale:.6g}, the largest scale whose capped optimum the T-update stress test finds "
+                f"unprofitable with T = {self.updates} updates")
 
     def formula(self) -> str:
         """The cap as text, with its numbers, for reports."""
@@ -91,9 +108,10 @@ class CapSpec:
                 + (f"{k88:.6g}" if math.isfinite(k88) else "no cap")
                 + f"; {tail})"
             )
+        s = "" if self.scale == 1.0 else f"{self.scale:.6g} * "
         return (
-            f"dM/dsigma <= K = {self.input_factor:.6g} * (2*alpha + kappa)/(alpha^2 * c_eff) = {self.slope_vol:.6g}"
-            f" (alpha = {self.alpha:g}, c_eff = {self.c_eff:g}, kappa = {self.inventory_penalty:g}, input = {self.input})"
+            f"dM/dsigma <= K = {s}{self.input_factor:.6g} * (2*alpha + kappa)/(alpha^2 * c_eff) = {self.slope_vol:.6g}"
+            f" (alpha = {self.alpha:g}, c_eff = {self.c_eff:g}, kappa = {self.inventory_penalty:g}, input = {self.input}{self.scale_text()})"
         )
 
 

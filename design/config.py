@@ -8,7 +8,8 @@
                  participation_weight; participation_beta; participation_cost = "linear" | "quadratic";
                  for "target": file (CSV: vol, target, weight[, curvature])
     [market]     alpha (price impact per ADV traded), c_eff (c_X^eff, ADV per unit margin ratio), inventory_penalty (kappa)
-    [cap]        kind = "manipulation_proof" | "none"; input = "variance" | "realized_variance" | "ewma"; window; lambda
+    [cap]        kind = "manipulation_proof" | "none"; input = "variance" | "realized_variance" | "ewma"; window; lambda;
+                 updates = T (1..m: consecutive margin updates the cap withstands; solve scales the cap, audit/updates.py)
 
 Every violation raises :class:`~margin_design.errors.ConfigError` (or InputError for files) with one
 sentence naming the key and the value. Relative file paths are resolved against the config file's folder.
@@ -51,7 +52,7 @@ from typing import Any
 
 import numpy as np
 
-from margin_design.design.cap import CAP_INPUTS, CAP_KINDS, CapSpec
+from margin_design.design.cap import CAP_INPUTS, CAP_KINDS, SUM_WINDOW, CapSpec
 from margin_design.design.grid import DENSITIES, SPACINGS, make_grid, state_weights
 from margin_design.design.objective import COST_FORMS, LOSSES, CostSpec, TargetSpec
 from margin_design.design.portfolio import portfolio_spec, validate_portfolio_section
@@ -84,7 +85,8 @@ SCHEMA: dict[str, dict[str, tuple[str, Any]]] = {
         "file": (_STR, None),
     },
     "market": {"alpha": (_NUM, None), "c_eff": (_NUM, None), "inventory_penalty": (_NUM, 0.0)},  # alpha, c_eff required without [portfolio]
-    "cap": {"kind": (_STR, "manipulation_proof"), "input": (_STR, "variance"), "window": (_INT, None), "lambda": (_NUM, None)},
+    "cap": {"kind": (_STR, "manipulation_proof"), "input": (_STR, "variance"), "window": (_INT, None), "lambda": (_NUM, None),
+            "updates": (_INT, 1)},
 }
 CHOICES = {
     ("grid", "spacing"): SPACINGS,
@@ -317,6 +319,28 @@ def _check_ranges(cfg: dict) -> None:
         raise ConfigError("missing required key cap.lambda (input = 'ewma').")
     if c["kind"] == "manipulation_proof":
         _check_cap_slope(cfg)
+    _check_updates(cfg)
+
+
+def _check_updates(cfg: dict) -> None:
+    """cap.updates = T: an integer from 1 to the input's window m (locality, T <= m); T > 1 needs a manipulation-proof
+    single-contract cap whose input has a window (the sum (4) over SUM_WINDOW returns, or realized_variance's window)."""
+    c = cfg["cap"]
+    T = c["updates"]
+    if T < 1:
+        raise ConfigError(f"cap.updates = {T!r} must be an integer >= 1 (consecutive margin updates; 1 = the paper's two-period cap).")
+    if T == 1:
+        return
+    if c["kind"] != "manipulation_proof":
+        raise ConfigError(f"cap.updates = {T!r} scales the manipulation-proof cap, so it needs cap.kind = 'manipulation_proof', not {c['kind']!r}.")
+    if "portfolio" in cfg:
+        raise ConfigError(f"cap.updates = {T!r} applies to a single contract; the T-update stress test does not simulate a [portfolio] market.")
+    m = c["window"] if c["window"] is not None else (SUM_WINDOW if c["input"] == "variance" else None)
+    if m is None:
+        raise ConfigError(f"cap.updates = {T!r} needs a risk input with a window of sampled returns (variance or realized_variance), "
+                          f"not {c['input']!r}.")
+    if T > m:
+        raise ConfigError(f"cap.updates = {T!r} exceeds the input's window of {m} returns; the stress test needs T <= m (locality).")
 
 
 def _cap_spec(cfg: dict) -> CapSpec:
@@ -329,6 +353,7 @@ def _cap_spec(cfg: dict) -> CapSpec:
         inventory_penalty=m["inventory_penalty"],
         window=c["window"] or 1,
         lam=c["lambda"] if c["lambda"] is not None else 0.94,
+        updates=c["updates"],
     )
     if "portfolio" in cfg:
         cap = dataclasses.replace(cap, portfolio=portfolio_spec(cfg["portfolio"], input_factor=cap.input_factor))

@@ -287,6 +287,8 @@ class Problem:
             h.update(np.ascontiguousarray(a, dtype=np.float64).tobytes())
         h.update(repr(self.static).encode())
         h.update(repr(self.cap).encode())
+        if self.cap.scale != 1.0 or self.cap.updates != 1:   # [cap] updates: the scaled cap is another problem
+            h.update(f"scale={self.cap.scale!r} updates={self.cap.updates!r}".encode())
         for leaf in _leaves(self.params):
             h.update(np.ascontiguousarray(np.asarray(leaf, dtype=np.float64)).tobytes())
         return h.hexdigest()

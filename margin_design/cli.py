@@ -125,15 +125,15 @@ def _is_number(text: str) -> bool:
 
 
 def _cmd_solve(args) -> int:
+    from margin_design.audit.updates import solve_design
     from margin_design.design import load_problem
     from margin_design.reports.schedule_files import check_schedule_folder, write_schedule_files
-    from margin_design.solvers import solve
 
     if args.out is not None:
         check_schedule_folder(args.out, inputs=[args.config])
     check_json_file(args)
     problem = load_problem(args.config)
-    result = solve(problem, method=args.method)
+    result = solve_design(problem, method=args.method)   # [cap] updates = T > 1: the T-update bisection (audit/updates.py)
     s = result.solver
     console.LOGGER.info(f"solver: {s.get('method')} ({s.get('backend')}), {s.get('iterations')} Newton iterations, "
                         f"{s.get('seconds', float('nan')):.3f} s; {problem.n} states")
@@ -157,7 +157,8 @@ def solve_summary(result, config, paths) -> dict:
         "first_best_objective": o["first_best_value"],
         "price_of_manipulation_proofness": result.price_of_manipulation_proofness,
         "terms": dict(o["terms"]),
-        "cap": {"formula": result.problem.cap.formula(), "slope_vol": result.problem.cap.slope_vol},
+        "cap": {"formula": result.problem.cap.formula(), "slope_vol": result.problem.cap.slope_vol, "scale": result.problem.cap.scale,
+                "updates": result.problem.cap.updates, **({"stress_test": dict(result.stress)} if result.stress is not None else {})},
         "certified": bool(c.ok),
         "certificate": c.to_dict(),
         "segments": [dict(seg) for seg in result.segments],

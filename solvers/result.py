@@ -60,6 +60,8 @@ class Schedule(Displayable):
     objective: dict = field(repr=False)
     certificate: Certificate = field(repr=False)
     solver: dict = field(repr=False)
+    #: With ``[cap] updates = T > 1``: what the T-update stress test tested and found (``margin_design.audit.updates``).
+    stress: dict | None = field(repr=False, default=None)
 
     # ------------------------------------------------------------ views of the problem
     @property
@@ -125,6 +127,9 @@ class Schedule(Displayable):
                 "input": p.cap.input,
                 "slope_vol": p.cap.slope_vol if math.isfinite(p.cap.slope_vol) else None,
                 "formula": p.cap.formula(),
+                "scale": p.cap.scale,
+                "updates": p.cap.updates,
+                **({"stress_test": dict(self.stress)} if self.stress is not None else {}),
             },
             "multipliers": [float(v) for v in self.multipliers],
             "floor": {"level": 0.0, "active": self.floor_active, "multiplier": self.certificate.floor_multiplier},
@@ -190,6 +195,7 @@ class Schedule(Displayable):
                 f"    cap relative to each contract's single-contract cap (A_ii, B_i alone): {ratios}"
                 + ("" if pf.psi > 0 else "; psi = 0: no cap from manipulation, cap increments are null"),
             ]
+        lines += _stress_lines(p.cap, self.stress)
         lines.append("  segments (vol ranges annualised; margins as % of notional):")
         for s in self.segments:
             extra = ""
@@ -339,6 +345,23 @@ class Schedule(Displayable):
             items.insert(1, ("portfolio", f"{pf.k} contracts ({', '.join(pf.assets)}); psi {pf.psi:.6g}, ||AB|| {pf.price_pressure:.6g}"))
         title = "Manipulation-proof margin schedule" + (" (capped existing schedule)" if self.is_target else "")
         return title, items
+
+
+def _stress_lines(cap, stress) -> list[str]:
+    """The summary's lines on ``[cap] updates = T`` (none for the paper's two-period cap)."""
+    if cap.updates == 1 and stress is None:
+        return []
+    if stress is None:
+        return [f"  cap.updates = {cap.updates} NOT applied: this solve kept the cap at scale {cap.scale:g}; solve with "
+                "margin_design.audit.solve_with_updates (what margin-design solve does) to scale it"]
+    b1, b = stress["best_profit_scale_1"], stress["best_profit"]
+    return [
+        f"  T-update stress test (T = {stress['updates']}): largest scale of the cap s = {stress['scale']:.4f} (bisection to "
+        f"{stress['resolution']:g}, {len(stress['trail'])} certified solves, {stress['seconds']:.1f} s)",
+        f"    tested: {stress['strategies']}; {stress['states']}",
+        f"    tolerance: {stress['tolerance_text']}; best profit at scale 1 "
+        + ("n/a" if b1 is None else f"{b1:+.3e}") + f", at s {'n/a' if b is None else f'{b:+.3e}'}",
+    ]
 
 
 #: Units of the columns of :meth:`Schedule.to_frame` (also in ``frame.attrs["units"]``).
