@@ -132,7 +132,8 @@ class AuditOptions:
     ``execution_cost`` tau [decimal of notional per unit traded]; ``funding_spread`` rho [decimal per period];
     ``trim`` cutoff c [decimal daily return]; ``accounts`` CSV (equity, benefit) with ``chi``, ``eta`` for
     Appendix B; ``simulate``, ``paths``, ``seed``, ``sim_window`` m (returns in the simulated window of the
-    input (4)), ``max_horizon`` T (None: DEFAULT_MAX_HORIZON; single contract only); ``data`` "sp500" or a price CSV with ``start``/``end`` (ISO dates),
+    input (4)), ``max_horizon`` T (None: DEFAULT_MAX_HORIZON; single contract only); ``updates`` T of the T-update
+    stress test (:mod:`.stress`; None: not run; single contract only); ``data`` "sp500" or a price CSV with ``start``/``end`` (ISO dates),
     ``backtest_window`` (days of the realised variance; default the config's window or 20), ``position``,
     ``coverage`` (default 1 - carry, else 0.99), ``horizon_days`` (default the config's, else 2); ``method``;
     ``liquidation`` the constrained sector of a [portfolio] simulation: "population" (default; one population of
@@ -152,6 +153,7 @@ class AuditOptions:
     seed: int = 0
     sim_window: int = 5
     max_horizon: int | None = None
+    updates: int | None = None
     data: str | None = None
     start: str | None = None
     end: str | None = None
@@ -190,6 +192,8 @@ class AuditOptions:
             raise InputError(f"--window {self.backtest_window!r} must be an integer number of days from 1 to {MAX_WINDOW_DAYS}.")
         if self.max_horizon is not None and (int(self.max_horizon) != self.max_horizon or not 1 <= self.max_horizon <= 6):
             raise InputError(f"--max-horizon {self.max_horizon!r} must be an integer from 1 to 6.")
+        if self.updates is not None and (int(self.updates) != self.updates or not 1 <= self.updates <= 6):
+            raise InputError(f"--updates {self.updates!r} must be an integer from 1 to 6 (margin updates of the stress test).")
         if self.position not in ("long", "short", "both"):
             raise InputError(f"--position {self.position!r} is not one of long, short, both.")
         if self.accounts is not None and self.chi is None:
@@ -236,6 +240,8 @@ class Audit(Displayable):
     #: With a [portfolio] market: {"market": PortfolioMarket, "local": {"rule"|"first_best"|"capped": PortfolioLocal},
     #: "simulation": PortfolioSimulation | None}; ``market`` is then the equivalent single contract along Theorem 3's b.
     portfolio: dict | None = field(repr=False, default=None)
+    #: With ``updates`` T: {"rule"|"first_best"|"capped": StressReport} of the T-update stress test (:mod:`.stress`).
+    stress: dict | None = field(repr=False, default=None)
 
     # ------------------------------------------------------------ tables
     def state_rows(self) -> list[dict]:
@@ -372,6 +378,10 @@ class Audit(Displayable):
                 lines += ["", f"Profit table (two-period round trips at q = {self.portfolio['market'].trigger:g} ADV; price units x ADV; "
                           "band = 1.96 s.e.; linear B = Lemma 10's -l(a) Delta M - 2 a'Aa):"]
                 lines.append(text_table(PROFIT_TABLE_HEADER, _profit_table_cells(self)))
+        if self.stress is not None:
+            lines += ["", f"T-update stress test (T = {self.options.updates}; open-loop trips (9) by JAX gradients, Appendix A.4):"]
+            for key in ("capped", "first_best", "rule"):
+                lines += self.stress[key].text()
         if self.backtest is not None:
             b = self.backtest
             lines += ["", f"Backtest: {b['data'].describe()}; coverage target {b['coverage']:.2%}"]
@@ -449,6 +459,8 @@ class Audit(Displayable):
                                 "chi": self.options.chi, "eta": self.options.eta, "rho": m.funding_spread}
         if self.simulation is not None:
             out["simulation"] = {k: v for k, v in self.simulation.items() if k not in ("text", "curves_obj", "table")}
+        if self.stress is not None:
+            out["stress_test"] = {k: v.to_dict() for k, v in self.stress.items()}
         if self.backtest is not None:
             b = self.backtest
             out["backtest"] = {"data": b["data"].describe(), "coverage": b["coverage"], "above_grid_share": b["above_grid"],
@@ -579,7 +591,8 @@ def build_audit(rule: Rule, market_config, options: AuditOptions | None = None, 
     the backtest (``what = "backtest"``) advance, in units of their steps (a rule in a state, a rule over the data).
     """
     from margin_design.design import load_problem
-    from margin_design.solvers import solve
+
+    from .updates import solve_design
 
     o = options or AuditOptions()
     problem = load_problem(market_config)
@@ -593,7 +606,7 @@ def build_audit(rule: Rule, market_config, options: AuditOptions | None = None, 
     rule.check_monotone(vol)
     if rule.overlays.stressed_weight and rule.overlays.stressed_vol is None:
         raise InputError(f"overlay stressed_weight = {rule.overlays.stressed_weight!r} needs stressed_vol, the daily vol of the stressed period.")
-    schedule = solve(problem, method=o.method)
+    schedule = solve_design(problem, method=o.method)   # [cap] updates = T > 1: the cap scaled by the T-update bisection
     fb = first_best_rule(problem)
     cp = capped_rule(schedule)
     spec = _input_spec(problem)
@@ -638,12 +651,26 @@ def build_audit(rule: Rule, market_config, options: AuditOptions | None = None, 
     else:
         sim = _portfolio_simulation(rules, problem, portfolio, spec, o, progress) if o.simulate else None
     bt = _backtest(rules, problem, o, horizon, progress) if o.data is not None else None
+    stress = _stress(rules, problem, market, spec, o) if o.updates is not None else None
     return Audit(
         rule=rule, first_best=fb, capped=cp, problem=problem, schedule=schedule, market=market, input_spec=spec, local=la,
         local_first_best=la_fb, local_capped=la_cp, breakpoints=bps, jumps=jumps, flats=flats, trim=trim, risk_inputs=ri,
         strategic=strategic, local_strategic=la_st, costs=costs, simulation=sim, backtest=bt, options=o,
-        market_file=Path(market_config).name, portfolio=portfolio,
+        market_file=Path(market_config).name, portfolio=portfolio, stress=stress,
     )
+
+
+def _stress(rules: dict, problem, market: AuditMarket, spec: InputSpec, o: AuditOptions) -> dict:
+    """The T-update stress test of the rule, g* and M_fb in the simulation's envelope states (:mod:`.stress`)."""
+    from .stress import CAPACITIES, stress_test
+
+    if spec.kind == "ewma":
+        raise InputError("--updates runs the T-update stress test, which simulates realised-variance inputs; the config's cap input is ewma.")
+    window = o.sim_window if spec.kind == "variance" else spec.window
+    if o.updates > window:
+        raise InputError(f"--updates {o.updates} exceeds the simulated window of {window} returns (T <= m); raise --sim-window.")
+    states = [SimState.envelope(v * v, window, spec.kind) for v in _sim_states(problem)]
+    return {key: stress_test(rule, states, market, o.updates, CAPACITIES) for key, rule in rules.items()}
 
 
 def _refuse_single_contract_options(o: AuditOptions) -> None:
@@ -654,6 +681,9 @@ def _refuse_single_contract_options(o: AuditOptions) -> None:
     if o.data == "sp500":
         raise InputError("--data sp500 is one index's price series; with a [portfolio] --market give a CSV (date, close) of the "
                          "margined portfolio's daily value, whose variance is the rule's input.")
+    if o.updates is not None:
+        raise InputError("--updates runs the single-contract T-update stress test, which a [portfolio] audit does not run "
+                         "(it simulates two-period vector round trips, Section 5.3).")
     if o.max_horizon is not None:
         raise InputError("--max-horizon sets the single-contract multi-period search, which a [portfolio] audit does not run "
                          "(it simulates two-period vector round trips, Section 5.3).")
@@ -779,15 +809,31 @@ def _simulation(rules: dict, problem, market: AuditMarket, spec: InputSpec, o: A
             f"from daily vol {math.sqrt(jump_curve.state.r):.4%} the best (-q, +q) has q = {jump_curve.q[k]:g}: E[Pi] = {jump_curve.mean[k]:+.3e} "
             f"+- {BAND_Z * jump_curve.se[k]:.1e} (closed form {jump_curve.closed_form[k]:+.3e})"
         )
+    envelope_verdict = None
     if searches["envelope"]["capped"].overall[1] > PROFIT_TOL:
-        text.append("      at the envelope a rule exactly at the cap is on the knife-edge of (16): buy-first trips earn a third-order "
-                    "profit there (re-leveraging E/M is convex in M)")
+        # word the finding by its measured order in q (a rule at the cap: q^3; strictly inside it: only large trades):
+        # the same lattice search per unit size, capacity q = 2 units (the lattice's largest leg)
+        from .stress import scaling_exponent, verdict
+
+        state = SimState.envelope(sv * sv, window, kind)
+        m0 = float(rules["capped"].margin(np.asarray(state.r)))
+        pop = Population.calibrated(POPULATION_SIZE, m0, market.c_eff, seed=o.seed)
+        caps = [2.0 * u for u in SEARCH_UNITS]
+        best = [search_round_trips(rules["capped"], pop, state, market, lambda T, st=state: Fundamentals.rademacher(st.step, T),
+                                   horizons=horizons, sizes=(u,), lattice=SEARCH_LATTICE).overall for u in SEARCH_UNITS]
+        profits = [b[1] for b in best]
+        envelope_verdict = {"capacities_adv": caps, "best_profit": profits, "best_trades_adv": [list(b[0]) for b in best],
+                            "scaling_exponent": scaling_exponent(caps, profits, PROFIT_TOL), "verdict": verdict(caps, profits, PROFIT_TOL)}
+        text.append(f"      at the envelope, the capped optimum's best lattice trip by largest leg q = {', '.join(f'{c:g}' for c in caps)} ADV: "
+                    f"E[Pi] = {', '.join(f'{v:+.2e}' for v in profits)} -- {envelope_verdict['verdict']} (re-leveraging E/M is convex "
+                    "in M, so buy-first trips gain where the margin falls)")
     return {
         "checks": checks,
         "lemma5": lemma5,
         "curves": {key: [c.to_dict() for c in cs] for key, cs in curves.items()},
         "search": {label: {key: res.to_dict() for key, res in d.items()} for label, d in searches.items()},
         "jump_curve": None if jump_curve is None else jump_curve.to_dict(),
+        **({"envelope_capped_scaling": envelope_verdict} if envelope_verdict is not None else {}),
         "settings": {"paths": o.paths, "seed": o.seed, "window": window, "input": kind, "population": POPULATION_SIZE,
                      "triggers_adv": list(SIM_TRIGGERS), "states_vol_daily": vols, "search_share": SEARCH_SHARE,
                      "search_vol_daily": sv, "search_units_adv": list(SEARCH_UNITS), "search_lattice": list(SEARCH_LATTICE),

@@ -87,6 +87,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    "simulation, one population of accounts per contract calibrated to B (default) or the linear Delta X = -B Delta M of (26)")
     g.add_argument("--max-horizon", type=int, help="longest round trip T of the multi-period search (default 4; one contract only: "
                    "refused with a [portfolio] --market, whose simulation is of two-period vector round trips)")
+    g.add_argument("--updates", type=int, help="run the T-update stress test with T updates (1-6, <= the simulated window): the best "
+                   "open-loop trip against the rule, g* and M_fb by JAX gradients, its scaling in q and a verdict (one contract only)")
     g = p.add_argument_group("backtest")
     g.add_argument("--start", metavar="YYYY-MM-DD", help="first date of the backtest")
     g.add_argument("--end", metavar="YYYY-MM-DD", help="last date of the backtest")
@@ -180,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
     options = AuditOptions(
         last_return=args.last_return, trigger=args.trigger, execution_cost=args.execution_cost, funding_spread=args.funding_spread,
         trim=args.trim, accounts=args.accounts, chi=args.chi, eta=args.eta, simulate=not args.no_simulation, paths=args.paths,
-        seed=args.seed, sim_window=args.sim_window, max_horizon=args.max_horizon, data=args.data, start=args.start, end=args.end,
+        seed=args.seed, sim_window=args.sim_window, max_horizon=args.max_horizon, updates=args.updates, data=args.data, start=args.start, end=args.end,
         backtest_window=args.backtest_window, position=args.position, coverage=args.coverage, horizon_days=args.horizon_days,
         method=args.method, liquidation=args.liquidation,
     )

@@ -100,11 +100,11 @@ def run(args: argparse.Namespace) -> int:
         from margin_design.design import load_problem
         from margin_design.design.config import load_config
         from margin_design.reports.parameters import check_elasticity_applies
-        from margin_design.solvers import solve
+        from margin_design.audit.updates import solve_design
 
         check_elasticity_applies(elasticity, "portfolio" in load_config(src)[0])  # before the solve, not after
         problem = load_problem(src)
-        data = RuleData.from_schedule(solve(problem, method=args.method))
+        data = RuleData.from_schedule(solve_design(problem, method=args.method))   # [cap] updates = T: the scaled cap
         kind = "config"
     else:
         raise InputError(f"input {str(src)!r} must be a .toml configuration or a schedule.json file.")

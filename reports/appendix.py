@@ -294,6 +294,20 @@ def _cost_sentence(report) -> str:
             "rule, interpolated onto the solver grid, above that of the optimal schedule g*.\n\n")
 
 
+def _updates_sentence(d) -> str:
+    """What the T-update stress test tested and at what tolerance (``[cap] updates = T > 1``; "" otherwise)."""
+    st = d.cap.get("stress_test")
+    if not st:
+        return ""
+    b1, b = st["best_profit_scale_1"], st["best_profit"]
+    return (
+        f" Multi-update manipulation (Appendix A.4): the cap withstands T = {st['updates']} consecutive margin updates: K above is the paper's cap "
+        f"times s = {st['scale']:.4f}, the largest scale (bisection to {st['resolution']:g}) whose capped optimum the T-update stress "
+        f"test cannot beat: {st['strategies']}, in {st['states']}; tolerance: {st['tolerance_text']}. Best expected profit found against "
+        f"the unscaled cap: {'none' if b1 is None else f'{b1:+.3e}'} price units x ADV; against this rule: {'none' if b is None else f'{b:+.3e}'}."
+    )
+
+
 def _no_cap_text(d) -> str:
     if d.is_portfolio and d.cap.get("kind") != "none":
         return "monotonicity only (psi = max(0, -d'AB) = 0: the trigger direction does not load on the liquidation pressure, so (87) sets no cap)"
@@ -343,7 +357,7 @@ def _design_paragraph_md(report) -> str:
         "first-best where it can, rises at the cap (42) where the first-best is too steep, and pools at a level solving (43) where "
         "even that is too much. Segments of this rule: "
         + "; ".join(f"{f.kind} from {100 * SQRT_252 * f.vol_start:.2f}% to {100 * SQRT_252 * f.vol_end:.2f}% annualised vol" for f in report.formulas)
-        + "."
+        + "." + _updates_sentence(d)
     )
 
 
@@ -637,7 +651,8 @@ def _design_paragraph_tex(report) -> str:
         "g \\text{ weakly increasing and within the cap},\n\\end{equation*}\n"
         f"on {d.n} states with probability masses $f(r\\mid z)$; between grid points the cap integrates exactly to $K(\\sigma_{{i+1}}-\\sigma_i)$. "
         "By the KKT conditions (68)--(72) the rule tracks the first-best where it can, rises at the cap (42) where the first-best is too "
-        f"steep, and pools at a level solving (43) where even that is too much. Segments (annualised vol): {segs}.\n"
+        f"steep, and pools at a level solving (43) where even that is too much. Segments (annualised vol): {segs}."
+        + latex_escape(_updates_sentence(d)) + "\n"
     )
 
 

@@ -117,3 +117,24 @@ def test_more_updates_never_find_less():
     lattice = search_round_trips(AT_CAP, pop, state, MARKET, lambda T: Fundamentals.rademacher(0.0, T), horizons=(1, 2, 3, 4), sizes=(0.01,))
     assert lattice.overall[1] == pytest.approx(1.7e-4, rel=0.01)
     assert best[2] >= lattice.overall[1] and best[2] > 1.5 * best[0]
+
+
+def test_audit_reports_the_T_update_verdict(write_config):
+    """``AuditOptions(updates=T)``: the audit's clearly separated block, per rule and state, with the verdict by scaling;
+    without it the audit has no stress block."""
+    from conftest import BASE_CONFIG
+
+    from margin_design.audit import AuditOptions, build_audit
+
+    cfg = write_config(BASE_CONFIG.replace("points = 40", "points = 12"))
+    audit = build_audit(load_rule("0.01+r"), cfg, AuditOptions(simulate=False, updates=1))
+    assert set(audit.stress) == {"rule", "first_best", "capped"}
+    d = audit.to_dict()["stress_test"]
+    capped = d["capped"]["states"]
+    # g* saturates the cap: third order inside the grid; at the grid's first state a buy-first trip lowers sigma below the grid,
+    # where g* is flat (no re-leveraging), and a sale-first trip loses at second order: no profit
+    assert [s["verdict"].split(" (")[0].split(" up")[0] for s in capped] == ["no profitable strategy"] + ["third-order profit"] * 3
+    assert any("second-order" in s["verdict"] for s in d["first_best"]["states"])
+    assert "T-update stress test (T = 1" in audit.summary()
+    plain = build_audit(load_rule("0.01+r"), cfg, AuditOptions(simulate=False))
+    assert plain.stress is None and "stress_test" not in plain.to_dict()
