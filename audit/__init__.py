@@ -20,6 +20,8 @@ figures are :mod:`margin_design.reports.audit`):
 * :mod:`.stress` -- the T-update stress test: the most profitable open-loop round trip over T consecutive margin
   updates by JAX gradients (multi-start projected ascent) in the same simulated market, its scaling in the trade
   size q and a verdict worded by that scaling;
+* :mod:`.updates` -- ``[cap] updates = T``: the largest scale s of the cap whose capped optimum the T-update stress
+  test cannot beat (bisection, each step a certified solve); :func:`solve_with_updates` is the solve of ``margin-design solve``;
 * :mod:`.backtest` -- margin paths through history: Kupiec coverage test, cost, procyclicality (peak-to-trough,
   largest 1/5/30-day increases), share of days over the cap; EMIR art. 28 tools.
 
@@ -78,6 +80,7 @@ from .simulate import (
     simulate_trades,
 )
 from .stress import StressPoint, StressReport, best_trips, jax_rule, stress_test
+from .updates import cap_scale, solve_design, solve_with_updates
 from .strategic import StrategicState, equilibrium_c_eff, equilibrium_targets, strategic_c_eff
 from .build import STATE_UNITS, Audit, AuditOptions, build_audit  # last: it builds on the modules above
 
@@ -134,6 +137,9 @@ __all__ = [
     "scan_risk",
     "search_round_trips",
     "simulate_trades",
+    "solve_design",
+    "solve_with_updates",
+    "cap_scale",
     "slope_cap_r",
     "strategic_c_eff",
     "stress_test",

@@ -34,7 +34,7 @@ from .local import AuditMarket
 from .simulate import SimState
 from .stress import CAPACITY, STRESS_TOL, best_trips, jax_rule
 
-__all__ = ["SCALE_RESOLUTION", "MIN_SCALE", "solve_design", "solve_with_updates", "stress_grid", "stress_window"]
+__all__ = ["SCALE_RESOLUTION", "MIN_SCALE", "cap_scale", "solve_design", "solve_with_updates", "stress_grid", "stress_window"]
 
 #: Width of the final bisection bracket of the scale s (dimensionless).
 SCALE_RESOLUTION = 1e-3
@@ -90,13 +90,26 @@ def solve_with_updates(problem, method: str = "exact", *, capacity: float = CAPA
                        progress=None, starts: int | None = None, steps: int | None = None):
     """The capped optimum whose cap withstands ``problem.cap.updates`` = T updates (module docstring): a certified
     :class:`~margin_design.solvers.Schedule` at the largest passing scale s, with ``stress`` recording what was tested.
+    T = 1 is the paper's two-period cap, solved as it is (``solvers.solve``, no stress test).
 
     ``capacity`` q (ADV units) bounds every leg; ``progress(done, total, what)`` is called after each tested scale."""
     from margin_design.solvers import solve
 
-    T = int(problem.cap.updates)
-    if T == 1:
+    if int(problem.cap.updates) == 1:
         return solve(problem, method=method)
+    return cap_scale(problem, int(problem.cap.updates), method, capacity=capacity, resolution=resolution, progress=progress,
+                     starts=starts, steps=steps)
+
+
+def cap_scale(problem, T: int, method: str = "exact", *, capacity: float = CAPACITY, resolution: float = SCALE_RESOLUTION,
+              progress=None, starts: int | None = None, steps: int | None = None):
+    """The bisection of the module docstring for any T >= 1 (T = 1 stress-tests the two-period trips themselves, which
+    the paper's cap rules out only to second order): the certified schedule at the largest passing scale, with ``stress``."""
+    T = int(T)
+    stress_window(problem.cap)
+    if not 1 <= T <= stress_window(problem.cap):
+        raise InputError(f"T = {T!r} updates must be from 1 to the input's window of {stress_window(problem.cap)} returns.")
+    problem = dataclasses.replace(problem, cap=dataclasses.replace(problem.cap, updates=T))
     if not 0 < resolution < 1:
         raise InputError(f"resolution = {resolution!r} must be in (0, 1) (width of the scale's bisection bracket).")
     started = time.perf_counter()
