@@ -86,7 +86,7 @@ SCHEMA: dict[str, dict[str, tuple[str, Any]]] = {
     },
     "market": {"alpha": (_NUM, None), "c_eff": (_NUM, None), "inventory_penalty": (_NUM, 0.0)},  # alpha, c_eff required without [portfolio]
     "cap": {"kind": (_STR, "manipulation_proof"), "input": (_STR, "variance"), "window": (_INT, None), "lambda": (_NUM, None),
-            "updates": (_INT, 1)},
+            "updates": (_INT, None)},
 }
 CHOICES = {
     ("grid", "spacing"): SPACINGS,
@@ -196,6 +196,8 @@ def validate(raw: dict) -> dict:
         if extra:
             raise ConfigError(f"objective.{extra[0]} does not apply with objective.kind = 'target' (only file).")
     _check_ranges(cfg)
+    if cfg["cap"]["updates"] in (None, 1):   # the paper's cap: the validated config (and every ID hashing it) as without the key
+        del cfg["cap"]["updates"]
     return cfg
 
 
@@ -326,7 +328,7 @@ def _check_updates(cfg: dict) -> None:
     """cap.updates = T: an integer from 1 to the input's window m (locality, T <= m); T > 1 needs a manipulation-proof
     single-contract cap whose input has a window (the sum (4) over SUM_WINDOW returns, or realized_variance's window)."""
     c = cfg["cap"]
-    T = c["updates"]
+    T = 1 if c.get("updates") is None else c["updates"]
     if T < 1:
         raise ConfigError(f"cap.updates = {T!r} must be an integer >= 1 (consecutive margin updates; 1 = the paper's two-period cap).")
     if T == 1:
@@ -353,7 +355,7 @@ def _cap_spec(cfg: dict) -> CapSpec:
         inventory_penalty=m["inventory_penalty"],
         window=c["window"] or 1,
         lam=c["lambda"] if c["lambda"] is not None else 0.94,
-        updates=c["updates"],
+        updates=c.get("updates") or 1,
     )
     if "portfolio" in cfg:
         cap = dataclasses.replace(cap, portfolio=portfolio_spec(cfg["portfolio"], input_factor=cap.input_factor))

@@ -205,11 +205,11 @@ def _cap(old: Rule, new: Rule, problem) -> tuple[float | None, str]:
 
 def _costs(old: Rule, new: Rule, problem, config: str, method: str) -> dict:
     """J of each rule on the config's grid (the one design objective), with J(g*) and J(M_fb) of the config."""
-    from margin_design.solvers import solve
+    from margin_design.audit.updates import solve_design
 
     r = problem.r
     j_old, j_new = problem.value(old.margin(r)), problem.value(new.margin(r))
-    sched = solve(problem, method=method)
+    sched = solve_design(problem, method=method)   # [cap] updates = T: g* under the scaled cap
     j_star, j_fb = float(sched.objective["value"]), float(sched.objective["first_best_value"])
     price = j_star - j_fb
 

@@ -103,7 +103,10 @@ def expand(base_cfg: dict, varies: list[tuple[str, list]]) -> tuple[list[str], l
         raise ConfigError(f"--vary gives {total:,} configurations, above the maximum of {MAX_CONFIGURATIONS:,}; sweep fewer values.")
     combos = list(itertools.product(*[v for _, v in varies]))
     for combo in combos:  # one-sentence errors before any solving
-        validate(_apply(base_cfg, keys, combo))
+        cfg = validate(_apply(base_cfg, keys, combo))
+        if cfg["cap"].get("updates", 1) > 1:
+            raise ConfigError(f"cap.updates = {cfg['cap']['updates']!r}: sweep solves the paper's two-period cap; the T-update cap "
+                              "needs margin-design solve (a bisection of certified solves per configuration).")
     return keys, combos
 
 
