@@ -93,6 +93,8 @@ LR_END = 1e-4
 PROJECTION_STEPS = 80
 #: Accounts of the simulated constrained sector (the audit's POPULATION_SIZE).
 POPULATION_SIZE = 400
+#: Lattice sequences evaluated at once (memory: states x chunk x accounts per period).
+LATTICE_CHUNK = 64
 #: Lattice of the starts, in units of q/2 (the audit's search lattice -2..2).
 LATTICE = (-2, -1, 0, 1, 2)
 #: Log-log slope above which a best profit is read as third order (between 2 and 3).
@@ -344,7 +346,12 @@ def best_trips(rule: Rule, states, market: AuditMarket, T: int, capacity: float 
     kind, lam = spec.kind, float(spec.lam)
     q = float(capacity)
     lat = _lattice(T) * q
-    vals = np.asarray(_evaluate(jr.fn, kind, lam, market, 0, jr.params, case.arrays, jnp.asarray(np.broadcast_to(lat, (n,) + lat.shape))))
+    pad = -lat.shape[0] % LATTICE_CHUNK        # zero trades (profit 0) fill the last chunk: one compiled shape
+    padded = np.concatenate([lat, np.zeros((pad, T + 1))])
+    vals = np.concatenate([
+        np.asarray(_evaluate(jr.fn, kind, lam, market, 0, jr.params, case.arrays,
+                             jnp.asarray(np.broadcast_to(padded[k : k + LATTICE_CHUNK], (n, LATTICE_CHUNK, T + 1)))))
+        for k in range(0, padded.shape[0], LATTICE_CHUNK)], axis=1)[:, : lat.shape[0]]
     top = np.argsort(-vals, axis=1)[:, : min(lattice_starts, lat.shape[0])]
     rng = np.random.default_rng(seed)
     rand = rng.uniform(-q, q, (n, starts, T + 1))
