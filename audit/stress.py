@@ -158,10 +158,13 @@ def jax_rule(rule: Rule, vol_lo: float, vol_hi: float) -> JaxRule:
                    f"its values on {s.size} daily vols {lo:.4%} .. {hi:.4%} (with its breakpoints), linear in sigma")
 
 
-def _jax_input(spec):
-    """Gamma of a price window (last axis) in jax.numpy: the same function :func:`input_values` compiles."""
-    kind, lam = spec.kind, float(spec.lam)
+def _input_fn(kind: str, lam: float):
+    """Gamma of a price window (last axis) in jax.numpy: the call :func:`input_values` compiles (kind, lambda, seed 0)."""
     return lambda prices: _rule_input(prices, kind, lam, 0.0)
+
+
+def _jax_input(spec):
+    return _input_fn(spec.kind, float(spec.lam))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -250,10 +253,10 @@ def _project(v, q):
     return jnp.clip(v - 0.5 * (lo + hi), -q, q)
 
 
-@partial(jax.jit, static_argnums=(0, 1, 2, 3, 4))
-def _evaluate(fn, kind, lam, market, steps, params, arrays, a):
-    """E[Pi] of trade vectors a (states, k, T + 1) in every state (``steps`` unused: one cache key with _ascend)."""
-    input_fn = lambda p: _rule_input(p, kind, lam, 0.0)   # noqa: E731
+@partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def _evaluate(fn, kind, lam, market, params, arrays, a):
+    """E[Pi] of trade vectors a (states, k, T + 1) in every state (price units x ADV)."""
+    input_fn = _input_fn(kind, lam)
     one = lambda x, c: _expected_profit(x, c, fn, params, input_fn, market)   # noqa: E731
     return jax.vmap(jax.vmap(one, in_axes=(0, None)), in_axes=(0, 0))(a, arrays)
 
@@ -261,7 +264,7 @@ def _evaluate(fn, kind, lam, market, steps, params, arrays, a):
 @partial(jax.jit, static_argnums=(0, 1, 2, 3, 4))
 def _ascend(fn, kind, lam, market, steps, params, arrays, a0, q):
     """Projected Adam ascent of E[Pi] from starts a0 (states, starts, T + 1); returns the best point seen and its value."""
-    input_fn = lambda p: _rule_input(p, kind, lam, 0.0)   # noqa: E731
+    input_fn = _input_fn(kind, lam)
     vg = jax.value_and_grad(lambda x, c: _expected_profit(x, c, fn, params, input_fn, market))
     batched = jax.vmap(jax.vmap(vg, in_axes=(0, None)), in_axes=(0, 0))
     b1, b2, eps = 0.9, 0.999, 1e-30
@@ -349,7 +352,7 @@ def best_trips(rule: Rule, states, market: AuditMarket, T: int, capacity: float 
     pad = -lat.shape[0] % LATTICE_CHUNK        # zero trades (profit 0) fill the last chunk: one compiled shape
     padded = np.concatenate([lat, np.zeros((pad, T + 1))])
     vals = np.concatenate([
-        np.asarray(_evaluate(jr.fn, kind, lam, market, 0, jr.params, case.arrays,
+        np.asarray(_evaluate(jr.fn, kind, lam, market, jr.params, case.arrays,
                              jnp.asarray(np.broadcast_to(padded[k : k + LATTICE_CHUNK], (n, LATTICE_CHUNK, T + 1)))))
         for k in range(0, padded.shape[0], LATTICE_CHUNK)], axis=1)[:, : lat.shape[0]]
     top = np.argsort(-vals, axis=1)[:, : min(lattice_starts, lat.shape[0])]

@@ -54,7 +54,7 @@ def test_jax_market_equals_the_numpy_simulation():
         case = stress_cases(rule, jr, [state], COSTLY, T)
         a = rng.uniform(-0.02, 0.02, (6, T + 1))
         a[:, -1] = -a[:, :-1].sum(axis=1)
-        got = np.asarray(_evaluate(jr.fn, "variance", 0.94, COSTLY, 0, jr.params, case.arrays, jnp.asarray(a[None])))[0]
+        got = np.asarray(_evaluate(jr.fn, "variance", 0.94, COSTLY, jr.params, case.arrays, jnp.asarray(a[None])))[0]
         prof = simulate_trades(rule, case.populations[0], state, COSTLY, a, Fundamentals.rademacher(state.step, T))
         want = prof @ case.fundamentals[0].weights
         assert np.max(np.abs(got - want)) <= SAME
