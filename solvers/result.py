@@ -340,6 +340,8 @@ class Schedule(Displayable):
             ("certified", f"{yes_no(c.ok)} (relative gap {c.relative_gap:.2e})"),
             ("solver", f"{self.solver['method']} ({self.solver['backend']}), Newton iterations: {self.solver['iterations']}"),
         ]
+        if self.stress is not None:
+            items.insert(4, ("T-update cap", f"scale s = {self.stress['scale']:.4f} of the cap for T = {self.stress['updates']} updates"))
         if p.cap.portfolio is not None:
             pf = p.cap.portfolio
             items.insert(1, ("portfolio", f"{pf.k} contracts ({', '.join(pf.assets)}); psi {pf.psi:.6g}, ||AB|| {pf.price_pressure:.6g}"))

@@ -60,6 +60,8 @@ def test_default_is_the_papers_cap_unchanged(write_config):
     assert b.stress is None and a.problem.fingerprint() == b.problem.fingerprint()
     d = b.to_dict()["cap"]
     assert d["scale"] == 1.0 and d["updates"] == 1 and "stress_test" not in d
+    two = dataclasses.replace(p, cap=dataclasses.replace(p.cap, updates=2))
+    assert "cap.updates = 2 NOT applied" in solve(two).summary()      # solvers.solve alone does not scale the cap
     scaled = dataclasses.replace(p.cap, scale=0.5)
     assert scaled.slope_vol == pytest.approx(0.5 * p.cap.slope_vol, rel=1e-15)
     assert "0.5 *" in scaled.formula() and "0.5 *" not in p.cap.formula()
