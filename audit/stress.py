@@ -89,8 +89,6 @@ LATTICE_STARTS = 4
 ASCENT_STEPS = 160
 LR_START = 0.05
 LR_END = 1e-4
-#: Bisection steps of the projection onto {sum a = 0, |a_u| <= q} (multiplier to 2^-80 of its bracket).
-PROJECTION_STEPS = 80
 #: Accounts of the simulated constrained sector (the audit's POPULATION_SIZE).
 POPULATION_SIZE = 400
 #: Lattice sequences evaluated at once (memory: states x chunk x accounts per period).
@@ -239,18 +237,16 @@ def _expected_profit(a, case, fn, params, input_fn, market):
 
 
 def _project(v, q):
-    """Euclidean projection of v (..., n) onto {sum v = 0, |v_i| <= q}: v - lambda clipped, lambda by bisection."""
-    lo = jnp.min(v, axis=-1, keepdims=True) - q
-    hi = jnp.max(v, axis=-1, keepdims=True) + q
-
-    def body(_, c):
-        lo, hi = c
-        mid = 0.5 * (lo + hi)
-        s = jnp.sum(jnp.clip(v - mid, -q, q), axis=-1, keepdims=True)
-        return jnp.where(s > 0, mid, lo), jnp.where(s > 0, hi, mid)
-
-    lo, hi = jax.lax.fori_loop(0, PROJECTION_STEPS, body, (lo, hi))
-    return jnp.clip(v - 0.5 * (lo + hi), -q, q)
+    """Euclidean projection of v (..., n) onto {sum v = 0, |v_i| <= q}: clip(v - lambda, -q, q) with lambda the root of
+    the non-increasing piecewise-linear S(lambda) = sum clip(v - lambda, -q, q), exact: S is linear between its 2n
+    breakpoints v_i -+ q, so lambda interpolates between the last breakpoint with S >= 0 and the next one."""
+    bp = jnp.sort(jnp.concatenate([v - q, v + q], axis=-1), axis=-1)                      # (..., 2n)
+    S = jnp.sum(jnp.clip(v[..., None, :] - bp[..., :, None], -q, q), axis=-1)             # S at each breakpoint
+    k = jnp.clip(jnp.sum(S >= 0, axis=-1) - 1, 0, bp.shape[-1] - 2)[..., None]
+    b0, b1 = jnp.take_along_axis(bp, k, -1), jnp.take_along_axis(bp, k + 1, -1)
+    s0, s1 = jnp.take_along_axis(S, k, -1), jnp.take_along_axis(S, k + 1, -1)
+    lam = jnp.where(s0 > s1, b0 + s0 / jnp.where(s0 > s1, s0 - s1, 1.0) * (b1 - b0), b0)
+    return jnp.clip(v - lam, -q, q)
 
 
 @partial(jax.jit, static_argnums=(0, 1, 2, 3))

@@ -138,3 +138,20 @@ def test_audit_reports_the_T_update_verdict(write_config):
     assert "T-update stress test (T = 1" in audit.summary()
     plain = build_audit(load_rule("0.01+r"), cfg, AuditOptions(simulate=False))
     assert plain.stress is None and "stress_test" not in plain.to_dict()
+
+
+def test_projection_onto_round_trips_is_euclidean():
+    """The exact projection onto {sum a = 0, |a_u| <= q} agrees with scipy's SLSQP on the same quadratic programme."""
+    from scipy.optimize import minimize
+
+    from margin_design.audit.stress import _project
+
+    rng = np.random.default_rng(4)
+    v = rng.normal(0.0, 0.03, (6, 5))
+    q = 0.02
+    a = np.asarray(_project(jnp.asarray(v), q))
+    assert np.max(np.abs(a.sum(axis=1))) <= SAME and np.max(np.abs(a)) <= q
+    for i in range(v.shape[0]):
+        ref = minimize(lambda x: np.sum((x - v[i]) ** 2), np.zeros(5), method="SLSQP", bounds=[(-q, q)] * 5,
+                       constraints=[{"type": "eq", "fun": np.sum}], options={"ftol": 1e-15, "maxiter": 500})
+        assert np.allclose(a[i], ref.x, atol=1e-7)
