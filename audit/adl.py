@@ -173,7 +173,8 @@ def leverage(size, equity) -> np.ndarray:
     a, e = np.broadcast_arrays(a, e)
     held = a > 0
     pos = held & (e > 0)
-    out[pos] = a[pos] / e[pos]
+    with np.errstate(over="ignore"):   # a tiny positive equity: leverage overflows to +inf, as for e <= 0
+        out[pos] = a[pos] / e[pos]
     out[held & (e <= 0)] = np.inf
     return out
 
@@ -221,6 +222,8 @@ def water_fill(size, equity, reduce: float) -> WaterFill:
     r = np.zeros_like(a)
     bad = (e <= 0) & (a > 0)
     s_bad = float(np.sum(a[bad]))
+    if R >= float(np.sum(a)) and R > 0:  # everything is closed (exactly, without the rounding of R - s_bad)
+        return WaterFill(a.copy(), 0.0, s_bad)
     if R <= s_bad:  # only accounts with e <= 0 are cut (or nothing, R = 0)
         if s_bad > 0:
             r[bad] = a[bad] * (R / s_bad)
@@ -235,9 +238,9 @@ def water_fill(size, equity, reduce: float) -> WaterFill:
     A, E = np.cumsum(av), np.cumsum(ev)
     nxt = np.append(lv[1:], 0.0)                  # the leverage where the k-th piece ends
     f_end = A - nxt * E                            # sum_i max(0, a_i - l e_i) at l = next leverage, increasing in k
-    k = int(np.searchsorted(f_end, rest * (1 - 1e-15), side="left"))
-    k = min(k, good.size - 1)
-    level = max((A[k] - rest) / E[k], 0.0)
+    k = min(int(np.searchsorted(f_end, rest, side="left")), good.size - 1)
+    # l* lies on the k-th piece, [next leverage, k-th leverage]; clipping to it absorbs rounding in A_k - R'
+    level = min(max((A[k] - rest) / E[k], nxt[k]), lv[k])
     cut = np.zeros(good.size)
     cut[: k + 1] = np.clip(av[: k + 1] - level * ev[: k + 1], 0.0, av[: k + 1])
     r[good[order]] = cut
@@ -344,14 +347,18 @@ def stop_loss(shock: Shock, k) -> np.ndarray:
     from scipy import stats
 
     k = np.asarray(k, dtype=float)
-    if shock.kind == "normal":
-        z = k / shock.scale
-        return shock.scale * stats.norm.pdf(z) - k * stats.norm.sf(z)
-    if shock.kind == "student_t":
-        nu = shock.df
-        s = shock.scale * math.sqrt((nu - 2.0) / nu)
-        u = k / s
-        return s * ((nu + u * u) / (nu - 1.0) * stats.t.pdf(u, nu) - u * stats.t.sf(u, nu))
+    if shock.kind in ("normal", "student_t"):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            if shock.kind == "normal":
+                z = k / shock.scale
+                out = shock.scale * stats.norm.pdf(z) - k * stats.norm.sf(z)
+            else:
+                nu = shock.df
+                s = shock.scale * math.sqrt((nu - 2.0) / nu)
+                u = k / s
+                out = s * ((nu + u * u) / (nu - 1.0) * stats.t.pdf(u, nu) - u * stats.t.sf(u, nu))
+        # far in the tails (|k| beyond ~1e150 sd, tiny positions) the limits Pi -> 0 (k -> inf), Pi -> -k (E[W] = 0)
+        return np.where(np.isfinite(out), np.maximum(out, np.maximum(-k, 0.0)), np.where(k > 0, 0.0, -k))
     w = shock.losses
     suffix = np.concatenate([np.cumsum(w[::-1])[::-1], [0.0]])
     idx = np.searchsorted(w, k, side="right")
@@ -365,7 +372,9 @@ def shortfall(size, equity, shock: Shock) -> np.ndarray:
     e = np.asarray(equity, dtype=float)
     out = np.maximum(-e, 0.0)
     held = a > 0
-    out[held] = a[held] * stop_loss(shock, e[held] / a[held])
+    with np.errstate(over="ignore"):
+        k = e[held] / a[held]
+    out[held] = np.where(np.isfinite(k), a[held] * stop_loss(shock, np.where(np.isfinite(k), k, 0.0)), np.maximum(-e[held], 0.0))
     return out
 
 
