@@ -432,6 +432,26 @@ def _scenario_shortfall(Y, e, Z):
     return float(np.maximum(L, 0.0).mean(axis=1).sum())
 
 
+def _solve_lp(prob) -> str:
+    """Solve a cvxpy LP with HiGHS via scipy (a vertex solution: accounts that are not cut get exactly 0, and exact
+    duals), falling back to Clarabel (interior point) if it fails. Returns the solver's name."""
+    import warnings
+
+    import cvxpy as cp
+
+    with warnings.catch_warnings():
+        # cvxpy's bound propagation multiplies infinite bounds by zero coefficients (harmless NaN warnings)
+        warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"cvxpy\.")
+        try:   # HiGHS through scipy (cvxpy's HIGHS interface prints a banner on stdout, which holds --json)
+            prob.solve(solver=cp.SCIPY, scipy_options={"method": "highs"})
+            if prob.status == "optimal":
+                return "SCIPY-HiGHS"
+        except cp.error.SolverError:
+            pass
+        prob.solve(solver=cp.CLARABEL)
+    return "CLARABEL"
+
+
 def cross_margin_allocation(positions, equity, reduce, scenarios) -> CrossMarginAllocation:
     """Minimise the expected shortfall ``(1/S) sum_{i,s} (-(y_i . Z_s) - e_i)^+`` over cuts a_ik in [0, u_ik]
     (u_ik = |x_ik| when x_ik has the sign of R_k) with ``sum_i a_ik = |R_k|`` per asset, y_ik = x_ik - sign(x_ik)
@@ -449,14 +469,14 @@ def cross_margin_allocation(positions, equity, reduce, scenarios) -> CrossMargin
     objective = cp.Minimize(cp.sum(cp.pos(loss)) / Z.shape[0])
     balance = cp.sum(a, axis=0) == np.abs(R)
     prob = cp.Problem(objective, [balance, a <= U])
-    prob.solve(solver=cp.CLARABEL)
+    solver = _solve_lp(prob)
     if prob.status not in ("optimal", "optimal_inaccurate") or a.value is None:
         raise InputError(f"the cross-margin allocation could not be solved (cvxpy status {prob.status}).")
     A = np.clip(a.value, 0.0, U)
     Yv = X - S * A
     # cvxpy's Lagrangian is f + nu . (sum_i a_i - |R|), so d EL*/d|R| = -nu (checked by finite differences in the tests)
     lam = -np.asarray(balance.dual_value, dtype=float).ravel()
-    return CrossMarginAllocation(A, Yv, lam, _scenario_shortfall(Yv, e, Z), "CLARABEL", prob.status)
+    return CrossMarginAllocation(A, Yv, lam, _scenario_shortfall(Yv, e, Z), solver, prob.status)
 
 
 def account_subproblem(position, equity, bounds, shadow_price, scenarios):
@@ -472,7 +492,7 @@ def account_subproblem(position, equity, bounds, shadow_price, scenarios):
     y = x - cp.multiply(np.sign(x), a)
     value = cp.sum(cp.pos(-(Z @ y) - float(equity))) / Z.shape[0] - np.asarray(shadow_price) @ a
     prob = cp.Problem(cp.Minimize(value), [a <= u])
-    prob.solve(solver=cp.CLARABEL)
+    _solve_lp(prob)
     return np.clip(a.value, 0.0, u), float(prob.value)
 
 
