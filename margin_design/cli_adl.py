@@ -90,7 +90,9 @@ def _single(args, R: float):
         sd = args.vol_daily if args.vol_daily is not None else adl.sp500_shock(book.side).scale
         shock = adl.normal_shock(sd) if args.shock == "normal" else adl.student_t_shock(sd, args.df)
     run = adl.run_adl(book, R, args.policy, shock)
-    title = f"ADL, {run.policy} policy: R = {R:,.6g} of {book.total:,.6g}"
+    from margin_design.reports.adl import amount
+
+    title = f"ADL, {run.policy} policy: R = {amount(R)} of {amount(book.total)} (position units)"
     return run, title, (run.level if run.policy == "optimal" else None)
 
 
@@ -114,7 +116,7 @@ def _multi(args, pairs):
     import numpy as np
 
     run = adl.run_cross_adl(accounts, assets, X, e, np.array([v for _, v in pairs]), Z, label)
-    return run, f"cross-margin ADL: {', '.join(f'{n} {v:+,.6g}' for n, v in pairs)}", None
+    return run, f"cross-margin ADL: {', '.join(f'{n} {v:+,.6g}' for n, v in pairs)} (gross leverage)", None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -127,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
     check_json_file(args)
     reduce = parse_reduce(args.reduce)
     res, title, level = _single(args, reduce) if isinstance(reduce, float) else _multi(args, reduce)
-    paths = write_adl_files(res.to_frame(), args.out, res.leverage_before, res.leverage_after, level, title)
+    paths = write_adl_files(res.to_frame(), args.out, res.leverage_before, res.leverage_after, level, title,
+                            gross=not isinstance(reduce, float))
     console.say(res.summary())
     console.say("wrote " + ", ".join(str(p) for p in paths))
     payload = {"command": "adl", **res.to_dict(), "files": [str(p) for p in paths]}

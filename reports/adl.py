@@ -21,7 +21,12 @@ import numpy as np
 
 from margin_design.fileio import atomic_write_bytes, check_output_file
 
-__all__ = ["figure_path", "csv_bytes", "leverage_figure_png", "write_adl_files"]
+__all__ = ["figure_path", "csv_bytes", "leverage_figure_png", "write_adl_files", "amount"]
+
+
+def amount(v: float) -> str:
+    """A position amount for titles and console lines: thousands separators, no exponent below 10^15."""
+    return f"{v:,.0f}" if abs(v) >= 1e4 else f"{v:,.6g}"
 
 
 def figure_path(out_csv) -> Path:
@@ -35,7 +40,8 @@ def csv_bytes(frame) -> bytes:
     return frame.to_csv(index=False, lineterminator="\n", float_format="%.12g").encode("utf-8")
 
 
-def leverage_figure_png(before, after, level: float | None, title: str) -> bytes:
+def leverage_figure_png(before, after, level: float | None, title: str,
+                        ylabel: str = "leverage |position| / equity (multiple)") -> bytes:
     """Leverage before and after per account (accounts ranked by leverage before, highest first); infinite leverage
     (equity <= 0) is drawn at the top edge and counted in the legend."""
     import matplotlib
@@ -57,24 +63,31 @@ def leverage_figure_png(before, after, level: float | None, title: str) -> bytes
         style = {"drawstyle": "steps-mid"} if b.size > 60 else {"marker": "o", "ms": 3}
         ax.plot(rank, np.where(np.isfinite(b), b, top), color="#999999", lw=2.2,
                 label="before" + (f" ({n_inf} with equity <= 0 drawn at the top)" if n_inf else ""), **style)
-        ax.plot(rank, np.where(np.isfinite(a), a, top), color="#1b4f9c", lw=1.3, label="after", **style)
+        amax = float(np.max(a)) if a.size else 0.0
+        ax.plot(rank, np.where(np.isfinite(a), a, top), color="#1b4f9c", lw=1.3,
+                label=f"after (largest {'inf' if not np.isfinite(amax) else format(amax, '.4g')})", **style)
         if level is not None and np.isfinite(level):
             ax.axhline(level, color="#b2182b", lw=1.0, ls="--", label=f"water-filling level l* = {level:.4g}")
         ax.set_xlabel("account, ranked by leverage before (1 = most levered)")
-        ax.set_ylabel("leverage |position| / equity (multiple)")
+        ax.set_ylabel(ylabel)
         ax.set_ylim(0, top * 1.02)
         if b.size > 200:
             ax.set_xscale("log")
+        else:
+            from matplotlib.ticker import MaxNLocator
+
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(loc="upper right", frameon=False)
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=DPI, metadata=PNG_METADATA)
     return buf.getvalue()
 
 
-def write_adl_files(frame, out_csv, before, after, level, title: str) -> tuple[Path, Path]:
-    """Write ``OUT.csv`` and ``OUT_leverage.png`` atomically; returns both paths."""
+def write_adl_files(frame, out_csv, before, after, level, title: str, gross: bool = False) -> tuple[Path, Path]:
+    """Write ``OUT.csv`` and ``OUT_leverage.png`` atomically (``gross``: multi-asset, gross leverage); returns both paths."""
     out = check_output_file(out_csv, "--out")
-    png = leverage_figure_png(before, after, level, title)
+    ylabel = "gross leverage sum_k |position_k| / equity (multiple)" if gross else "leverage |position| / equity (multiple)"
+    png = leverage_figure_png(before, after, level, title, ylabel)
     data = csv_bytes(frame)
     fig_path = atomic_write_bytes(figure_path(out), png, "--out figure")
     return atomic_write_bytes(out, data, "--out"), fig_path
