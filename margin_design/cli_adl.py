@@ -63,18 +63,18 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", choices=("optimal", "queue"), default="optimal",
                    help="optimal: leverage water-filling (expected-loss optimum); queue: the exchanges' rank by PnL%% x leverage, "
                    "cut fully in order (single asset only; default: %(default)s)")
-    p.add_argument("--shock", choices=("sp500", "normal", "t"), default="sp500",
+    p.add_argument("--shock", choices=("sp500", "normal", "t"), default=None,
                    help="single asset: the loss distribution for the expected shortfall: S&P 500 daily returns 1999-2018 (arch), "
-                   "normal or Student-t with --vol-daily (default: %(default)s)")
+                   "normal or Student-t with --vol-daily (default: sp500)")
     p.add_argument("--vol-daily", type=float, metavar="SD",
                    help="standard deviation of the shock over the close-out horizon (decimal daily return, e.g. 0.03): normal/t "
-                   "shocks (default: the S&P 500 sample's, 0.0121), rescales the S&P 500 returns when given with sp500, and sets the Gaussian multi-asset scenarios")
-    p.add_argument("--df", type=float, default=4.0, help="Student-t degrees of freedom (> 2; default: %(default)s)")
+                   "shocks (default: the S&P 500 sample's, 0.0120), rescales the S&P 500 returns when given with sp500, and sets the Gaussian multi-asset scenarios")
+    p.add_argument("--df", type=float, default=None, help="Student-t degrees of freedom of --shock t (> 2; default: 4)")
     p.add_argument("--scenarios", metavar="SCEN.csv",
                    help="multi-asset: joint return scenarios, one column per asset (decimal returns over the horizon), one draw per row")
-    p.add_argument("--corr", type=float, default=0.5, help="multi-asset Gaussian scenarios: common pairwise correlation (default: %(default)s)")
-    p.add_argument("--draws", type=int, default=1000, help="multi-asset Gaussian scenarios: number of draws (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="multi-asset Gaussian scenarios: random seed (default: %(default)s)")
+    p.add_argument("--corr", type=float, default=None, help="multi-asset Gaussian scenarios: common pairwise correlation (default: 0.5)")
+    p.add_argument("--draws", type=int, default=None, help="multi-asset Gaussian scenarios: number of draws (default: 1000)")
+    p.add_argument("--seed", type=int, default=None, help="multi-asset Gaussian scenarios: random seed (default: 0)")
     from margin_design.cli import add_json_flag
 
     add_json_flag(p)
@@ -83,12 +83,17 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
 def _single(args, R: float):
     from margin_design.audit import adl
 
+    extra = [f for f, v in (("--scenarios", args.scenarios), ("--corr", args.corr), ("--draws", args.draws), ("--seed", args.seed)) if v is not None]
+    if extra:
+        raise InputError(f"{extra[0]} sets the multi-asset scenarios; a single-asset --reduce R uses --shock and --vol-daily.")
+    if args.df is not None and args.shock != "t":
+        raise InputError("--df applies to --shock t only.")
     book = adl.read_book(args.accounts)
-    if args.shock == "sp500":
+    if args.shock in (None, "sp500"):
         shock = adl.sp500_shock(book.side, scale_to=args.vol_daily)
     else:
         sd = args.vol_daily if args.vol_daily is not None else adl.sp500_shock(book.side).scale
-        shock = adl.normal_shock(sd) if args.shock == "normal" else adl.student_t_shock(sd, args.df)
+        shock = adl.normal_shock(sd) if args.shock == "normal" else adl.student_t_shock(sd, 4.0 if args.df is None else args.df)
     run = adl.run_adl(book, R, args.policy, shock)
     from margin_design.reports.adl import amount
 
@@ -101,16 +106,20 @@ def _multi(args, pairs):
 
     if args.policy != "optimal":
         raise InputError("--policy queue is defined for a single asset; the multi-asset cut is the expected-loss optimum.")
+    if args.shock is not None or args.df is not None:
+        raise InputError("--shock and --df apply to a single asset; the multi-asset scenarios come from --scenarios or --vol-daily.")
     assets = [n for n, _ in pairs]
     accounts, X, e = adl.read_cross_book(args.accounts, assets)
     if args.scenarios is not None:
-        if args.vol_daily is not None:
-            raise InputError("give either --scenarios or --vol-daily for the multi-asset scenarios, not both.")
+        if args.vol_daily is not None or args.corr is not None or args.draws is not None or args.seed is not None:
+            raise InputError("--scenarios gives the multi-asset scenarios; --vol-daily, --corr, --draws and --seed generate "
+                             "Gaussian ones instead: give one or the other.")
         Z = adl.read_scenarios(args.scenarios, assets)
         label = f"{Z.shape[0]} scenarios from {args.scenarios}"
     elif args.vol_daily is not None:
-        Z = adl.gaussian_scenarios(len(assets), args.vol_daily, args.corr, args.draws, args.seed)
-        label = f"{args.draws} Gaussian draws, sd {args.vol_daily:g}, correlation {args.corr:g}, seed {args.seed}"
+        corr, draws, seed = (0.5 if args.corr is None else args.corr), (1000 if args.draws is None else args.draws), (args.seed or 0)
+        Z = adl.gaussian_scenarios(len(assets), args.vol_daily, corr, draws, seed)
+        label = f"{draws} Gaussian draws, sd {args.vol_daily:g}, correlation {corr:g}, seed {seed}"
     else:
         raise InputError("a multi-asset ADL needs return scenarios: give --scenarios SCEN.csv or --vol-daily SD.")
     import numpy as np
@@ -139,8 +148,13 @@ def run(args: argparse.Namespace) -> int:
 
 def register(subparsers) -> None:
     """Add the ``adl`` subcommand to the top-level parser."""
-    p = subparsers.add_parser("adl", help="risk-based auto-deleveraging: leverage water-filling vs the exchanges' queue",
-                              description=__doc__.split("\n\n")[0])
+    p = subparsers.add_parser(
+        "adl", help="risk-based auto-deleveraging: leverage water-filling vs the exchanges' queue",
+        description="Risk-based auto-deleveraging (Campbell, Hey, Moallemi and Nutz 2026): cut a required reduction R from "
+        "an account book by the expected-loss optimum (leverage water-filling: the most levered accounts first, down to a "
+        "common leverage l*) or by the exchanges' queue, and compare both on the largest leverage left and the expected "
+        "shortfall sum_i E[(|y_i| W - e_i)^+] (currency) under a shock W. With --reduce ASSET=R,... the cross-margin "
+        "allocation is solved with cvxpy and its asset shadow prices reported.")
     _add_arguments(p)
     p.set_defaults(func=run)
 

@@ -428,6 +428,9 @@ def test_cli_single_asset(tmp_path, capsys):
     ("account,equity,btc\na,1,1\n", ["--reduce", "btc=1"], "needs return scenarios"),
     ("account,equity,btc\na,1,1\n", ["--reduce", "btc=-1", "--vol-daily", "0.02"], "exceeds its total short position"),
     ("account,equity,btc\na,1,1\n", ["--reduce", "btc=1", "--policy", "queue", "--vol-daily", "0.02"], "single asset"),
+    ("account,equity,btc\na,1,1\n", ["--reduce", "btc=1", "--shock", "t", "--vol-daily", "0.02"], "apply to a single asset"),
+    ("account,position,equity\na,1,1\n", ["--reduce", "1", "--corr", "0.3"], "sets the multi-asset scenarios"),
+    ("account,position,equity\na,1,1\n", ["--reduce", "1", "--df", "5"], "--shock t only"),
 ])
 def test_cli_bad_input_one_sentence(tmp_path, capsys, content, flags, message):
     (tmp_path / "b.csv").write_text(content)
