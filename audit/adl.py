@@ -57,7 +57,8 @@ Without entry prices every account is given the same positive PnL%, so the queue
 
 Multi-asset cross margin (:func:`cross_margin_allocation`): account i holds a vector x_i, the exchange must reduce
 asset k by R_k (signed: R_k > 0 reduces the longs of asset k, R_k < 0 the shorts); the expected shortfall
-``sum_i E[(-y_i . Z - e_i)^+]`` over return scenarios Z is minimised with cvxpy. Its Lagrangian with one shadow price
+``sum_i E[(-y_i . Z - e_i)^+]`` over return scenarios Z is minimised with cvxpy (a linear programme of size
+accounts x scenarios, solved by HiGHS). Its Lagrangian with one shadow price
 lambda_k per asset separates into one problem per account [A5] (:func:`account_subproblem`). With one factor
 (Z = beta F) only the factor exposure ``b_i = beta . y_i`` matters, and the optimum water-fills the factor-adjusted
 leverage ``|beta . x_i| / e_i`` [A6] (:func:`factor_water_fill`).
@@ -211,7 +212,8 @@ class WaterFill:
 def water_fill(size, equity, reduce: float) -> WaterFill:
     """Leverage water-filling, exactly by sorting (O(n log n)): the level l* solving
     ``sum_i max(0, a_i - l* e_i) = R'`` over the solvent accounts (e_i > 0), with a_i = |x_i| and R' what is left of
-    R after the accounts with e_i <= 0 are closed (they go first; below their total R is shared pro rata to a_i).
+    R after the accounts of infinite leverage (e_i <= 0, or |x_i|/e_i beyond the float range) are closed (they go
+    first; below their total R is shared pro rata to a_i).
 
     Between consecutive sorted leverages the left side is linear in l, ``A_k - l E_k`` with A_k, E_k the position and
     equity of the k most levered accounts; l* = (A_k - R') / E_k on the first piece whose lower end reaches R'.
@@ -220,7 +222,7 @@ def water_fill(size, equity, reduce: float) -> WaterFill:
     e = np.asarray(equity, dtype=float)
     R = _check_reduce(reduce, float(np.sum(a)))
     r = np.zeros_like(a)
-    bad = (e <= 0) & (a > 0)
+    bad = (a > 0) & ~np.isfinite(leverage(a, e))   # e <= 0, or an equity so small that |x|/e overflows
     s_bad = float(np.sum(a[bad]))
     if R >= float(np.sum(a)) and R > 0:  # everything is closed (exactly, without the rounding of R - s_bad)
         return WaterFill(a.copy(), 0.0, s_bad)
@@ -231,7 +233,7 @@ def water_fill(size, equity, reduce: float) -> WaterFill:
         return WaterFill(r, level, R if s_bad > 0 else 0.0)
     r[bad] = a[bad]
     rest = R - s_bad                               # > 0, and at most the solvent accounts' total position
-    good = np.flatnonzero((e > 0) & (a > 0))
+    good = np.flatnonzero((a > 0) & ~bad)
     lev = a[good] / e[good]
     order = np.argsort(-lev, kind="stable")
     lv, av, ev = lev[order], a[good][order], e[good][order]

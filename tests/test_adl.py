@@ -90,18 +90,18 @@ def test_water_fill_hand_example():
 @SETTINGS
 @given(book_strategy())
 def test_water_fill_is_feasible_and_equalises_leverage(case):
-    """sum r = R, 0 <= r <= |x|, every cut solvent account that keeps a position ends at l*, none is above it."""
+    """sum r = R, 0 <= r <= |x|, every cut solvent account ends at l* (or closed), none is above it."""
     x, e, R = case
     w = water_fill(x, e, R)
     assert np.all(w.reduction >= -EXACT) and np.all(w.reduction <= x + EXACT)
     assert np.sum(w.reduction) == pytest.approx(R, abs=EXACT * max(1.0, R))
-    lev = leverage(x - w.reduction, e)
+    left = x - w.reduction
     solvent = e > 0
     tol = EXACT * max(1.0, R)
-    cut = solvent & (w.reduction > tol) & (x - w.reduction > tol)   # cut, with a position left
-    if np.isfinite(w.level):
-        np.testing.assert_allclose(lev[cut], w.level, rtol=1e-7, atol=1e-7)
-        assert np.all(lev[solvent] <= w.level * (1 + 1e-7) + 1e-7)
+    cut = solvent & (w.reduction > tol)
+    if np.isfinite(w.level):   # in position units: what is left is l* e_i where cut and at most l* e_i everywhere
+        np.testing.assert_allclose(left[cut], np.minimum(w.level * e[cut], x[cut]), atol=tol)
+        assert np.all(left[solvent] <= w.level * e[solvent] + tol)
 
 
 def test_r_zero_and_r_total_edge_cases():
@@ -190,17 +190,18 @@ def test_water_fill_minimises_the_normal_expected_shortfall(seed):
 @given(book_strategy(allow_insolvent=False), st.integers(0, 2**32 - 1))
 def test_no_feasible_cut_beats_water_filling(case, seed):
     """Random feasible cuts (a Dirichlet split of R, clipped and topped up) never have a lower expected shortfall
-    under a Student-t shock than the water-filling."""
+    than the water-filling, under a Student-t shock and under an empirical (discrete) one."""
     x, e, R = case
-    shock = student_t_shock(0.2, 4.0)
-    best = float(np.sum(shortfall(x - water_fill(x, e, R).reduction, e, shock)))
     rng = np.random.default_rng(seed)
-    for _ in range(5):
-        r = np.minimum(rng.dirichlet(np.ones(x.size)) * R, x)
-        for _ in range(x.size):  # top up the clipped mass where there is room
-            room = x - r
-            r = r + room * min(1.0, (R - r.sum()) / max(room.sum(), 1e-300))
-        assert float(np.sum(shortfall(x - r, e, shock))) >= best - 1e-9 * max(1.0, best)
+    # a continuous law (unique optimum) and a discrete one (phi piecewise linear: optimal, not unique)
+    for shock in (student_t_shock(0.2, 4.0), empirical_shock(rng.standard_t(3.0, 200) * 0.1)):
+        best = float(np.sum(shortfall(x - water_fill(x, e, R).reduction, e, shock)))
+        for _ in range(5):
+            r = np.minimum(rng.dirichlet(np.ones(x.size)) * R, x)
+            for _ in range(x.size):  # top up the clipped mass where there is room
+                room = x - r
+                r = r + room * min(1.0, (R - r.sum()) / max(room.sum(), 1e-300))
+            assert float(np.sum(shortfall(x - r, e, shock))) >= best - 1e-9 * max(1.0, best)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -264,6 +265,22 @@ def test_queue_closes_whole_accounts():
     np.testing.assert_allclose(q, [20.0, 0.0, 0.0])
     assert np.max(leverage(x - q, e)) == pytest.approx(9.0)
     assert water_fill(x, e, 20.0).level == pytest.approx(8.5)
+
+
+def test_queue_is_path_dependent():
+    """Unlike water-filling, the queue depends on how R arrives: after a partial cut the account's leverage (hence its
+    score) falls, so a second round starts elsewhere. |x| = (100, 90), e = (10, 10): R = 20 at once cuts (20, 0);
+    15 then 5 cuts (15, 5); water-filling gives (15, 5) both ways (l* = 8.5)."""
+    x, e = np.array([100.0, 90.0]), np.array([10.0, 10.0])
+    book = Book(("a", "b"), x, e)
+    once = queue_cut(book, 20.0)
+    first = queue_cut(book, 15.0)
+    second = queue_cut(Book(("a", "b"), x - first, e), 5.0)
+    np.testing.assert_allclose(once, [20.0, 0.0])
+    np.testing.assert_allclose(first + second, [15.0, 5.0])
+    np.testing.assert_allclose(water_fill(x, e, 20.0).reduction, [15.0, 5.0])
+    w1 = water_fill(x, e, 15.0).reduction
+    np.testing.assert_allclose(w1 + water_fill(x - w1, e, 5.0).reduction, [15.0, 5.0])
 
 
 def test_queue_scores_follow_bitmex():
