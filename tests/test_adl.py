@@ -186,6 +186,19 @@ def test_water_fill_minimises_the_normal_expected_shortfall(seed):
     np.testing.assert_allclose(res.x, w.reduction, atol=SLSQP_TOL * float(np.max(x)))
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_water_fill_attains_the_lp_optimum_of_the_sample_expected_shortfall(seed):
+    """The expected shortfall over a sample of returns is a linear programme (the one-asset case of the cross-margin
+    allocation, solved by HiGHS through cvxpy); its optimal value equals the water-filling's sample EL, computed by
+    the closed-form empirical stop-loss transform (a different code path)."""
+    x, e = _book(20 + seed, n=12)
+    R = 0.35 * float(np.sum(x))
+    returns = np.random.default_rng(seed).standard_t(3.0, 300) * 0.08
+    lp = cross_margin_allocation(x[:, None], e, np.array([R]), returns[:, None])
+    wf = float(np.sum(shortfall(x - water_fill(x, e, R).reduction, e, empirical_shock(-returns))))
+    assert wf == pytest.approx(lp.expected_shortfall, abs=1e-9 * max(1.0, wf))
+
+
 @SETTINGS
 @given(book_strategy(allow_insolvent=False), st.integers(0, 2**32 - 1))
 def test_no_feasible_cut_beats_water_filling(case, seed):
