@@ -99,6 +99,7 @@ __all__ = [
     "read_cross_book",
     "AdlRun",
     "run_adl",
+    "amount",
     "gaussian_scenarios",
     "read_scenarios",
     "CrossRun",
@@ -649,16 +650,21 @@ class AdlRun:
         c = self.comparison
         lines = [
             f"ADL of {len(self.book.accounts)} accounts ({'long' if self.book.side > 0 else 'short'} side, total position "
-            f"{self.book.total:,.6g}): reduce R = {self.reduce:,.6g} by the {self.policy} policy; "
+            f"{amount(self.book.total)}): reduce R = {amount(self.reduce)} by the {self.policy} policy; "
             f"{int(np.sum(self.reduction > 0))} accounts cut.",
-            f"expected shortfall EL under {self.shock.label} (currency): before {c['before']['expected_shortfall']:,.6g}",
+            f"expected shortfall EL under {self.shock.label} (currency): before {amount(c['before']['expected_shortfall'])}",
             f"{'policy':<10}{'max leverage left':>20}{'EL after':>16}",
         ]
         for name in POLICIES:
             row = c[name]
             lev = row["max_leverage"]
-            lines.append(f"{name:<10}{'inf' if lev is None else format(lev, ',.4g'):>20}{row['expected_shortfall']:>16,.6g}")
+            lines.append(f"{name:<10}{'inf' if lev is None else format(lev, ',.4g'):>20}{amount(row['expected_shortfall']):>16}")
         return "\n".join(lines)
+
+
+def amount(v: float) -> str:
+    """A position or currency amount for titles and console lines: thousands separators, no exponent below 10^15."""
+    return f"{v:,.0f}" if abs(v) >= 1e4 else f"{v:,.6g}"
 
 
 def _finite_or_none(v: float):
@@ -772,7 +778,7 @@ class CrossRun:
         return "\n".join([
             f"cross-margin ADL of {d['accounts']} accounts over {len(self.assets)} assets ({self.scenarios}); "
             f"{d['accounts_cut']} accounts cut (cvxpy {self.allocation.solver}, {self.allocation.status}).",
-            f"expected shortfall EL (currency): before {self.shortfall_before:,.6g}, after {self.allocation.expected_shortfall:,.6g}",
+            f"expected shortfall EL (currency): before {amount(self.shortfall_before)}, after {amount(self.allocation.expected_shortfall)}",
             f"shadow prices d EL*/d|R_k| (currency per unit of position): {prices}",
         ])
 

@@ -21,12 +21,9 @@ import numpy as np
 
 from margin_design.fileio import atomic_write_bytes, check_output_file
 
+from margin_design.audit.adl import amount
+
 __all__ = ["figure_path", "csv_bytes", "leverage_figure_png", "write_adl_files", "amount"]
-
-
-def amount(v: float) -> str:
-    """A position amount for titles and console lines: thousands separators, no exponent below 10^15."""
-    return f"{v:,.0f}" if abs(v) >= 1e4 else f"{v:,.6g}"
 
 
 def figure_path(out_csv) -> Path:

@@ -491,3 +491,21 @@ def test_cli_multi_asset(tmp_path, capsys):
     np.testing.assert_allclose(frame[["reduction_BTC", "reduction_ETH"]].sum().to_numpy(), np.abs(R), atol=SOLVER_TOL)
     assert summary["expected_shortfall_after"] < summary["expected_shortfall_before"]
     assert out.with_name("cut_leverage.png").exists()
+
+
+def test_cli_example_books(tmp_path, capsys):
+    """The README's commands on the shipped example books."""
+    from conftest import EXAMPLES
+    import pandas as pd
+
+    out = tmp_path / "cut.csv"
+    assert main(["adl", str(EXAMPLES / "adl_accounts.csv"), "--reduce", "600000", "--out", str(out), "-q"]) == 0
+    book = adl.read_book(EXAMPLES / "adl_accounts.csv")
+    frame = pd.read_csv(out)
+    np.testing.assert_allclose(frame["reduction"], water_fill(book.size, book.equity, 600000.0).reduction, rtol=1e-11)
+    assert frame.loc[frame.account == "acc10", "position_after"].item() == 0.0       # equity -400: closed first
+    out2 = tmp_path / "cross.csv"
+    assert main(["adl", str(EXAMPLES / "adl_cross.csv"), "--reduce", "BTC=300000,ETH=-200000", "--vol-daily", "0.04",
+                 "--out", str(out2), "-q"]) == 0
+    cross = pd.read_csv(out2)
+    np.testing.assert_allclose([cross["reduction_BTC"].sum(), cross["reduction_ETH"].sum()], [300000.0, 200000.0], rtol=1e-9)
