@@ -393,7 +393,7 @@ def _eligible(positions, reduce):
     return np.where(np.sign(X) == np.sign(R)[None, :], np.abs(X), 0.0) * (R != 0)[None, :]
 
 
-def _check_cross(positions, equity, reduce, scenarios):
+def _check_cross(positions, equity, reduce, scenarios, assets=None):
     X = np.asarray(positions, dtype=float)
     e = np.asarray(equity, dtype=float)
     R = np.asarray(reduce, dtype=float)
@@ -410,7 +410,8 @@ def _check_cross(positions, equity, reduce, scenarios):
     if over.size:
         k = int(over[0])
         side = "long" if R[k] > 0 else "short"
-        raise InputError(f"the required reduction {R[k]:g} of asset {k + 1} exceeds its total {side} position {avail[k]:g}.")
+        name = f"asset {k + 1}" if assets is None else repr(str(assets[k]))
+        raise InputError(f"the required reduction {R[k]:g} of {name} exceeds its total {side} position {avail[k]:g}.")
     return X, e, R, Z, U
 
 
@@ -455,15 +456,16 @@ def _solve_lp(prob) -> str:
     return "CLARABEL"
 
 
-def cross_margin_allocation(positions, equity, reduce, scenarios) -> CrossMarginAllocation:
+def cross_margin_allocation(positions, equity, reduce, scenarios, assets=None) -> CrossMarginAllocation:
     """Minimise the expected shortfall ``(1/S) sum_{i,s} (-(y_i . Z_s) - e_i)^+`` over cuts a_ik in [0, u_ik]
     (u_ik = |x_ik| when x_ik has the sign of R_k) with ``sum_i a_ik = |R_k|`` per asset, y_ik = x_ik - sign(x_ik)
-    a_ik, over the return scenarios Z (draws x assets, decimal returns over the close-out horizon). A linear programme
+    a_ik, over the return scenarios Z (draws x assets, decimal returns over the close-out horizon; ``assets``: names for
+    messages). A linear programme
     (sample average of the expected loss [A1]) solved with cvxpy; the per-asset equality duals are the shadow prices
     lambda_k = d EL*/d|R_k| [A5] (cvxpy's equality dual nu, with Lagrangian f + nu . (sum_i a_i - |R|), is -lambda)."""
     import cvxpy as cp
 
-    X, e, R, Z, U = _check_cross(positions, equity, reduce, scenarios)
+    X, e, R, Z, U = _check_cross(positions, equity, reduce, scenarios, assets)
     n, K = X.shape
     S = np.sign(X)
     a = cp.Variable((n, K), nonneg=True)
@@ -478,7 +480,7 @@ def cross_margin_allocation(positions, equity, reduce, scenarios) -> CrossMargin
     A = np.clip(a.value, 0.0, U)
     Yv = X - S * A
     # cvxpy's Lagrangian is f + nu . (sum_i a_i - |R|), so d EL*/d|R| = -nu (checked by finite differences in the tests)
-    lam = -np.asarray(balance.dual_value, dtype=float).ravel()
+    lam = -np.asarray(balance.dual_value, dtype=float).ravel() + 0.0   # + 0.0: no "-0" in tables
     return CrossMarginAllocation(A, Yv, lam, _scenario_shortfall(Yv, e, Z), solver, prob.status)
 
 
@@ -785,6 +787,6 @@ class CrossRun:
 
 def run_cross_adl(accounts, assets, positions, equity, reduce, scenarios, label: str) -> CrossRun:
     """Solve the cross-margin allocation (:func:`cross_margin_allocation`) and package it with EL before the cut."""
-    X, e, R, Z, _ = _check_cross(positions, equity, reduce, scenarios)
-    al = cross_margin_allocation(X, e, R, Z)
+    X, e, R, Z, _ = _check_cross(positions, equity, reduce, scenarios, assets)
+    al = cross_margin_allocation(X, e, R, Z, assets)
     return CrossRun(tuple(accounts), tuple(assets), X, e, R, al, _scenario_shortfall(X, e, Z), label)

@@ -169,6 +169,19 @@ def test_water_fill_matches_cvxpy_on_a_strictly_convex_risk(seed):
 
 
 @pytest.mark.parametrize("seed", range(3))
+def test_level_is_the_minimax_leverage(seed):
+    """[A2]: l* is the smallest maximum leverage any cut of R can leave: min t s.t. |x_i| - r_i <= t e_i,
+    sum r = R, 0 <= r <= |x| (cvxpy)."""
+    import cvxpy as cp
+
+    x, e = _book(30 + seed, n=15)
+    R = 0.25 * float(np.sum(x))
+    r, t = cp.Variable(x.size), cp.Variable()
+    cp.Problem(cp.Minimize(t), [x - r <= t * e, cp.sum(r) == R, r >= 0, r <= x]).solve(solver=cp.CLARABEL)
+    assert water_fill(x, e, R).level == pytest.approx(t.value, rel=SOLVER_TOL)
+
+
+@pytest.mark.parametrize("seed", range(3))
 def test_water_fill_minimises_the_normal_expected_shortfall(seed):
     """[A1]-[A2]: the expected-loss problem itself, min sum_i E[(|y_i| W - e_i)^+] with W normal (smooth, strictly
     convex in r), solved by scipy's SLSQP from the queue's cut, lands on the water-filling."""
