@@ -413,6 +413,28 @@ def test_one_factor_optimum_is_factor_water_filling(seed):
     assert el(X - fw.reduction) <= el(al.positions_after) + 1e-9
 
 
+#: A dominant factor: idiosyncratic sd 2% of the factor's; the factor water-filling is then within this share of the
+#: LP optimum (observed <= 0.27% on these seeds; 1.8% at 10% idiosyncratic noise, exact at 0).
+DOMINANT_FACTOR_GAP = 0.01
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_dominant_factor_water_filling_is_near_optimal(seed):
+    """[A6] with a dominant (not exact) factor: Z = beta F + small noise; the LP optimum is a lower bound on the
+    factor water-filling's expected shortfall, and the gap is small."""
+    rng = np.random.default_rng(seed)
+    n, K = 7, 3
+    beta = np.array([1.0, 1.5, 0.7])
+    X = rng.uniform(1.0, 10.0, (n, K))
+    e = rng.uniform(0.3, 3.0, n)
+    R = 0.2 * X.sum(axis=0)
+    F = rng.normal(0.0, 0.05, 400)
+    Z = F[:, None] * beta[None, :] + rng.normal(0.0, 0.001, (400, K))
+    lp = cross_margin_allocation(X, e, R, Z).expected_shortfall
+    fw = adl._scenario_shortfall(X - factor_water_fill(X, e, beta, R).reduction, e, Z)
+    assert lp * (1 - SOLVER_TOL) <= fw <= lp * (1 + DOMINANT_FACTOR_GAP)
+
+
 def test_hedged_portfolio_is_cut_less_than_gross_leverage_suggests():
     """Two accounts with the same gross leverage 20, one hedged (long A, short B, same beta), one outright long A.
     Cutting A's longs unhedges the hedged account, so the optimum cuts the outright account; gross water-filling would
