@@ -66,6 +66,7 @@ leverage ``|beta . x_i| / e_i`` [A6] (:func:`factor_water_fill`).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -330,17 +331,25 @@ def sp500_shock(side: float = 1.0, scale_to: float | None = None) -> Shock:
     """The S&P 500 daily simple returns shipped with ``arch`` (1999-2018, via
     :func:`margin_design.calibration.data.load_sp500`), as losses of the ``side`` (+1 long: W = -return; -1 short:
     W = return); ``scale_to`` rescales them to that standard deviation (decimal)."""
-    from margin_design.calibration.data import load_sp500
-
     if scale_to is not None and not (math.isfinite(scale_to) and scale_to > 0):
         raise InputError(f"the shock's standard deviation must be > 0 (decimal return), got {scale_to!r}.")
-    s = load_sp500()
-    ret = np.diff(s.close) / s.close[:-1]
+    ret, first, last = _sp500_returns()
     w = -np.sign(side or 1.0) * ret
     if scale_to is not None:
         w = w * (scale_to / np.std(w))
-    return empirical_shock(w, label=f"S&P 500 daily returns {s.dates[0]}..{s.dates[-1]} ({w.size} days)"
+    return empirical_shock(w, label=f"S&P 500 daily returns {first}..{last} ({w.size} days)"
                            + ("" if scale_to is None else f", scaled to sd {scale_to:.4g}"))
+
+
+@functools.lru_cache(maxsize=1)
+def _sp500_returns():
+    """(daily simple returns P_t/P_{t-1} - 1, first date, last date) of the bundled S&P 500, read once per process."""
+    from margin_design.calibration.data import load_sp500
+
+    s = load_sp500()
+    ret = np.diff(s.close) / s.close[:-1]
+    ret.setflags(write=False)
+    return ret, s.dates[0], s.dates[-1]
 
 
 def stop_loss(shock: Shock, k) -> np.ndarray:
