@@ -95,8 +95,7 @@ def _single(args, R: float):
         sd = args.vol_daily if args.vol_daily is not None else adl.sp500_shock(book.side).scale
         shock = adl.normal_shock(sd) if args.shock == "normal" else adl.student_t_shock(sd, 4.0 if args.df is None else args.df)
     run = adl.run_adl(book, R, args.policy, shock)
-    from margin_design.reports.adl import amount
-
+    amount = adl.amount
     title = f"ADL, {run.policy} policy: R = {amount(R)} of {amount(book.total)} (position units)"
     return run, title, (run.level if run.policy == "optimal" else None)
 

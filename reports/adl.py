@@ -21,9 +21,7 @@ import numpy as np
 
 from margin_design.fileio import atomic_write_bytes, check_output_file
 
-from margin_design.audit.adl import amount
-
-__all__ = ["figure_path", "csv_bytes", "leverage_figure_png", "write_adl_files", "amount"]
+__all__ = ["figure_path", "csv_bytes", "leverage_figure_png", "write_adl_files"]
 
 
 def figure_path(out_csv) -> Path:
