@@ -140,6 +140,17 @@ __all__ = [
     "forced_sales_exact",
     "DesignLink",
     "design_link",
+    "SEED_TICK",
+    "SEED_LEVERAGE",
+    "SEED_RISE",
+    "SEED_DISCOUNT",
+    "seed_claims",
+    "FAMILY_LEVERAGES",
+    "PATHS",
+    "load_path",
+    "guardrail_scenarios",
+    "LeverageStudy",
+    "build_study",
 ]
 
 #: The share of the original collateral in the seed's "half of the original collateral".
@@ -709,8 +720,9 @@ class DesignLink(Displayable):
             ("tightest state", f"vol_annual {100 * math.sqrt(252) * d['binding_vol_daily']:.4g}%, margin {d['binding_margin']:.4g}, "
                                f"L = 1/M = {d['binding_leverage']:.4g}"),
             ("effective c_eff", "infinite (the loss spiral diverges)" if ce is None else f"{ce:.6g} ADV per unit margin ratio"),
-            ("tighter cap K'", f"{d['cap_dm_dvol_effective_min']:.6g} margin ratio per unit daily vol"),
-            ("states over their tighter cap", f"{d['states_over_effective_cap']} of {d['states']}"),
+            ("cap with re-levering K'", f"{d['cap_dm_dvol_effective_min']:.6g} margin ratio per unit daily vol "
+                                        f"({d['cap_dm_dvol_effective_min'] / self.cap:.3g} x K)"),
+            ("states whose slope exceeds their K'", f"{d['states_over_effective_cap']} of {d['states']}"),
         ]
 
     def summary(self) -> str:
@@ -743,3 +755,256 @@ def design_link(vol, margin, *, c_eff: float, alpha: float, rise: float, tick: f
     ce = effective_c_eff(c_eff, alpha, st["counted"], st["unrealised"], st["marginal_discount"], st["release"])
     return DesignLink(v, m, lev, st["counted"], st["unrealised"], float(c_eff), float(alpha), float(inventory_penalty),
                       float(factor), float(rise), float(tick), guardrails, ce, sl, int((~keep).sum()))
+
+
+# ----------------------------------------------------------------------------------------------
+# The seed's claims, measured with the model
+# ----------------------------------------------------------------------------------------------
+
+#: The seed's example ("a tick size of 0.1% growth, initial collateral of 1 USDC, and leverage factor of 3x").
+SEED_TICK = 0.001
+SEED_LEVERAGE = 3.0
+SEED_RISE = 0.4
+#: The seed's example discount ("if the discount factor is 0.75").
+SEED_DISCOUNT = 0.75
+
+
+def _first_price_reaching(path: LeveragePath, values, level: float) -> float | None:
+    hit = np.nonzero(np.asarray(values) >= level)[0]
+    return float(path.price[hit[0]]) if hit.size else None
+
+
+def seed_claims() -> list[dict]:
+    """Each quantitative claim of reference 003 with what the tick model computes at the seed's own settings.
+
+    Returns dicts ``{"claim", "reading", "computed", "verdict"}`` (text) plus ``"value"`` (the number measured).
+    """
+    out = []
+    base = tick_path(SEED_LEVERAGE, SEED_TICK, SEED_RISE)
+    f = base.final()
+    lev = np.arange(1.0, 11.0)
+    fam = tick_path(lev, SEED_TICK, SEED_RISE).final()
+    half_by_l = np.asarray(fam["half_collateral_drop"])
+    first_l = float(lev[np.nonzero(half_by_l < 0.04)[0][0]])
+    far = tick_path(SEED_LEVERAGE, SEED_TICK, 2.0)
+    p_hold = _first_price_reaching(far, -np.asarray(far.half_collateral_drop), -0.04)
+    out.append({
+        "claim": "in the case of a price run-up of 40%, a price drop of less than 4% would be enough to eat into half of "
+                 "the original collateral (L = 3, tick 0.1%, C0 = 1)",
+        "reading": "the fall whose loss equals C0/2 (0.5 C0 / exposure); and the fall that takes the true equity to C0/2",
+        "value": f["half_collateral_drop"],
+        "computed": f"{100 * f['half_collateral_drop']:.2f}% (loss of C0/2) and {100 * f['equity_to_half_collateral_drop']:.1f}% "
+                    f"(true equity down to C0/2), exposure {f['exposure_multiple']:.3f} C0; under 4% only from L = {first_l:g} "
+                    f"({100 * half_by_l[int(first_l) - 1]:.2f}%) or, at L = 3, from a run-up of {100 * (p_hold - 1):.1f}%",
+        "verdict": ("holds" if f["half_collateral_drop"] < 0.04 else
+                    f"does not hold at 3x ({100 * f['half_collateral_drop']:.1f}% > 4% even in the reading most favourable to it); "
+                    f"under 4% from L = {first_l:g}"),
+    })
+    long = tick_path(SEED_LEVERAGE, SEED_TICK, 2.0)
+    p10 = _first_price_reaching(long, long.liabilities, 10.0)
+    p20 = _first_price_reaching(long, long.liabilities, 20.0)
+    out.append({
+        "claim": "for a mere $1 of collateral, a position can take on tens of dollars of debt without ever settling a position (3x)",
+        "reading": "liabilities = exposure - true equity, multiples of C0",
+        "value": f["liabilities_multiple"],
+        "computed": f"{f['liabilities_multiple']:.2f} C0 at a 40% rise; 10 C0 from a {100 * (p10 - 1):.0f}% rise, 20 C0 from a "
+                    f"{100 * (p20 - 1):.0f}% rise",
+        "verdict": (f"holds only after a run-up of {100 * (p10 - 1):.0f}% or more (at the 40% rise of the seed's example the "
+                    f"debt is {f['liabilities_multiple']:.1f} C0)"),
+    })
+    k_end = far.counted[-1]
+    slope = float(np.log(k_end / far.counted[-2]) / np.log(far.price[-1] / far.price[-2]))
+    out.append({
+        "claim": "both the portfolio asset and liabilities curves follow power equations (superlinear growth in price)",
+        "reading": "counted equity against price, d log K / d log p",
+        "value": slope,
+        "computed": f"K = (1 + delta L tick)^k, d log K / d log p = {slope:.4f} at L = 3 (continuous limit delta L = 3); "
+                    f"K at p = 3 is {k_end:.2f} against 3^3 = 27",
+        "verdict": ("holds" if abs(slope - SEED_LEVERAGE) < 0.01 else "does not hold")
+                   + " for delta L > 1 (for delta L < 1 the account buys nothing and K is linear in p)",
+    })
+    a = tick_path(SEED_LEVERAGE, SEED_TICK, SEED_RISE, Guardrails(SEED_DISCOUNT)).final()
+    b = tick_path(SEED_DISCOUNT * SEED_LEVERAGE, SEED_TICK, SEED_RISE).final()
+    out.append({
+        "claim": "if the previous allowed leverage was 3x, then the allowed leverage on unrealized profits would be 0.75 * 3 = 2.25x",
+        "reading": "counted equity with (delta = 0.75, L = 3) against (delta = 1, L = 2.25)",
+        "value": a["equity_multiple"] / b["equity_multiple"],
+        "computed": f"counted equity {a['equity_multiple']:.4f} against {b['equity_multiple']:.4f} C0; exposure "
+                    f"{a['exposure_multiple']:.3f} against {b['exposure_multiple']:.3f} C0",
+        "verdict": ("holds for the counted equity" if abs(a["equity_multiple"] / b["equity_multiple"] - 1) < 1e-9 else "does not hold")
+                   + f"; the exposure is still L K, {a['exposure_multiple'] / b['exposure_multiple']:.3g} times a {SEED_DISCOUNT * SEED_LEVERAGE:g}x account's",
+    })
+    k = np.asarray(fam["equity_multiple"])
+    ratio = k[1:] / k[:-1]
+    out.append({
+        "claim": "this growth scales exponentially with the maximum allowed per-position leverage",
+        "reading": "counted equity at a 40% rise for L = 1..10: ratio K(L+1)/K(L)",
+        "value": float(ratio.max() / ratio.min()),
+        "computed": f"K(L+1)/K(L) from {ratio.min():.4f} to {ratio.max():.4f} (continuous limit 1.4 for every L); K(10) = {k[-1]:.1f} C0",
+        "verdict": (f"holds: exp(delta L log p) in the continuous limit; with 0.1% ticks the ratio drifts by "
+                    f"{100 * (ratio.max() / ratio.min() - 1):.2f}% across L = 1..10"),
+    })
+    kmax = 1.0 + float(Guardrails(1.0, account_cap=0.5).unrealised_cap(1.0))
+    cap5 = tick_path(5.0, SEED_TICK, 2.0, Guardrails(1.0, account_cap=0.5))
+    out.append({
+        "claim": "global and per-account caps on unrealized collateral ... should provide stronger guarantees around solvency",
+        "reading": "counted equity bound K_max = 1/(1 - s) with a per-account cap s = 0.5, L = 5 up to a 200% rise",
+        "value": float(cap5.counted[-1]),
+        "computed": f"counted equity stops at {kmax:g} C0 (uncapped: {tick_path(5.0, SEED_TICK, 2.0).counted[-1]:.0f} C0); "
+                    f"exposure then grows only with the price (units fixed), {cap5.exposure[-1]:.1f} C0 at p = 3",
+        "verdict": ("holds in the model" if abs(cap5.counted[-1] - kmax) < 1e-9 else "does not hold")
+                   + ": the cap bounds counted equity and removes the power law once it binds",
+    })
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# The whole study behind ``margin-design leverage``
+# ----------------------------------------------------------------------------------------------
+
+#: Leverages of the seed's figures and of the guardrail table.
+FAMILY_LEVERAGES = (1.0, 2.0, 3.0, 4.0, 5.0)
+#: Price paths that can be studied by name (loaded by :func:`margin_design.calibration.data.load_dataset`).
+PATHS = ("sp500",)
+
+
+def load_path(name: str, start: str | None = None, end: str | None = None):
+    """Daily closes of a bundled data set between ``start`` and ``end`` (ISO dates, inside the data's range)."""
+    from .data import _iso, load_dataset, select_window
+
+    if name not in PATHS:
+        raise InputError(f"--path must be one of {', '.join(PATHS)}, got {name!r}.")
+    series = load_dataset(name)
+    first, last = series.dates[0], series.dates[-1]
+    for flag, value in (("--start", start), ("--end", end)):
+        iso = _iso(flag, value)
+        if iso is not None and not first <= iso <= last:
+            raise InputError(f"{flag} {value} is outside the {name} data, which runs from {first} to {last}.")
+    window = select_window(series, start, end)
+    if len(window) < 2:
+        raise InputError(f"the {name} data between {start or first} and {end or last} hold fewer than two closes.")
+    return window
+
+
+def guardrail_scenarios(g: Guardrails) -> tuple[tuple[str, Guardrails], ...]:
+    """The guardrail table's columns: none; a discount (the user's, else the seed's 0.75); a per-account cap (the
+    user's, else 0.5); a global cap (the user's with its venue share, else 0.5 with half of the venue re-levering);
+    and the user's combination when it has more than one guardrail."""
+    d = g.discount if g.discount < 1.0 else SEED_DISCOUNT
+    a = g.account_cap if g.account_cap is not None else 0.5
+    if g.global_cap is not None:
+        s, w = g.global_cap, g.venue_share
+    else:
+        s, w = 0.5, (g.venue_share if g.venue_share < 1.0 else 0.5)
+    out = [("none", Guardrails()), (f"discount {d:g}", Guardrails(d)), (f"account cap {a:g}", Guardrails(1.0, account_cap=a)),
+           (f"global cap {s:g} (share {w:g})", Guardrails(1.0, global_cap=s, venue_share=w))]
+    given = sum([g.discount < 1.0, g.account_cap is not None, g.global_cap is not None])
+    if given > 1:
+        out.append(("as given", g))
+    return tuple(out)
+
+
+@dataclass(frozen=True, repr=False)
+class LeverageStudy(Displayable):
+    """Everything ``margin-design leverage`` reports (computed here; rendered by ``reports/leverage.py``).
+
+    ``path``: the tick model at the user's L; ``family``: L = 1..5 with the user's guardrails; ``by_leverage``: L on a
+    grid, value at the rise; ``scenarios`` / ``table``: the guardrail table (name -> path over L = 1..5) and
+    ``at_leverage`` (name -> path at the user's L); ``real``: simulated real paths (name -> :class:`SimulatedPath`);
+    ``design``: the :class:`DesignLink` of a margin rule; ``claims``: :func:`seed_claims`.
+    """
+
+    leverage: float
+    tick: float
+    rise: float
+    guardrails: Guardrails
+    path: LeveragePath = field(repr=False)
+    family: LeveragePath = field(repr=False)
+    by_leverage: LeveragePath = field(repr=False)
+    by_leverage_plain: LeveragePath = field(repr=False)
+    scenarios: tuple = field(repr=False)
+    table: dict = field(repr=False)
+    at_leverage: dict = field(repr=False)
+    claims: list = field(repr=False)
+    real: dict | None = field(default=None, repr=False)
+    real_source: str | None = None
+    on_fall: str = "liquidate"
+    maintenance: float = DEFAULT_MAINTENANCE
+    design: DesignLink | None = field(default=None, repr=False)
+    design_source: str | None = None
+
+    def to_dict(self) -> dict:
+        out = {"leverage": self.leverage, "tick": self.tick, "rise": self.rise, "guardrails": self.guardrails.to_dict()}
+        out.update(self.path.final())
+        out["units"] = {"equity_multiple": "counted equity, multiples of C0", "true_equity_multiple": "multiples of C0",
+                        "exposure_multiple": "multiples of C0", "liabilities_multiple": "exposure - true equity, multiples of C0",
+                        "half_collateral_drop": "decimal price fall whose loss is C0/2",
+                        "equity_to_half_collateral_drop": "decimal price fall taking true equity to C0/2",
+                        "wipeout_drop": "decimal price fall taking true equity to 0", "final_price": "multiples of p0"}
+        out["guardrail_table"] = {name: {"leverage": list(FAMILY_LEVERAGES), **{k: v for k, v in p.final().items()
+                                                                              if k not in ("ticks", "final_price")}}
+                                  for name, p in self.table.items()}
+        if self.real is not None:
+            out["real_path"] = {"source": self.real_source, "on_fall": self.on_fall, "maintenance": self.maintenance,
+                                **{name: sim.summary_dict() for name, sim in self.real.items()}}
+        if self.design is not None:
+            out["design"] = {"source": self.design_source, **self.design.to_dict()}
+        out["seed_claims"] = [{k: (to_py(v) if k == "value" else v) for k, v in c.items()} for c in self.claims]
+        return out
+
+    def _display(self):
+        return self.path._display()
+
+    def summary(self) -> str:
+        parts = [self.path.summary()]
+        if self.real is not None:
+            parts.append(self.real["as given"].summary())
+        if self.design is not None:
+            parts.append(self.design.summary())
+        return "\n".join(parts)
+
+
+def build_study(leverage: float, tick: float, rise: float, guardrails: Guardrails = Guardrails(), *,
+                path=None, on_fall: str = "liquidate", maintenance: float = DEFAULT_MAINTENANCE,
+                rule_vol=None, rule_margin=None, rule_source: str | None = None, alpha=None, c_eff=None,
+                inventory_penalty: float = 0.0, cap_factor: float = 1.0) -> LeverageStudy:
+    """Compute the study: the tick model, L = 1..5, the value against L, the guardrail table, optionally a real path
+    (``path``: a :class:`~margin_design.calibration.data.PriceSeries`) and the design link of a margin rule
+    (``rule_vol`` daily vols, ``rule_margin`` margin ratios, with ``alpha`` and ``c_eff``; arrays read by the caller)."""
+    lev = float(check_leverage(leverage))
+    tick, rise = check_tick(tick), check_rise(rise)
+    if on_fall not in ON_FALL:
+        raise InputError(f"--on-fall must be one of {', '.join(ON_FALL)}, got {on_fall!r}.")
+    check_range("--maintenance", maintenance, low=0.0, high=1.0, what="a share of the initial margin in (0, 1]")
+    prices = tick_prices(tick, rise)
+    fam = np.asarray(FAMILY_LEVERAGES)
+    grid = np.arange(1.0, max(10.0, math.ceil(2 * lev)) + 1e-9, 0.25)
+    scen = guardrail_scenarios(guardrails)
+    real = None
+    source = None
+    if path is not None:
+        real = {"as given": simulate_path(path.dates, path.close, lev, guardrails, on_fall=on_fall, maintenance=maintenance),
+                ("delever" if on_fall == "liquidate" else "liquidate"):
+                    simulate_path(path.dates, path.close, lev, guardrails, on_fall="delever" if on_fall == "liquidate" else "liquidate",
+                                  maintenance=maintenance),
+                "no portfolio margin (delta = 0)":
+                    simulate_path(path.dates, path.close, lev, Guardrails(0.0), on_fall=on_fall, maintenance=maintenance)}
+        source = path.source
+    design = None
+    if rule_vol is not None:
+        if alpha is None or c_eff is None:
+            raise InputError("--schedule needs --alpha and --c-eff (the cap's market inputs) to derive the effective c_eff.")
+        design = design_link(rule_vol, rule_margin, c_eff=c_eff, alpha=alpha, rise=rise, tick=tick, guardrails=guardrails,
+                             inventory_penalty=inventory_penalty, factor=cap_factor)
+    return LeverageStudy(
+        leverage=lev, tick=tick, rise=rise, guardrails=guardrails,
+        path=relever_path(prices, lev, guardrails),
+        family=relever_path(prices, fam, guardrails),
+        by_leverage=relever_path(prices, grid, guardrails),
+        by_leverage_plain=relever_path(prices, grid, Guardrails()),
+        scenarios=scen,
+        table={name: relever_path(prices, fam, g) for name, g in scen},
+        at_leverage={name: relever_path(prices, lev, g) for name, g in scen},
+        claims=seed_claims(), real=real, real_source=source, on_fall=on_fall, maintenance=float(maintenance),
+        design=design, design_source=rule_source,
+    )
