@@ -157,6 +157,8 @@ __all__ = [
 HALF = 0.5
 #: What the account does when its counted equity falls below the maintenance margin (see the module docstring).
 ON_FALL = ("liquidate", "delever")
+#: Most ticks a path may have (the study holds a few dozen paths of this length in memory).
+MAX_TICKS = 100_000
 #: Maintenance margin as a share of the initial margin: FINRA's 25% over Regulation T's 50% (reference 002).
 DEFAULT_MAINTENANCE = 0.5
 
@@ -268,8 +270,8 @@ def tick_prices(tick: float, rise: float) -> np.ndarray:
     tick, rise = check_tick(tick), check_rise(rise)
     n = math.log1p(rise) / math.log1p(tick)
     k = int(math.ceil(n - 1e-9))
-    if k > 10_000_000:
-        raise InputError(f"--rise {rise:g} in ticks of {tick:g} needs {k} ticks; use a larger --tick (at most 10,000,000 ticks).")
+    if k > MAX_TICKS:
+        raise InputError(f"--rise {rise:g} in ticks of {tick:g} needs {k} ticks; use a larger --tick (at most {MAX_TICKS:,} ticks).")
     prices = (1.0 + tick) ** np.arange(k + 1, dtype=float)
     prices[-1] = 1.0 + rise
     return prices
@@ -602,8 +604,8 @@ def effective_c_eff(c_eff, alpha, counted, unrealised, marginal_discount, releas
     ``alpha``: price impact per ADV traded (decimal, (75)); ``counted`` K and ``unrealised`` U: the model's state
     (multiples of C0); ``marginal_discount`` delta_m and ``release`` rho: see the module docstring.
     """
-    check_range("alpha", alpha, low=0.0, what="positive (price impact per unit ADV)")
-    check_range("c_eff", c_eff, low=0.0, what="positive (ADV units per unit margin ratio)")
+    check_range("--alpha", alpha, low=0.0, what="positive (price impact per unit ADV)")
+    check_range("--c-eff", c_eff, low=0.0, what="positive (ADV units per unit margin ratio)")
     c_lvl = np.asarray(c_eff, float) * np.asarray(counted, float)
     den = 1.0 + np.asarray(release, float) * np.asarray(unrealised, float) / np.asarray(counted, float) \
         - np.asarray(marginal_discount, float) * np.asarray(alpha, float) * c_lvl
@@ -739,9 +741,9 @@ def design_link(vol, margin, *, c_eff: float, alpha: float, rise: float, tick: f
     return). The rule's slope dM/dsigma is the finite difference into each state.
     """
     vol, margin = np.asarray(vol, float), np.asarray(margin, float)
-    check_range("alpha", alpha, low=0.0, what="positive (price impact per unit ADV)")
-    check_range("c_eff", c_eff, low=0.0, what="positive (ADV units per unit margin ratio)")
-    check_range("inventory_penalty", inventory_penalty, low=0.0, low_inclusive=True, what="non-negative (kappa)")
+    check_range("--alpha", alpha, low=0.0, what="positive (price impact per unit ADV)")
+    check_range("--c-eff", c_eff, low=0.0, what="positive (ADV units per unit margin ratio)")
+    check_range("--inventory-penalty", inventory_penalty, low=0.0, low_inclusive=True, what="non-negative (kappa)")
     keep = margin > 0
     if not keep.any():
         raise InputError("the margin rule has no state with a positive margin, so no finite leverage 1/M to study.")
