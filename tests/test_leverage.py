@@ -325,3 +325,21 @@ def test_bad_input_is_one_sentence_and_status_2(tmp_path, capsys, args, match):
     import re
     assert re.search(match, err[0]), err[0]
     assert not (tmp_path / "o").exists()
+
+
+def test_readme_guardrail_table_is_what_the_tool_measures():
+    """The README's guardrail table (40% rise, 0.1% ticks, L = 1..5) is the tool's output, cell by cell."""
+    from pathlib import Path
+
+    from margin_design.calibration.leverage import guardrail_scenarios
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = text.split("Guardrail table (`leverage.md`", 1)[1].split("\n\n", 2)[1]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in section.splitlines()[2:]]
+    scen = guardrail_scenarios(Guardrails())
+    fins = [tick_path(np.arange(1.0, 6.0), 0.001, 0.4, g).final() for _, g in scen]
+    assert len(rows) == 5
+    for i, row in enumerate(rows):
+        assert row[0] == f"{i + 1}"
+        assert row[1:5] == [f"{f['exposure_multiple'][i]:.3f}" for f in fins]
+        assert row[5:9] == [f"{100 * f['half_collateral_drop'][i]:.2f}%" for f in fins]
