@@ -16,7 +16,8 @@ The model (the seed's "Property 1" set-up)
 
 A long account starts with collateral C0 = 1 at price p0 = 1 and exposure L C0. On each tick the price rises by the
 factor (1 + tick); the account marks its position (unrealised profit U grows by exposure x tick) and re-levers:
-its exposure is set to L times its *counted* equity
+it buys until its exposure is L times its *counted* equity (it never sells on the way up; a position above L times
+its counted equity is held, as on a venue where only a fall below maintenance margin forces a sale)
 
     K = C0 + min(delta U, cap),     cap = min(s_a/(1 - s_a) C, s_g/(1 - s_g) (C + O)),
 
@@ -31,7 +32,8 @@ in full (K = C + U for U < 0), as on every derivatives venue.
 Closed forms (tests in ``tests/test_leverage.py``)
 -------------------------------------------------
 
-Without caps, U grows by L K tick per tick and K = C0 + delta U, so K_k = K_{k-1} (1 + delta L tick) and
+Without caps and with delta L >= 1 the account buys on every tick, U grows by L K tick per tick and K = C0 + delta U,
+so K_k = K_{k-1} (1 + delta L tick) and
 
     K_k = (1 + delta L tick)^k                                        (counted equity after k ticks)
     K(p) -> p^(delta L)  as tick -> 0 at p = (1 + tick)^k fixed      (a power law: superlinear when delta L > 1)
@@ -41,13 +43,15 @@ Without caps, U grows by L K tick per tick and K = C0 + delta U, so K_k = K_{k-1
 The discount enters only through the product delta L: counted equity with (delta, L) equals counted equity with
 (1, delta L) -- the seed's "allowed leverage on unrealized profits would be 0.75 * 3 = 2.25x" -- but the exposure is
 L K, not delta L K. With delta = 1 the account's leverage on its *true* equity stays exactly L: what grows is its size
-(p^L C0) and the share of its equity that is unrealised profit, not its leverage ratio.
+(p^L C0) and the share of its equity that is unrealised profit, not its leverage ratio. With delta L < 1 the counted
+profit never catches up with the position's growth: the account buys nothing, its units stay L and
+K = 1 + delta L (p - 1) is linear in p.
 
 What the caps change: the counted equity is bounded, K <= K_max = C0 + min(s_a/(1 - s_a), s_g/(1 - s_g) (1 + O)),
-so K_k = min((1 + delta L tick)^k, K_max) and the exposure stops at L K_max. From the tick at which a cap binds the
-exposure is constant, the true equity grows only linearly in the number of ticks (by L K_max tick per tick, i.e. like
-L K_max log p) and the value at a fixed rise is at most linear in L (L K_max) instead of exponential: the caps remove
-both of the seed's non-linearities once they bind; the discount only lowers the exponent.
+so K_k = min((1 + delta L tick)^k, K_max) and the account stops buying at the tick where a cap binds: from then on
+its units are fixed (L K_max / p_bind), its exposure and true equity grow only linearly in the price, and the
+exposure at a fixed rise R is at most L K_max (1 + R), linear in L instead of exponential: the caps remove both of
+the seed's non-linearities once they bind; the discount only lowers the exponent.
 
 Price drops (decimal falls from the current price, the position held, no re-levering on the way down):
 ``half_collateral_drop`` = 0.5 C0 / exposure, the fall whose loss equals half of the original collateral (the
