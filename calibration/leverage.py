@@ -27,7 +27,9 @@ profit at most a share s_g of the venue's counted collateral) and O = (1 - w)/w 
 per re-levering account (w = ``venue_share``, the re-levering accounts' share of the venue's deposits; w = 1, every
 account on the same path, is the worst case, and then the global cap acts as a per-account cap). The *true* equity is
 C0 + U, the liabilities are exposure minus true equity (what the account owes on its position). Losses always count
-in full (K = C + U for U < 0), as on every derivatives venue.
+in full (K = C + U for U < 0), as on every derivatives venue. A cleared future that settles variation margin in cash
+every day is delta = 1 here (its profit is cash the account may post); delta < 1 describes venues that discount
+unsettled profit.
 
 Closed forms (tests in ``tests/test_leverage.py``)
 -------------------------------------------------
