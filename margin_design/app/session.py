@@ -131,8 +131,15 @@ def start_config(path: str | Path | None) -> tuple[dict, Path]:
     if cfg["objective"]["kind"] == "target":
         raise InputError(f"config {str(path)!r} caps an existing schedule (objective.kind = 'target'); start the explorer "
                          "from a cost design and load the schedule in its rule panel (a vol_daily,margin CSV).")
-    return plain(cfg), folder.resolve()
+    out = plain(cfg)
+    for section, key in FILE_KEYS:   # data files by absolute path: the exported TOML then solves from any folder
+        if key in out.get(section, {}):
+            out[section][key] = str((folder / out[section][key]).resolve())
+    return out, folder.resolve()
 
+
+#: Config keys that name data files (kept as they are by the page, written as absolute paths).
+FILE_KEYS = (("states", "file"), ("shock", "file"))
 
 #: The bundled benchmark, examples/benchmark.toml (the paper's tau = 1 calibration, Sections 3.6 and 6.4).
 BENCHMARK_CONFIG = {

@@ -240,7 +240,7 @@ async function render(out) {
   const va = out.vol_annual_pct;
   const target = out.target;
   const rule = out.rule;
-  const fbName = target ? `your rule "${rule.label}"` : "first-best M_fb (34): ignores the cap";
+  const fbName = target ? `your rule "${rule.label.replace(/[<>&]/g, "")}"` : "first-best M_fb (34): ignores the cap";
   const gName = target ? "capped version of your rule (manipulation-proof)" : "optimal manipulation-proof rule g*";
   const reg = regimeShapes(out, true);
   const p1 = [
