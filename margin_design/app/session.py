@@ -371,6 +371,7 @@ def _floats(a) -> list:
 
 def view(result) -> dict:
     """The page's numbers for a solved :class:`~margin_design.solvers.Schedule` (units in the keys)."""
+    from margin_design.reports.figures import coincide_note
     from margin_design.solvers.certificate import RELATIVE_GAP_TARGET
     from margin_design.units import SQRT_252
 
@@ -385,6 +386,8 @@ def view(result) -> dict:
         "margin_pct": _floats(100 * x),
         "first_best_pct": _floats(100 * fb),
         "gap_pp": _floats(100 * (x - fb)),                                   # g* - first-best (or - the existing rule)
+        # " (coincides with g*)" when the two lines are within a line width of each other (the report figures' rule)
+        "first_best_note": coincide_note(fb, x, float(np.ptp(np.concatenate([x, fb]))) or 1.0, "g*"),
         "slope_pp_per_point": _floats(np.diff(x) / np.diff(va)),            # dm/dsigma_ann on each grid interval
         "first_best_slope_pp_per_point": _floats(np.diff(fb) / np.diff(va)),
         "segments": [{"kind": s["kind"], "from_pct": float(100 * SQRT_252 * s["vol_start"]), "to_pct": float(100 * SQRT_252 * s["vol_end"]),

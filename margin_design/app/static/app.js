@@ -244,7 +244,7 @@ async function render(out) {
   const gName = target ? "capped version of your rule (manipulation-proof)" : "optimal manipulation-proof rule g*";
   const reg = regimeShapes(out, true);
   const p1 = [
-    {x: va, y: out.first_best_pct, name: fbName, line: {color: target ? S.lines.published : S.lines.first_best, dash: "dash", width: 1.6}},
+    {x: va, y: out.first_best_pct, name: fbName + out.first_best_note, line: {color: target ? S.lines.published : S.lines.first_best, dash: "dash", width: 1.6}},
     {x: va, y: out.margin_pct, name: gName, line: {color: S.lines.rule, width: 3}},
     ...regimeLegend(out)];
   const l1 = Object.assign({}, LAYOUT, {title: {text: target ? "Your rule and its capped version" : "Margin rule against the first-best", font: {size: 15}},
@@ -261,9 +261,13 @@ async function render(out) {
                              line: {color: S.lines.cap, width: 6}, opacity: 0.45, mode: "lines"});
   if (rule) for (const [a, b] of rule.over_cap_pct)
     shapes2.push({type: "rect", xref: "x", yref: "paper", x0: a, x1: b, y0: 0, y1: 0.06, fillcolor: "#d73027", opacity: 0.7, line: {width: 0}});
+  // the axis range of the report's slope figure: the rule and the cap, and the first-best up to 3 times that
   const top = Math.max(cap === null ? 0 : cap, ...out.slope_pp_per_point.filter(isFinite)) || 1;
+  const fbTop = Math.max(...out.first_best_slope_pp_per_point.filter(isFinite));
+  const fbLow = Math.min(...out.first_best_slope_pp_per_point.filter(isFinite));
   const l2 = Object.assign({}, LAYOUT, {title: {text: "Slope of the rule against the manipulation-proof cap", font: {size: 15}}, xaxis: AXIS_X,
-    yaxis: {title: {text: "dm/dσ_ann (pp of margin per vol point)"}, range: [-0.1 * top, 1.6 * top]}, shapes: shapes2,
+    yaxis: {title: {text: "dm/dσ_ann (pp of margin per vol point)"}, range: [fbLow < 0 ? -0.15 * top : -0.05 * top,
+            Math.max(1.35 * top, Math.min(fbTop, 3 * top) * 1.05)]}, shapes: shapes2,
     annotations: rule && rule.over_cap_pct.length ? [{x: rule.over_cap_pct[0][0], y: 0.07, xref: "x", yref: "paper", xanchor: "left", showarrow: false,
       text: "red band: your rule is steeper than the cap (manipulable)", font: {size: 11, color: "#b2182b"}}] : []});
   let p3, l3;
@@ -338,7 +342,7 @@ function headline(out) {
     const sat = ranges(out, "saturated");
     $("words").textContent = `The optimal manipulation-proof rule charges ${lo.toFixed(2)}% of notional at ${out.vol_annual_pct[0].toFixed(1)}% ` +
       `annualised vol and ${hi.toFixed(2)}% at ${out.vol_annual_pct[out.vol_annual_pct.length - 1].toFixed(1)}%. ` +
-      (sat.length ? `Where the first-best would rise faster than the cap (${sat.join(", ")}), it rises at the cap instead; ` : "The cap does not bind anywhere; ") +
+      (sat.length ? `It rises exactly at the cap across ${sat.join(", ")} annualised vol (saturated), where following the first-best would let a trader profit from moving the price; ` : "The cap does not bind anywhere; ") +
       `making the rule manipulation-proof costs ${out.price_bp.toPrecision(3)} bp of notional in expected cost per margin period` +
       (out.price_relative === null ? "." : ` (${(100 * out.price_relative).toFixed(1)}% more than the first-best, which a CCP cannot publish because it can be manipulated).`);
   }
