@@ -244,3 +244,38 @@ def test_exported_rule_table_equals_margin_design_report_byte_for_byte(page, tmp
     for f in files[1:]:
         assert f.read_bytes() == (out / f.name).read_bytes(), f.name
     assert "0.0005" in files[1].read_text()   # rounded margins: 5 bp ticks
+
+
+def test_a_calibration_preset_sets_alpha_and_c_eff(page, tmp_path, capsys):
+    from margin_design.app.session import calibrate, calibration_presets
+
+    presets = calibration_presets()
+    i = next(k for k, p in enumerate(presets) if (p["elasticity"], p["turnover"], p["participation"]) == (0.3, 2.0, 0.02))
+    page.select_option("#cal-preset", str(i))
+    n = updates(page)
+    page.click("#cal-apply")
+    wait_update(page, n + 1)
+    expected = calibrate({k: presets[i][k] for k in ("elasticity", "turnover", "participation", "margin", "distortion_bps")})
+    assert float(page.input_value("#ctl-market-alpha")) == expected["alpha"]
+    assert float(page.input_value("#ctl-market-c_eff")) == expected["c_eff"]
+    cfg = benchmark_config()
+    cfg["market"].update(alpha=expected["alpha"], c_eff=expected["c_eff"])
+    assert value(page, "#cap-value") == solve_json(cfg, tmp_path, capsys)["cap"]["slope_vol"]
+    assert "(75)" in page.inner_text("#cal-result")
+
+
+def test_a_typed_formula_is_audited_and_capped(page, tmp_path):
+    n = updates(page)
+    page.fill("#rule-formula", "2.326*sqrt(2*r)")      # the 99% 2-day normal VaR: slope 3.29 per unit daily vol, over the cap
+    page.click("#rule-use")
+    wait_update(page, n + 1)
+    words = page.inner_text("#rule-words")
+    ratio = 2.326 * 2 ** 0.5 / (2 / (0.2 * 4.5))       # dM/dsigma = 2.326 sqrt(2) against the cap (40), K = 2/(alpha c_eff)
+    assert "rises faster than the cap in 400 of 400 states" in words and f"up to {ratio:.2f} times the cap" in words
+    assert page.get_attribute("#regimes", "data-kinds") == "saturated"
+    n = updates(page)
+    page.fill("#rule-formula", "__import__('os').getcwd()")
+    page.click("#rule-use")
+    page.wait_for_timeout(500)
+    assert "bad" in page.get_attribute("#rule-status", "class") and updates(page) == n
+    page.screenshot(path=str(tmp_path / "formula.png"), full_page=True)

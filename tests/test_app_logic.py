@@ -178,9 +178,10 @@ def test_rule_mode_exports_reproduce_with_the_command_line(explorer, tmp_path, c
     capsys.readouterr()
 
 
-def test_the_server_answers_one_sentence_and_refuses_foreign_hosts(explorer, monkeypatch):
+def test_the_server_answers_one_sentence_and_refuses_foreign_hosts(monkeypatch):
     from margin_design.app.server import MAX_BODY_BYTES, Server
 
+    explorer = Explorer(None)             # its own: stopping the server removes the explorer's temporary folder
     s = Server(explorer, "127.0.0.1", 0)
     thread = s.start_thread()
     try:
@@ -258,11 +259,19 @@ def test_the_app_command_serves_and_stops_cleanly_on_ctrl_c(tmp_path):
 
 
 def test_the_app_command_refuses_with_one_sentence(tmp_path):
+    import socket
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
     for args, message in ((["no-such.toml"], "config file 'no-such.toml' cannot be read"),
-                          (["--port", "70000"], "--port 70000 must be between 0 and 65535")):
+                          (["--port", "70000"], "--port 70000 must be between 0 and 65535"),
+                          (["--port", str(port)], f"cannot listen on 127.0.0.1:{port} (Address already in use); choose another --port")):
         p = subprocess.run([sys.executable, "-m", "margin_design", "app", "--no-browser", *args], cwd=tmp_path,
                            capture_output=True, text=True, timeout=120)
         assert p.returncode == 2 and p.stderr.count("\n") == 1 and message in p.stderr, p.stderr
+    taken.close()
 
 
 def test_another_host_is_served_only_with_a_warning(tmp_path):
