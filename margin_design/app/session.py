@@ -283,7 +283,8 @@ class Explorer:
 
     # ------------------------------------------------------------------ solving
     def design(self, controls: dict, rid=None):
-        """(result, cost problem, loaded rule or None, the config that reproduces the result, its folder).
+        """(result, cost problem, loaded rule or None, the config that reproduces the result, the target file's text or
+        None).
 
         Without a rule: the cost design of the controls. With one: the rule evaluated on the design's states is the
         target t of a target design (Appendix D.2) with the same market and cap, written as TARGET_FILE."""
@@ -295,7 +296,7 @@ class Explorer:
         with self._lock:
             problem = problem_from_dict(cfg, self.folder, validated=True)
             if loaded is None:
-                return solve(problem), problem, None, plain(cfg), self.folder
+                return solve(problem), problem, None, plain(cfg), None
             folder = self._tmp / loaded.id
             margin = loaded.rule.evaluate(problem.r, "right")[0]
             text = "vol_daily,target,weight\n" + "".join(
@@ -305,7 +306,7 @@ class Explorer:
                       "market": plain(cfg)["market"], "cap": plain(cfg)["cap"]}
             tcfg = validate(target)
             # the TOML of a target design holds only the keys given (the loader refuses cost keys with kind = 'target')
-            return solve(problem_from_dict(tcfg, folder, validated=True)), problem, loaded, target, folder
+            return solve(problem_from_dict(tcfg, folder, validated=True)), problem, loaded, target, text
 
     def page(self, controls: dict, rid=None) -> dict:
         """Everything the page draws for these controls (and existing rule, if any)."""
@@ -323,13 +324,13 @@ class Explorer:
     def export(self, what: str, controls: dict, rid=None, tick=None, published_vols=None) -> tuple[str, bytes]:
         """(file name, bytes) of an export: ``toml`` (the config), ``target`` (the existing schedule the TOML names, in
         rule mode), ``schedule`` (schedule.json), ``rule_table_csv`` / ``rule_table_json`` (margin-design report's)."""
-        result, _, loaded, cfg, folder = self.design(controls, rid)
+        result, _, loaded, cfg, target_text = self.design(controls, rid)
         if what == "toml":
             return "margin-design.toml", toml_text(cfg, loaded)
         if what == "target":
             if loaded is None:
                 raise InputError("there is no existing rule on the page to export.")
-            return TARGET_FILE, (folder / TARGET_FILE).read_bytes()
+            return TARGET_FILE, target_text.encode("utf-8")   # the file this very solve read
         if what == "schedule":
             from margin_design.reports.schedule_files import schedule_json_text
 
