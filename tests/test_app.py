@@ -251,6 +251,7 @@ def test_a_calibration_preset_sets_alpha_and_c_eff(page, tmp_path, capsys):
 
     presets = calibration_presets()
     i = next(k for k, p in enumerate(presets) if (p["elasticity"], p["turnover"], p["participation"]) == (0.3, 2.0, 0.02))
+    page.click("#calibration summary")                  # the panel opens on demand
     page.select_option("#cal-preset", str(i))
     n = updates(page)
     page.click("#cal-apply")
