@@ -75,14 +75,12 @@ def page(browser, server, tmp_path):
 
 
 def wait_update(pg, count: int) -> None:
-    """Wait until the page has finished ``count`` updates and has none in flight or pending (polled with evaluate:
-    the page's content-security policy forbids the string evaluation of wait_for_function)."""
+    """Wait until the page has finished ``count`` updates and has none in flight, queued or debouncing (polled with
+    evaluate: the page's content-security policy forbids the string evaluation of wait_for_function)."""
     end = time.monotonic() + UPDATE_TIMEOUT
     while time.monotonic() < end:
-        if pg.evaluate("window.__updates") >= count and not pg.evaluate("document.getElementById('status').textContent.startsWith('solving')"):
-            time.sleep(0.15)   # a debounced change may be about to start another update
-            if not pg.evaluate("document.getElementById('status').textContent.startsWith('solving')"):
-                return
+        if pg.evaluate("window.__updates >= %d && window.__idle()" % count):
+            return
         time.sleep(0.05)
     raise AssertionError(f"the page did not finish {count} updates in {UPDATE_TIMEOUT} s: {pg.inner_text('#status')}")
 

@@ -49,6 +49,7 @@ const S = {start: null, fields: {}, extra: {}, rule: null, inflight: false, pend
            colors: {}, lines: {}};
 window.__timings = [];     // input-to-redraw times (ms) of the page updates, read by benchmarks/bench_app.py
 window.__updates = 0;      // completed page updates (tests wait on it)
+window.__idle = () => !S.inflight && !S.pending && !S.waiting;   // nothing in flight, queued or debouncing
 
 const $ = (id) => document.getElementById(id);
 const fmt = (x, d) => (x === null || x === undefined || !isFinite(x)) ? "n/a" : Number(x).toFixed(d);
@@ -150,6 +151,7 @@ function controls() {
 }
 
 function changed() {
+  S.waiting = true;           // a change is waiting for its debounce
   S.lastInput = performance.now();
   clearTimeout(S.timer);
   S.timer = setTimeout(update, DEBOUNCE_MS);
@@ -186,6 +188,7 @@ function showError(sentence) {
 // One solve at a time: while a request is in flight, further changes only mark the page dirty, and the latest
 // controls are sent when the answer arrives (never two solves at once, never a stale answer drawn over a newer one).
 async function update() {
+  S.waiting = false;
   if (S.inflight) { S.pending = true; return; }
   S.inflight = true;
   const t0 = S.lastInput;
