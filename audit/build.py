@@ -539,7 +539,8 @@ _clean = jsonable  # one JSON converter (margin_design.jsonable)
 
 def _input_spec(problem) -> InputSpec:
     c = problem.cap
-    return InputSpec(c.input, int(c.window) if c.input == "realized_variance" else 1, float(c.lam))
+    windowed = c.input in ("realized_variance", "hs_var", "hs_es")
+    return InputSpec(c.input, int(c.window) if windowed else 1, float(c.lam), float(c.level))
 
 
 def first_best_rule(problem) -> Rule:
@@ -690,7 +691,7 @@ def _simulation(rules: dict, problem, market: AuditMarket, spec: InputSpec, o: A
         progress(0, steps, "simulation")
     for si, v in enumerate(_sim_states(problem)):
         # the rule reads r = Gamma; an envelope state with Gamma = r has |R_t| = sqrt(r / w)
-        state = SimState.envelope(v * v, window, kind)
+        state = SimState.envelope(v * v, window, kind, spec.level)
         fund = Fundamentals.normal(v, 1, o.paths, seed=o.seed + si)
         for key, rule in rules.items():
             m0 = float(rule.margin(np.asarray(state.r)))
@@ -708,9 +709,11 @@ def _simulation(rules: dict, problem, market: AuditMarket, spec: InputSpec, o: A
         lemma5[key] = {"checked": checked, "violations": viol}
     pos = {key: [bool(np.any(c.profitable)) for c in cs] for key, cs in curves.items()}   # beyond noise (MonteCarloBand.profitable)
     sv = min(max(SEARCH_VOL, float(problem.vol[0])), float(problem.vol[-1]))
-    horizons = tuple(range(1, min(o.max_horizon or DEFAULT_MAX_HORIZON, window) + 1))
+    stationary = window - spec.tail if kind in ("hs_var", "hs_es") else window   # HS: the tail must stay in the window
+    horizons = tuple(range(1, max(1, min(o.max_horizon or DEFAULT_MAX_HORIZON, stationary)) + 1))
     searches = {}
-    for label, state in (("spread", SimState.spread(sv * sv, window, SEARCH_SHARE, kind)), ("envelope", SimState.envelope(sv * sv, window, kind))):
+    for label, state in (("spread", SimState.spread(sv * sv, window, SEARCH_SHARE, kind, spec.level)),
+                         ("envelope", SimState.envelope(sv * sv, window, kind, spec.level))):
         searches[label] = {}
         for key, rule in rules.items():
             m0 = float(rule.margin(np.asarray(state.r)))
@@ -723,10 +726,9 @@ def _simulation(rules: dict, problem, market: AuditMarket, spec: InputSpec, o: A
     ups = [j for j in jumps if j.jump > 0]
     if ups:
         j = max(ups, key=lambda b: b.jump)
-        w = 1.0 if kind == "variance" else 1.0 / window
-        v = j.vol - 0.5 * market.alpha * market.trigger * math.sqrt(w)   # a trigger of q/2 reaches the threshold
+        v = j.vol - 0.5 * market.alpha * market.trigger * math.sqrt(spec.weight)   # a trigger of q/2 reaches the threshold
         if v > 0:
-            state = SimState.envelope(v * v, window, kind)
+            state = SimState.envelope(v * v, window, kind, spec.level)
             m0 = float(rules["rule"].margin(np.asarray(state.r)))
             pop = Population.calibrated(POPULATION_SIZE, m0, market.c_eff, seed=o.seed)
             jump_curve = round_trip_curve(rules["rule"], pop, state, market, q, Fundamentals.normal(v, 1, o.paths, seed=o.seed + 99))
