@@ -745,8 +745,9 @@ def _simulation(rules: dict, problem, market: AuditMarket, spec: InputSpec, o: A
         "rule_jump_crossing_profitable": None if jump_curve is None else bool(np.any(jump_curve.profitable)),
     }
     vols = _sim_states(problem)
+    env_desc = "the whole tail in the last loss" if kind in ("hs_var", "hs_es") else "the window's input in the last return"
     text = [
-        f"  envelope states (the window's input in the last return), daily vol {', '.join(f'{v:.2%}' for v in vols)}; "
+        f"  envelope states ({env_desc}), daily vol {', '.join(f'{v:.2%}' for v in vols)}; "
         f"{o.paths} normal fundamental paths per state (sd = the state's daily vol, seed {o.seed}); band = mean +- {BAND_Z:.2f} s.e.; "
         f"{POPULATION_SIZE} constrained accounts (epsilon_XM 0.225, c_X = c_eff at the state's margin)",
     ]
@@ -766,7 +767,11 @@ def _simulation(rules: dict, problem, market: AuditMarket, spec: InputSpec, o: A
         text.append(f"      not counted: in {n_exc} of {len(vols)} states the capped optimum's mean is above its 95% band while its exact "
                     f"expectation is <= 0 (within {PROFIT_TOL:g}) and the Monte Carlo agrees with it (|z| <= {AGREE_Z:g}): a noise "
                     "excursion (the band's one-sided 2.5% false alarm), not a profit")
-    for label, desc in (("spread", f"spread state ({SEARCH_SHARE:.0%} of the input in the last return), vol {sv:.2%}"),
+    spread_desc = f"spread state ({SEARCH_SHARE:.0%} of the input in the last return), vol {sv:.2%}"
+    if kind in ("hs_var", "hs_es"):
+        share = "the VaR" if kind == "hs_var" else f"{SEARCH_SHARE:.0%} of the tail"
+        spread_desc = f"spread state ({share} in the last loss, the other returns below the tail), vol {sv:.2%}"
+    for label, desc in (("spread", spread_desc),
                         ("envelope", f"envelope state, vol {sv:.2%}")):
         n = searches[label]["capped"].searched
         text.append(f"  (d) search over {n} open-loop round trips, T = 1..{horizons[-1]}, exact expectations, {desc}:")
@@ -958,9 +963,11 @@ def _backtest(rules: dict, problem, o: AuditOptions, horizon: int, progress=None
     spec = _input_spec(problem)
     if spec.kind == "ewma":
         kind, window = "ewma", o.backtest_window or 20
+    elif spec.kind in ("hs_var", "hs_es"):
+        kind, window = spec.kind, o.backtest_window or spec.window
     else:
         kind, window = "realized_variance", o.backtest_window or (spec.window if spec.kind == "realized_variance" else 20)
-    data = prepare_backtest(series, risk_input=kind, window=window, lam=spec.lam, horizon_days=horizon, position=o.position)
+    data = prepare_backtest(series, risk_input=kind, window=window, lam=spec.lam, horizon_days=horizon, position=o.position, level=spec.level)
     if o.coverage is not None:
         coverage = o.coverage
     elif problem.objective.kind == "cost":

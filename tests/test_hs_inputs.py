@@ -299,3 +299,30 @@ def test_config_errors_are_one_sentence(tmp_path, capsys, cap_lines, match):
     err = capsys.readouterr().err.strip()
     assert re.search(match, err), err
     assert len(err.splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_backtest_reads_the_hs_input_from_log_closes(tmp_path):
+    """Day t's input is the HS VaR of the m log-return losses up to t, in variance units (NumPy sort as reference);
+    NaN before m returns exist."""
+    from margin_design.audit.backtest import prepare_backtest
+    from margin_design.calibration.data import read_price_csv
+
+    rng = np.random.default_rng(5)
+    n, m = 320, 50
+    close = 100 * np.exp(np.cumsum(0.01 * rng.standard_t(4, size=n)))
+    p = tmp_path / "prices.csv"
+    p.write_text("date,close\n" + "".join(f"{np.datetime64('2001-01-01') + i},{float(c)!r}\n" for i, c in enumerate(close)))
+    d = prepare_backtest(read_price_csv(p), risk_input="hs_var", window=m, horizon_days=2, level=0.95)
+    assert np.all(np.isnan(d.r[:m])) and np.all(np.isfinite(d.r[m:]))
+    logret = np.diff(np.log(close))
+    for t in (m, m + 7, n - 1):
+        assert d.r[t] == pytest.approx(float(_r_numpy(logret[t - m : t], 0.95, "var")[0]), rel=EXACT)
+    assert "historical-simulation VaR at 0.95" in d.describe()
+
+
+def test_trimming_is_refused_for_an_hs_input():
+    from margin_design.audit import trimming_jumps
+    from margin_design.errors import InputError
+
+    with pytest.raises(InputError, match="--trim applies to realised-variance inputs .* not to hs_var"):
+        trimming_jumps(load_rule("3*sigma"), np.array([0.01]), 0.02, InputSpec("hs_var", 250), AuditMarket(0.2, 4.5))
