@@ -769,7 +769,7 @@ def _simulation(rules: dict, problem, market: AuditMarket, spec: InputSpec, o: A
                     "excursion (the band's one-sided 2.5% false alarm), not a profit")
     spread_desc = f"spread state ({SEARCH_SHARE:.0%} of the input in the last return), vol {sv:.2%}"
     if kind in ("hs_var", "hs_es"):
-        share = "the VaR" if kind == "hs_var" else f"{SEARCH_SHARE:.0%} of the tail"
+        share = f"{SEARCH_SHARE:.0%} of the tail" if kind == "hs_es" and spec.tail > 1 else f"the {'VaR' if kind == 'hs_var' else 'ES'}"
         spread_desc = f"spread state ({share} in the last loss, the other returns below the tail), vol {sv:.2%}"
     for label, desc in (("spread", spread_desc),
                         ("envelope", f"envelope state, vol {sv:.2%}")):

@@ -213,7 +213,7 @@ class SimState:
             d = min(math.sqrt(r), 0.5 * smallest)
             rets = hs_state_returns(spec, r, last, background=d)[0]
             return cls(tuple(float(x) for x in rets[:-1]), float(rets[-1]), spec, d,
-                       f"spread ({share:.0%} of the tail in the last loss), vol {math.sqrt(r):.4%}" if es else f"spread (the VaR in the last loss), vol {math.sqrt(r):.4%}")
+                       f"spread ({share:.0%} of the tail in the last loss), vol {math.sqrt(r):.4%}" if es else f"spread (the tail statistic in the last loss), vol {math.sqrt(r):.4%}")
         m = max(window, 2) if kind == "variance" else window
         w = spec.weight
         d = math.sqrt((1.0 - share) * r / (w * (m - 1)))

@@ -114,10 +114,18 @@ class CapSpec:
                 + (f"{k88:.6g}" if math.isfinite(k88) else "no cap")
                 + f"; {tail})"
             )
-        return (
+        text = (
             f"dM/dsigma <= K = {self.input_factor:.6g} * (2*alpha + kappa)/(alpha^2 * c_eff) = {self.slope_vol:.6g}"
             f" (alpha = {self.alpha:g}, c_eff = {self.c_eff:g}, kappa = {self.inventory_penalty:g}, input = {self.input})"
         )
+        if self.input in ("hs_var", "hs_es"):
+            from margin_design.calibration.tail import normal_multiple, tail_count
+
+            name, measure = ("VaR", "var") if self.input == "hs_var" else ("ES", "es")
+            text += (f"; r = (HS {name} / {normal_multiple(self.level, measure):.4g})^2, the daily variance equivalent of the "
+                     f"historical-simulation {name} at {self.level:g} of the last {self.window} daily losses "
+                     f"({tail_count(self.window, self.level)} tail scenarios)")
+        return text
 
 
 def cap_slope_vol(cap: CapSpec) -> float:
