@@ -326,3 +326,14 @@ def test_trimming_is_refused_for_an_hs_input():
 
     with pytest.raises(InputError, match="--trim applies to realised-variance inputs .* not to hs_var"):
         trimming_jumps(load_rule("3*sigma"), np.array([0.01]), 0.02, InputSpec("hs_var", 250), AuditMarket(0.2, 4.5))
+
+
+@pytest.mark.parametrize("kind", ["hs_var", "hs_es"])
+def test_single_contract_factor_equals_the_portfolio_worst_case_for_one_contract(kind):
+    """A second derivation: the portfolio functional's worst-case trigger factor s_f (its own worst-case window and
+    autodiff, calibration/portfolio_risk.py) for h = (1,) is 1 / the single-contract cap factor, and d is a sale."""
+    from margin_design.calibration.portfolio_risk import trigger_and_sensitivity
+
+    d, s_f, _ = trigger_and_sensitivity(PortfolioRisk(kind, (1.0,), window=250, level=0.99))
+    assert 1.0 / s_f == pytest.approx(CapSpec(input=kind, window=250, level=0.99).input_factor, rel=AD_RTOL)
+    assert np.allclose(d, [-1.0])
