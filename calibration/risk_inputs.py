@@ -43,6 +43,9 @@ b = 1 (VaR) or 1/n (ES) and Gamma > 0,
     D_- = 0                                     if L_t is strictly outside the tail (a small push cannot reach it);
     D_+ = -D_- where L_t is strictly inside, 0 on the boundary from below (a push up lowers a loss: never > 0).
 
+(For VaR "active" means strictly between the neighbouring order statistics; tied with the (n-1)-th largest loss
+from below it is D_- = 0 -- a push down hands the VaR to that loss -- and D_+ = -2 Gamma / k^2.)
+
 The margin therefore rises only from a sale (D_-), and c_Gamma = max(D_+, D_-, 0) <= 2 sqrt(r) b / k at every
 window whose input is r, with equality whenever the last loss is in the tail. For a finite push the same holds
 globally: Gamma(P_t - Delta) - Gamma(P_t) <= b Delta for Delta > 0 (an order statistic is 1-Lipschitz in each
