@@ -172,19 +172,32 @@ class SimState:
         return 1.0 + np.concatenate([[0.0], np.cumsum(self.returns)])
 
     @property
+    def _w(self) -> float:
+        return 1.0 if self.input.kind == "variance" else 1.0 / self.window
+
+    @property
     def r(self) -> float:
-        """The benchmark input Gamma_t^(0) (daily variance units), from the window by ``input_values``."""
-        return float(input_values(self.spec, self.prices))
+        """The benchmark input Gamma_t^(0) (daily variance units): the sum (4) or mean of squares, else (HS) from the
+        window by ``input_values``."""
+        if self.input.kind in HS_KINDS:
+            return float(input_values(self.spec, self.prices))
+        return float(np.sum(self.returns**2) * self._w)
 
     def input_after(self, move) -> np.ndarray:
-        """The input (daily variance) with P_t moved by ``move`` (price units, any shape; a sale of q moves it by -alpha q)."""
+        """The input (daily variance) with P_t moved by ``move`` (price units, any shape; a sale of q moves it by
+        -alpha q): Lemma 1's r + w ((R_t + move)^2 - R_t^2) for the variance kinds, else ``input_values``."""
         mv = np.asarray(move, dtype=float)
+        if self.input.kind not in HS_KINDS:
+            return self.r + self._w * ((self.last_return + mv) ** 2 - self.last_return**2)
         win = np.broadcast_to(self.prices, mv.shape + (self.window + 1,)).copy()
         win[..., -1] += mv
         return input_values(self.spec, win)
 
     def sensitivity_down(self) -> float:
-        """D_-: the one-sided derivative of the input in P_t from below (a sale's side; daily variance per unit price)."""
+        """D_-: the one-sided derivative of the input in P_t from below (a sale's side; daily variance per unit
+        price): Lemma 1's -2 w R_t for the variance kinds, else by JAX (``window_sensitivity``)."""
+        if self.input.kind not in HS_KINDS:
+            return -2.0 * self._w * self.last_return
         return float(window_sensitivity(self.spec, self.prices).down)
 
     @classmethod
@@ -402,7 +415,7 @@ def round_trip_curve(rule: Rule, population: Population, state: SimState, market
     closed, _ = closed_form_profit(rule, population, state, market, q)
     a = market.alpha
     m0 = float(rule.margin(np.asarray(state.r)))
-    c_rv = max(state.sensitivity_down(), 0.0)   # 2 w |R_t| for the variance kinds (Lemma 1); HS: the module docstring
+    c_rv = abs(state.sensitivity_down())   # 2 w |R_t| for the variance kinds (Lemma 1); HS: the module docstring
     G = np.empty(q.size)
     dm = np.empty(q.size)
     gams = state.input_after(-a * q)

@@ -30,6 +30,8 @@ built from sampled prices (Lemma 1, Section 4.2.2), through the largest last ret
   does not need the envelope, only that the tail holds L_t). The cap is k/b times (17).
   Factor z_p (VaR), n phi(z_p)/(1 - p) (ES).  Example: m = 250, p = 0.99: n = ceil(2.5) = 3, VaR factor
   z_0.99 = 2.3263, ES factor 3 x 2.6652 = 7.9956 (a 250-day realised variance has sqrt(250) = 15.81).
+  In the CCP's own units (sigma = Gamma / k): dM/dVaR <= (2 alpha + kappa)/(alpha^2 c_eff) = K_0 of (18), and
+  dM/dES <= n K_0 -- a sale moves the VaR one for one with the price, the ES by 1/n.
 
 In volatility units (18), (40): d g(sigma^2)/d sigma <= K = factor * (2 alpha + kappa) / (alpha^2 c_eff), a
 constant. Between grid points the cap integrates exactly: u_i = K (sigma_{i+1} - sigma_i)

@@ -197,6 +197,10 @@ def validate(raw: dict) -> dict:
         extra = sorted(k for k in raw.get("objective", {}) if k not in TARGET_KEYS)
         if extra:
             raise ConfigError(f"objective.{extra[0]} does not apply with objective.kind = 'target' (only file).")
+    if cfg.get("cap", {}).get("level", 0.0) is None:
+        # cap.level is kept only when given, so that the validated config of every design without an HS input, and
+        # with it the published rule ID (its sha256, reports/publish.py), is the same as before the key existed
+        del cfg["cap"]["level"]
     _check_ranges(cfg)
     return cfg
 
@@ -320,7 +324,7 @@ def _check_ranges(cfg: dict) -> None:
             raise ConfigError(f"cap.lambda = {c['lambda']!r} must be in (0, 1).")
     elif c["input"] == "ewma":
         raise ConfigError("missing required key cap.lambda (input = 'ewma').")
-    if c["level"] is not None:
+    if c.get("level") is not None:
         if c["input"] not in ("hs_var", "hs_es"):
             raise ConfigError(f"cap.level = {c['level']!r} applies only to cap.input = 'hs_var' or 'hs_es', not {c['input']!r}.")
         if not 0.5 < c["level"] < 1:
@@ -341,7 +345,7 @@ def _cap_spec(cfg: dict) -> CapSpec:
         inventory_penalty=m["inventory_penalty"],
         window=c["window"] or 1,
         lam=c["lambda"] if c["lambda"] is not None else 0.94,
-        level=c["level"] if c["level"] is not None else 0.99,
+        level=c.get("level") if c.get("level") is not None else 0.99,
     )
     if "portfolio" in cfg:
         cap = dataclasses.replace(cap, portfolio=portfolio_spec(cfg["portfolio"], input_factor=cap.input_factor))
