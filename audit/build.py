@@ -538,9 +538,7 @@ _clean = jsonable  # one JSON converter (margin_design.jsonable)
 
 
 def _input_spec(problem) -> InputSpec:
-    c = problem.cap
-    windowed = c.input in ("realized_variance", "hs_var", "hs_es")
-    return InputSpec(c.input, int(c.window) if windowed else 1, float(c.lam), float(c.level))
+    return InputSpec.of_cap(problem.cap)
 
 
 def first_best_rule(problem) -> Rule:

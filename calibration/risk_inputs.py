@@ -274,6 +274,13 @@ class InputSpec:
         if not 0.5 < self.level < 1:
             raise InputError(f"risk input level = {self.level!r} must be in (0.5, 1) (the confidence level p of the VaR / ES).")
 
+    @classmethod
+    def of_cap(cls, cap) -> "InputSpec":
+        """The input a design's cap is built for (a ``design.cap.CapSpec`` or anything with ``input``, ``window``,
+        ``lam`` and ``level``): the window counts for realized_variance and the HS kinds, the level for HS only."""
+        windowed = cap.input in ("realized_variance",) + HS_KINDS
+        return cls(cap.input, int(cap.window) if windowed else 1, float(cap.lam), float(getattr(cap, "level", 0.99)))
+
     @property
     def measure(self) -> str | None:
         """'var' or 'es' for the historical-simulation kinds, else None."""

@@ -337,3 +337,11 @@ def test_single_contract_factor_equals_the_portfolio_worst_case_for_one_contract
     d, s_f, _ = trigger_and_sensitivity(PortfolioRisk(kind, (1.0,), window=250, level=0.99))
     assert 1.0 / s_f == pytest.approx(CapSpec(input=kind, window=250, level=0.99).input_factor, rel=AD_RTOL)
     assert np.allclose(d, [-1.0])
+
+
+def test_input_spec_of_a_cap_carries_window_and_level():
+    """The one conversion from a design's cap to the input the audit and the stress test read."""
+    s = InputSpec.of_cap(CapSpec(input="hs_es", window=250, level=0.975))
+    assert (s.kind, s.window, s.level, s.tail) == ("hs_es", 250, 0.975, 7)
+    assert InputSpec.of_cap(CapSpec(input="variance", window=7)).window == 1
+    assert InputSpec.of_cap(CapSpec(input="realized_variance", window=20)).window == 20
