@@ -308,6 +308,8 @@ def simulate_trades(
         y = y + au
         if u < T:
             cash = cash - rho * margin * np.abs(y) - kap * y**2
+        if u == T:   # the margin set after the last period is never used (and costs a window of m returns per path)
+            break
         full = np.concatenate([win, p[..., None]], axis=-1)
         margin = rule.margin(_input_values(state, full))
         win = full[..., 1:]
