@@ -784,7 +784,10 @@ def _simulation(rules: dict, problem, market: AuditMarket, spec: InputSpec, o: A
             f"from daily vol {math.sqrt(jump_curve.state.r):.4%} the best (-q, +q) has q = {jump_curve.q[k]:g}: E[Pi] = {jump_curve.mean[k]:+.3e} "
             f"+- {BAND_Z * jump_curve.se[k]:.1e} (closed form {jump_curve.closed_form[k]:+.3e})"
         )
-    if searches["envelope"]["capped"].overall[1] > PROFIT_TOL:
+    if searches["envelope"]["capped"].overall[1] > PROFIT_TOL and kind == "hs_es" and spec.tail > 1:
+        text.append("      the ES envelope's tail is open (the other tail scenarios at zero loss): every later loss of the trader enters it "
+                    "at first order, so trips over several updates can earn second-order profits against a rule at the two-period cap")
+    elif searches["envelope"]["capped"].overall[1] > PROFIT_TOL:
         text.append("      at the envelope a rule exactly at the cap is on the knife-edge of (16): buy-first trips earn a third-order "
                     "profit there (re-leveraging E/M is convex in M)")
     return {
