@@ -25,7 +25,7 @@ built from sampled prices (Lemma 1, Section 4.2.2), through the largest last ret
   raising P_t lowers L_t, so no buy raises Gamma (D_+ <= 0); lowering P_t by Delta (the sale of a trigger q,
   Delta = alpha q) raises Gamma by at most b Delta, b = 1 (an order statistic is 1-Lipschitz in each loss) or
   1/n (the tail mean), with equality while L_t is the active order statistic / inside the tail. So
-  D_- = dr/dGamma b = 2 Gamma b / k^2 = 2 sqrt(r) b / k and c_RV <= 2 sqrt(r) b / k at every window with input r,
+  D_- = (dr/dGamma) b = 2 Gamma b / k^2 = 2 sqrt(r) b / k and c_RV <= 2 sqrt(r) b / k at every window with input r,
   attained whenever the last loss is in the tail; the last return's size does not enter (the bound
   does not need the envelope, only that the tail holds L_t). The cap is k/b times (17).
   Factor z_p (VaR), n phi(z_p)/(1 - p) (ES).  Example: m = 250, p = 0.99: n = ceil(2.5) = 3, VaR factor
