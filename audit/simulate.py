@@ -79,6 +79,9 @@ AGREE_Z = 4.0
 #: does not change for margin moves between -50% and +100% (c_X is then an upper bound on the realised slope).
 BIND_FACTOR = 2.0
 SLACK_FACTOR = 0.5
+#: Largest number of sampled prices (sequences x paths x window) simulated at once; more paths are run in chunks of
+#: paths (each path is independent), so a 250-return HS window does not hold gigabytes (20,000 paths x 6 trades x 251).
+SIM_CHUNK_PRICES = 4_000_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -282,6 +285,13 @@ def simulate_trades(
     if T > state.window:
         raise InputError(f"horizon T = {T} exceeds the window m = {state.window}: the benchmark would drift when R_t leaves the window.")
     n_paths = fundamentals.shocks.shape[0]
+    per_path = n_seq * (state.window + 1)
+    if not trace and n_paths > 1 and per_path * n_paths > SIM_CHUNK_PRICES:
+        step = max(1, SIM_CHUNK_PRICES // per_path)
+        return np.concatenate([
+            simulate_trades(rule, population, state, market, a,
+                            Fundamentals(fundamentals.shocks[k : k + step], fundamentals.weights[k : k + step], fundamentals.exact, fundamentals.label))
+            for k in range(0, n_paths, step)], axis=1)
     shape = (n_seq, n_paths)
     m = state.window
     prices0 = 1.0 + np.concatenate([[0.0], np.cumsum(state.returns[:-1])])   # P_{t-m} .. P_{t-1}

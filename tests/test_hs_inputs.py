@@ -345,3 +345,23 @@ def test_input_spec_of_a_cap_carries_window_and_level():
     assert (s.kind, s.window, s.level, s.tail) == ("hs_es", 250, 0.975, 7)
     assert InputSpec.of_cap(CapSpec(input="variance", window=7)).window == 1
     assert InputSpec.of_cap(CapSpec(input="realized_variance", window=20)).window == 20
+
+
+def test_simulation_in_chunks_of_paths_equals_one_pass(monkeypatch):
+    """Long HS windows are simulated in chunks of paths (audit/simulate.py, SIM_CHUNK_PRICES); every path is independent,
+    so the profits equal those of one pass."""
+    import margin_design.audit.simulate as sim
+
+    state = SimState.envelope(1e-4, 50, "hs_es", 0.95)
+    rule = load_rule("0.004 + 3*sigma")
+    pop = Population.calibrated(50, float(rule.margin(np.asarray(state.r))), 4.5, seed=0)
+    trades = np.stack([-Q_CHUNK, Q_CHUNK], axis=1)
+    fund = Fundamentals.normal(0.01, 1, 300, seed=2)
+    one = simulate_trades(rule, pop, state, AuditMarket(0.2, 4.5), trades, fund)
+    monkeypatch.setattr(sim, "SIM_CHUNK_PRICES", 5000)     # 3 x 51 prices per path: chunks of 32 paths
+    chunked = simulate_trades(rule, pop, state, AuditMarket(0.2, 4.5), trades, fund)
+    assert chunked.shape == one.shape == (3, 300)
+    np.testing.assert_allclose(chunked, one, rtol=EXACT, atol=1e-18)
+
+
+Q_CHUNK = np.array([0.0025, 0.01, 0.02])
