@@ -92,7 +92,7 @@ _EXPORTS = {
     "TriggerBranch": "portfolio_risk",
     "TriggerSensitivity": "portfolio_risk",
     "LocalTriggerSensitivity": "portfolio_risk",
-    "tail_count": "portfolio_risk",
+    "tail_count": "tail",
     "value_per_vol": "portfolio_risk",
     "portfolio_risk_value": "portfolio_risk",
     "portfolio_risk_input": "portfolio_risk",
