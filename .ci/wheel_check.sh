@@ -21,10 +21,16 @@ for generic in ["design", "solvers", "calibration", "audit", "reports"]:
         sys.exit(f"the wheel claims the generic top-level name {generic!r}")
 import margin_design
 assert "site-packages" in margin_design.__file__, margin_design.__file__
+from importlib.resources import files
+for page_file in ("index.html", "app.js", "app.css"):   # the explorer's page ships in the wheel
+    assert (files("margin_design.app") / "static" / page_file).is_file(), page_file
 print("wheel imports ok from", margin_design.__file__)
 PY
 "$tmp/venv/bin/margin-design" solve "$OLDPWD/examples/benchmark.toml" --out "$tmp/out" >/dev/null
 test -s "$tmp/out/schedule.json"
+# without the optional extra [app], `margin-design app` says how to install it (one sentence, exit status 2)
+status=0; "$tmp/venv/bin/margin-design" app --no-browser 2>"$tmp/app.err" || status=$?
+test "$status" = 2 && grep -q "pip install 'margin-design\[app\]'" "$tmp/app.err"
 echo "wheel-check: non-editable install solved the benchmark"
 # (4) a user who can write neither the installed package nor a home folder can still solve (numba and JAX
 # caches fall back to a private temporary folder). Root writes anywhere, so this step needs an ordinary

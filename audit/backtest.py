@@ -2,7 +2,9 @@
 
 Data: daily closes (``arch.data.sp500``, 1999-2018, or a user CSV via :mod:`..data`). On day t the risk input r_t
 uses returns up to day t (:func:`~margin_design.calibration.data.risk_input_series`: a rolling m-day realised
-variance or a RiskMetrics EWMA, daily variance units) and the rule posts M_t = g(r_t) (margin ratio) to cover
+variance or a RiskMetrics EWMA, daily variance units; for ``hs_var`` / ``hs_es`` the rule's own input,
+:func:`~margin_design.calibration.risk_inputs.input_values` on the window of the last m + 1 log closes, i.e. the
+variance equivalent (Gamma / k)^2 of the historical-simulation VaR / ES of the last m daily log-return losses) and the rule posts M_t = g(r_t) (margin ratio) to cover
 the close-out loss over the margin period of risk (t, t + h]: loss_t = -(P_{t+h}/P_t - 1) per unit notional of
 a long position (``short``: +(P_{t+h}/P_t - 1); ``both``: each day counted for both). A breach is loss_t > M_t.
 
@@ -43,6 +45,7 @@ from margin_design.errors import InputError
 
 from margin_design.calibration._checks import check_range
 from margin_design.calibration.data import PriceSeries, daily_log_returns, risk_input_series, standardized_losses
+from margin_design.calibration.risk_inputs import HS_KINDS, InputSpec, input_values
 from .rules import Rule
 
 __all__ = [
@@ -212,13 +215,17 @@ class BacktestData:
     lam: float
     position: str
     source: str
+    level: float = 0.99
 
     @property
     def vol(self) -> np.ndarray:
         return np.sqrt(self.r)
 
     def describe(self) -> str:
-        ri = f"rolling {self.window}-day realised variance" if self.risk_input == "realized_variance" else f"EWMA (lambda {self.lam:g})"
+        if self.risk_input in HS_KINDS:
+            ri = f"rolling {self.window}-day historical-simulation {'VaR' if self.risk_input == 'hs_var' else 'ES'} at {self.level:g}, as (Gamma / k)^2"
+        else:
+            ri = f"rolling {self.window}-day realised variance" if self.risk_input == "realized_variance" else f"EWMA (lambda {self.lam:g})"
         return f"{self.source}; {self.dates[0]} to {self.dates[-1]}, {len(self.dates)} days; risk input {ri}; {self.horizon_days}-day {self.position} losses"
 
 
@@ -262,12 +269,21 @@ def prepare_backtest(
     lam: float = 0.94,
     horizon_days: int = 2,
     position: str = "long",
+    level: float = 0.99,
 ) -> BacktestData:
-    """Risk input, forward losses and EMIR look-back inputs from daily closes (see the module docstring)."""
+    """Risk input, forward losses and EMIR look-back inputs from daily closes (see the module docstring); ``level``
+    the confidence level of an HS ``risk_input``."""
     if len(series) < MIN_LOOKBACK_DAYS + horizon_days + 2:
         raise InputError(f"the price data have {len(series)} days; the backtest needs at least {MIN_LOOKBACK_DAYS + horizon_days + 2}.")
     close = np.asarray(series.close, dtype=float)
-    r = risk_input_series(close, risk_input, int(window), lam)
+    if risk_input in HS_KINDS:
+        m = int(window)
+        if close.size <= m:
+            raise InputError(f"the price data have {close.size} days; an HS window of {m} returns needs at least {m + 1}.")
+        r = np.full(close.size, np.nan)   # day t uses the log closes t - m .. t
+        r[m:] = input_values(InputSpec(risk_input, m, lam, level), np.lib.stride_tricks.sliding_window_view(np.log(close), m + 1))
+    else:
+        r = risk_input_series(close, risk_input, int(window), lam)
     # forward raw losses: the standardised losses of data.py with sqrt(h r) = 1 (r = 1/h) are the losses themselves
     h = int(horizon_days)
     ones = np.full(close.size, 1.0 / h)
@@ -281,7 +297,7 @@ def prepare_backtest(
     stressed_r = stressed_variance(r)
     return BacktestData(
         dates=tuple(series.dates), close=close, r=r, loss=loss, floor_r=floor_r, stressed_r=stressed_r, horizon_days=h,
-        risk_input=risk_input, window=int(window), lam=float(lam), position=position, source=series.source,
+        risk_input=risk_input, window=int(window), lam=float(lam), position=position, source=series.source, level=float(level),
     )
 
 

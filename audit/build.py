@@ -550,8 +550,7 @@ _clean = jsonable  # one JSON converter (margin_design.jsonable)
 
 
 def _input_spec(problem) -> InputSpec:
-    c = problem.cap
-    return InputSpec(c.input, int(c.window) if c.input == "realized_variance" else 1, float(c.lam))
+    return InputSpec.of_cap(problem.cap)
 
 
 def first_best_rule(problem) -> Rule:
@@ -667,9 +666,11 @@ def _stress(rules: dict, problem, market: AuditMarket, spec: InputSpec, o: Audit
     if spec.kind == "ewma":
         raise InputError("--updates runs the T-update stress test, which simulates realised-variance inputs; the config's cap input is ewma.")
     window = o.sim_window if spec.kind == "variance" else spec.window
-    if o.updates > window:
-        raise InputError(f"--updates {o.updates} exceeds the simulated window of {window} returns (T <= m); raise --sim-window.")
-    states = [SimState.envelope(v * v, window, spec.kind) for v in _sim_states(problem)]
+    limit = window - spec.tail if spec.kind in ("hs_var", "hs_es") else window
+    if o.updates > limit:
+        raise InputError(f"--updates {o.updates} exceeds the {limit} updates the simulated window of {window} returns allows (locality)"
+                         + ("; raise --sim-window." if spec.kind == "variance" else "."))
+    states = [SimState.envelope(v * v, window, spec.kind, spec.level) for v in _sim_states(problem)]
     return {key: stress_test(rule, states, market, o.updates, CAPACITIES) for key, rule in rules.items()}
 
 
@@ -720,7 +721,7 @@ def _simulation(rules: dict, problem, market: AuditMarket, spec: InputSpec, o: A
         progress(0, steps, "simulation")
     for si, v in enumerate(_sim_states(problem)):
         # the rule reads r = Gamma; an envelope state with Gamma = r has |R_t| = sqrt(r / w)
-        state = SimState.envelope(v * v, window, kind)
+        state = SimState.envelope(v * v, window, kind, spec.level)
         fund = Fundamentals.normal(v, 1, o.paths, seed=o.seed + si)
         for key, rule in rules.items():
             m0 = float(rule.margin(np.asarray(state.r)))
@@ -738,9 +739,11 @@ def _simulation(rules: dict, problem, market: AuditMarket, spec: InputSpec, o: A
         lemma5[key] = {"checked": checked, "violations": viol}
     pos = {key: [bool(np.any(c.profitable)) for c in cs] for key, cs in curves.items()}   # beyond noise (MonteCarloBand.profitable)
     sv = min(max(SEARCH_VOL, float(problem.vol[0])), float(problem.vol[-1]))
-    horizons = tuple(range(1, min(o.max_horizon or DEFAULT_MAX_HORIZON, window) + 1))
+    stationary = window - spec.tail if kind in ("hs_var", "hs_es") else window   # HS: the tail must stay in the window
+    horizons = tuple(range(1, max(1, min(o.max_horizon or DEFAULT_MAX_HORIZON, stationary)) + 1))
     searches = {}
-    for label, state in (("spread", SimState.spread(sv * sv, window, SEARCH_SHARE, kind)), ("envelope", SimState.envelope(sv * sv, window, kind))):
+    for label, state in (("spread", SimState.spread(sv * sv, window, SEARCH_SHARE, kind, spec.level)),
+                         ("envelope", SimState.envelope(sv * sv, window, kind, spec.level))):
         searches[label] = {}
         for key, rule in rules.items():
             m0 = float(rule.margin(np.asarray(state.r)))
@@ -753,10 +756,9 @@ def _simulation(rules: dict, problem, market: AuditMarket, spec: InputSpec, o: A
     ups = [j for j in jumps if j.jump > 0]
     if ups:
         j = max(ups, key=lambda b: b.jump)
-        w = 1.0 if kind == "variance" else 1.0 / window
-        v = j.vol - 0.5 * market.alpha * market.trigger * math.sqrt(w)   # a trigger of q/2 reaches the threshold
+        v = j.vol - 0.5 * market.alpha * market.trigger * math.sqrt(spec.weight)   # a trigger of q/2 reaches the threshold
         if v > 0:
-            state = SimState.envelope(v * v, window, kind)
+            state = SimState.envelope(v * v, window, kind, spec.level)
             m0 = float(rules["rule"].margin(np.asarray(state.r)))
             pop = Population.calibrated(POPULATION_SIZE, m0, market.c_eff, seed=o.seed)
             jump_curve = round_trip_curve(rules["rule"], pop, state, market, q, Fundamentals.normal(v, 1, o.paths, seed=o.seed + 99))
@@ -773,8 +775,9 @@ def _simulation(rules: dict, problem, market: AuditMarket, spec: InputSpec, o: A
         "rule_jump_crossing_profitable": None if jump_curve is None else bool(np.any(jump_curve.profitable)),
     }
     vols = _sim_states(problem)
+    env_desc = "the whole tail in the last loss" if kind in ("hs_var", "hs_es") else "the window's input in the last return"
     text = [
-        f"  envelope states (the window's input in the last return), daily vol {', '.join(f'{v:.2%}' for v in vols)}; "
+        f"  envelope states ({env_desc}), daily vol {', '.join(f'{v:.2%}' for v in vols)}; "
         f"{o.paths} normal fundamental paths per state (sd = the state's daily vol, seed {o.seed}); band = mean +- {BAND_Z:.2f} s.e.; "
         f"{POPULATION_SIZE} constrained accounts (epsilon_XM 0.225, c_X = c_eff at the state's margin)",
     ]
@@ -794,7 +797,11 @@ def _simulation(rules: dict, problem, market: AuditMarket, spec: InputSpec, o: A
         text.append(f"      not counted: in {n_exc} of {len(vols)} states the capped optimum's mean is above its 95% band while its exact "
                     f"expectation is <= 0 (within {PROFIT_TOL:g}) and the Monte Carlo agrees with it (|z| <= {AGREE_Z:g}): a noise "
                     "excursion (the band's one-sided 2.5% false alarm), not a profit")
-    for label, desc in (("spread", f"spread state ({SEARCH_SHARE:.0%} of the input in the last return), vol {sv:.2%}"),
+    spread_desc = f"spread state ({SEARCH_SHARE:.0%} of the input in the last return), vol {sv:.2%}"
+    if kind in ("hs_var", "hs_es"):
+        share = f"{SEARCH_SHARE:.0%} of the tail" if kind == "hs_es" and spec.tail > 1 else f"the {'VaR' if kind == 'hs_var' else 'ES'}"
+        spread_desc = f"spread state ({share} in the last loss, the other returns below the tail), vol {sv:.2%}"
+    for label, desc in (("spread", spread_desc),
                         ("envelope", f"envelope state, vol {sv:.2%}")):
         n = searches[label]["capped"].searched
         text.append(f"  (d) search over {n} open-loop round trips, T = 1..{horizons[-1]}, exact expectations, {desc}:")
@@ -815,7 +822,7 @@ def _simulation(rules: dict, problem, market: AuditMarket, spec: InputSpec, o: A
         # the same lattice search per unit size, capacity q = 2 units (the lattice's largest leg)
         from .stress import scaling_exponent, verdict
 
-        state = SimState.envelope(sv * sv, window, kind)
+        state = SimState.envelope(sv * sv, window, kind, spec.level)
         m0 = float(rules["capped"].margin(np.asarray(state.r)))
         pop = Population.calibrated(POPULATION_SIZE, m0, market.c_eff, seed=o.seed)
         caps = [2.0 * u for u in SEARCH_UNITS]
@@ -824,9 +831,11 @@ def _simulation(rules: dict, problem, market: AuditMarket, spec: InputSpec, o: A
         profits = [b[1] for b in best]
         envelope_verdict = {"capacities_adv": caps, "best_profit": profits, "best_trades_adv": [list(b[0]) for b in best],
                             "scaling_exponent": scaling_exponent(caps, profits, PROFIT_TOL), "verdict": verdict(caps, profits, PROFIT_TOL)}
+        why = ("the ES envelope's tail is open (the other tail scenarios at zero loss): every later loss of the trader enters it at "
+               "first order, so trips over several updates can earn second-order profits against a rule at the two-period cap"
+               if kind == "hs_es" and spec.tail > 1 else "re-leveraging E/M is convex in M, so buy-first trips gain where the margin falls")
         text.append(f"      at the envelope, the capped optimum's best lattice trip by largest leg q = {', '.join(f'{c:g}' for c in caps)} ADV: "
-                    f"E[Pi] = {', '.join(f'{v:+.2e}' for v in profits)} -- {envelope_verdict['verdict']} (re-leveraging E/M is convex "
-                    "in M, so buy-first trips gain where the margin falls)")
+                    f"E[Pi] = {', '.join(f'{v:+.2e}' for v in profits)} -- {envelope_verdict['verdict']} ({why})")
     return {
         "checks": checks,
         "lemma5": lemma5,
@@ -1002,9 +1011,11 @@ def _backtest(rules: dict, problem, o: AuditOptions, horizon: int, progress=None
     spec = _input_spec(problem)
     if spec.kind == "ewma":
         kind, window = "ewma", o.backtest_window or 20
+    elif spec.kind in ("hs_var", "hs_es"):
+        kind, window = spec.kind, o.backtest_window or spec.window
     else:
         kind, window = "realized_variance", o.backtest_window or (spec.window if spec.kind == "realized_variance" else 20)
-    data = prepare_backtest(series, risk_input=kind, window=window, lam=spec.lam, horizon_days=horizon, position=o.position)
+    data = prepare_backtest(series, risk_input=kind, window=window, lam=spec.lam, horizon_days=horizon, position=o.position, level=spec.level)
     if o.coverage is not None:
         coverage = o.coverage
     elif problem.objective.kind == "cost":

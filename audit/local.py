@@ -348,8 +348,8 @@ def trimming_jumps(rule: Rule, vol, cutoff: float, input_spec: InputSpec, market
     alpha c_eff jump, and ``winsor_flat`` (True where the envelope |R_t| exceeds c, so the winsorised input's
     sensitivity to the last price is zero there).
     """
-    if input_spec.kind == "ewma":
-        raise InputError("--trim applies to realised-variance inputs (cap.input variance or realized_variance), not to ewma.")
+    if input_spec.kind not in ("variance", "realized_variance"):
+        raise InputError(f"--trim applies to realised-variance inputs (cap.input variance or realized_variance), not to {input_spec.kind}.")
     check_range("--trim", cutoff, low=0.0, what="a positive cutoff |R| (decimal daily return)")
     vol = np.asarray(vol, dtype=float)
     r = vol**2

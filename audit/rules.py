@@ -387,7 +387,7 @@ class RuleInfo:
     extrapolation: str | None = None
 
 
-def table_rule(vol, margin, interpolation: str, source: str, statement=None) -> TableRule:
+def table_rule(vol, margin, interpolation: str, source: str, statement=None, require_monotone: bool = True) -> TableRule:
     """A rule table read back from a file; the one place that decides how a table is read outside its rows.
 
     ``statement``: the extrapolation the file states (a rule_table.json's ``extrapolation`` object, or a
@@ -400,7 +400,8 @@ def table_rule(vol, margin, interpolation: str, source: str, statement=None) -> 
         raise InputError(f"rule table {source} states an extrapolation margin-design does not know ({_statement_text(statement)}); "
                          "remove it to read the table flat beyond its rows.")
     extrapolation = "published" if stated and interpolation == "linear" else "flat"
-    return TableRule(np.asarray(vol, float), np.asarray(margin, float), interpolation, source=source, extrapolation=extrapolation)
+    return TableRule(np.asarray(vol, float), np.asarray(margin, float), interpolation, source=source, extrapolation=extrapolation,
+                     require_monotone=require_monotone)
 
 
 def _statement_text(statement) -> str:
@@ -442,7 +443,7 @@ def read_rule_csv(path: str | Path, interpolation: str | None = "linear") -> Tab
     return _read_csv(Path(path), interpolation)[0]
 
 
-def _read_csv(p: Path, interpolation: str | None) -> tuple[TableRule, RuleInfo]:
+def _read_csv(p: Path, interpolation: str | None, monotone: bool = True) -> tuple[TableRule, RuleInfo]:
     header, _ = read_table(p, label="rule")
     who = f"rule = {str(p)!r}"
     if "vol_daily_from" in header or "vol_annual_from" in header:  # step_table.csv: bucket k charges margin_k from its start
@@ -456,7 +457,7 @@ def _read_csv(p: Path, interpolation: str | None) -> tuple[TableRule, RuleInfo]:
     vol = daily_vol_column(dict(cols, __header__=header), who)
     ext = cols.get("extrapolation")
     statement = None if ext is None else tuple(_cell_text(c) for c in (ext[0], ext[-1]))
-    rule = table_rule(vol, cols["margin"], interpolation or "linear", p.name, statement)
+    rule = table_rule(vol, cols["margin"], interpolation or "linear", p.name, statement, require_monotone=monotone)
     cap = _cap_from_column(cols.get("cap_vol_annual"), who)
     kind = "schedule.csv" if "first_best_margin" in header else "csv table"
     published = None if kind == "schedule.csv" else tuple(rule.vol.tolist())
@@ -969,7 +970,8 @@ def is_folder(spec) -> bool:
         return False
 
 
-def load_rule(spec: str, *, interpolation: str | None = None, overlays: dict | None = None, name: str | None = None) -> Rule:
+def load_rule(spec: str, *, interpolation: str | None = None, overlays: dict | None = None, name: str | None = None,
+              monotone: bool = True) -> Rule:
     """The rule named by ``spec``: a ``.csv`` table, a ``.json`` table margin-design wrote, a ``.toml`` rule file, a
     ``report --out`` / ``solve --out`` folder, or a formula in r / sigma.
 
@@ -996,7 +998,9 @@ def load_rule(spec: str, *, interpolation: str | None = None, overlays: dict | N
         tick = 0.0005
         addons = [[0.026, 0.005]]
 
-    ``interpolation`` and ``overlays`` (a dict of overlay keys) override the file's values.
+    ``interpolation`` and ``overlays`` (a dict of overlay keys) override the file's values. ``monotone=False`` reads a
+    ``vol,margin`` CSV whose margins may fall (an existing schedule to be capped in target mode, like the first-best
+    reference of the audit); every other check is the same.
 
     ``spec`` is a file only if it ends in ``.csv``, ``.json`` or ``.toml`` (a missing one is an error saying so); any
     other string is a formula, parsed by :func:`parse_formula` (never run as code), even if a file of that name exists;
@@ -1012,7 +1016,7 @@ def load_rule(spec: str, *, interpolation: str | None = None, overlays: dict | N
     label = name
     suffix = _suffix(spec)
     if suffix == ".csv":
-        base, info = _read_csv(p, interpolation)
+        base, info = _read_csv(p, interpolation, monotone)
         label = label or p.stem
     elif suffix == ".json":
         base, info = read_rule_json(p, interpolation)

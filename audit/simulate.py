@@ -5,8 +5,10 @@ What is simulated (one benchmark state S_t, periods u = t, ..., t + T):
 * fundamentals V_u, a martingale (1): V_{u+1} = V_u + eps_{u+1}, eps i.i.d. mean zero -- ``normal`` draws
   (Monte Carlo) or ``rademacher`` steps +-s enumerated exactly over all 2^T paths (:class:`Fundamentals`);
 * linear impact (2): P_u = V_u + alpha (Delta X_u + a_u), prices near 1 (per unit notional), a_u in ADV units;
-* the rule applied to the realised variance of the last m sampled returns R_u = P_u - P_{u-1}: the sum (4)
-  (input ``variance``) or its mean (``realized_variance``), M_{u+1} = g(Gamma_u) (3);
+* the rule applied to the risk input of the last m sampled returns R_u = P_u - P_{u-1}: the sum (4) of their
+  squares (input ``variance``), its mean (``realized_variance``) or the variance equivalent of their
+  historical-simulation VaR / ES (``hs_var``, ``hs_es``), always through
+  :func:`margin_design.calibration.risk_inputs.input_values`, M_{u+1} = g(Gamma_u) (3);
 * a population of constrained traders (:class:`Population`): equity E(i), constant targets x_bar(i), positions
   x = min{x_bar, E/M_u} (6)-(7) (long side), so Delta X_u = X(M_u) - X(M_{u-1}) is forced liquidation when the
   margin rises; c_X of the population at the benchmark margin is set to the market's c_eff (63);
@@ -18,13 +20,20 @@ Benchmark states (:class:`SimState`) are stationary: absent the deviation the co
 
 * ``envelope``: the window's earlier returns are zero and the whole input sits in the last return,
   |R_t^(0)| = sqrt(r / w) (w = 1 for (4), 1/m for the mean) -- the worst case behind the cap (17);
-  fundamentals after t are ``normal`` (two-period checks: only E[V_{t+1}] = V_t matters) or zero;
+  for HS VaR / ES the whole tail sits in the last loss (:func:`~margin_design.calibration.risk_inputs.state_window`:
+  the last loss is the VaR with the n - 1 larger losses at twice it, or n ES with the other tail scenarios at 0),
+  the worst case behind the HS cap factor; fundamentals after t are ``normal`` (two-period checks: only
+  E[V_{t+1}] = V_t matters) or zero;
 * ``spread``: a share s of the input in the last return, the rest in m - 1 earlier returns of size +-d
   (alternating), and Rademacher fundamentals of step d: every benchmark return has size d, so the benchmark
-  input stays exactly at r while R_t is in the window (T <= m) -- the multi-period search uses it.
+  input stays exactly at r while R_t is in the window (T <= m) -- the multi-period search uses it. HS kinds: the
+  tail just before the last return (VaR: the last loss is the VaR; ES: a share s of the tail's sum n ES in the
+  last loss), the other returns +-d with d = min(sigma, half the smallest tail loss): entering and leaving
+  returns never reach the tail, so the VaR / ES stays at r while the tail is in the window (T <= m - n).
 
 Two-period closed form (Lemma 5): E[Pi] = alpha q (L - 2q) - kappa q^2 - (2 tau + rho M_t) q with
-L = X(M_t) - X(M_t + Delta M(q)) computed exactly from the population.
+L = X(M_t) - X(M_t + Delta M(q)) computed exactly from the population (Delta M(q) from the input of the window
+with P_t lowered by alpha q).
 """
 
 from __future__ import annotations
@@ -39,7 +48,7 @@ from margin_design.errors import InputError
 
 from margin_design.calibration._checks import check_range
 from margin_design.calibration.accounts import account_positions, c_eff_from_accounts, lemma11_slope_bound
-from margin_design.calibration.risk_inputs import InputSpec, input_values
+from margin_design.calibration.risk_inputs import HS_KINDS, InputSpec, hs_state_returns, input_values, window_sensitivity
 from .local import AuditMarket, feedback_gain
 from .rules import Rule
 
@@ -72,6 +81,9 @@ AGREE_Z = 4.0
 #: does not change for margin moves between -50% and +100% (c_X is then an upper bound on the realised slope).
 BIND_FACTOR = 2.0
 SLACK_FACTOR = 0.5
+#: Largest number of sampled prices (sequences x paths x window) simulated at once; more paths are run in chunks of
+#: paths (each path is independent), so a 250-return HS window does not hold gigabytes (20,000 paths x 6 trades x 251).
+SIM_CHUNK_PRICES = 4_000_000
 
 
 @dataclass(frozen=True, eq=False)
@@ -131,8 +143,8 @@ class Population:
 @dataclass(frozen=True)
 class SimState:
     """Benchmark state S_t: the m - 1 earlier ``history`` returns and the benchmark last return R_t^(0) (< 0),
-    the ``input`` spec (kind variance | realized_variance, window m) and the Rademacher ``step`` of fundamentals
-    that keeps it stationary (0 for the envelope state)."""
+    the ``input`` spec (kind variance | realized_variance | hs_var | hs_es, window m) and the Rademacher ``step``
+    of fundamentals that keeps it stationary (0 for the envelope state)."""
 
     history: tuple
     last_return: float
@@ -155,22 +167,71 @@ class SimState:
         return np.asarray(tuple(self.history) + (self.last_return,), dtype=float)
 
     @property
+    def spec(self) -> InputSpec:
+        """The input spec with the state's window (m >= 2 for ``variance``)."""
+        return InputSpec(self.input.kind, self.window, self.input.lam, self.input.level)
+
+    @property
+    def prices(self) -> np.ndarray:
+        """The benchmark window P_{t-m}, ..., P_t (m + 1 prices, P_{t-m} = 1)."""
+        return 1.0 + np.concatenate([[0.0], np.cumsum(self.returns)])
+
+    @property
+    def _w(self) -> float:
+        return 1.0 if self.input.kind == "variance" else 1.0 / self.window
+
+    @property
     def r(self) -> float:
-        """The benchmark input Gamma_t^(0) (daily variance units)."""
-        return float(np.sum(self.returns**2) * (1.0 if self.input.kind == "variance" else 1.0 / self.window))
+        """The benchmark input Gamma_t^(0) (daily variance units): the sum (4) or mean of squares, else (HS) from the
+        window by ``input_values``."""
+        if self.input.kind in HS_KINDS:
+            return float(input_values(self.spec, self.prices))
+        return float(np.sum(self.returns**2) * self._w)
+
+    def input_after(self, move) -> np.ndarray:
+        """The input (daily variance) with P_t moved by ``move`` (price units, any shape; a sale of q moves it by
+        -alpha q): Lemma 1's r + w ((R_t + move)^2 - R_t^2) for the variance kinds, else ``input_values``."""
+        mv = np.asarray(move, dtype=float)
+        if self.input.kind not in HS_KINDS:
+            return self.r + self._w * ((self.last_return + mv) ** 2 - self.last_return**2)
+        win = np.broadcast_to(self.prices, mv.shape + (self.window + 1,)).copy()
+        win[..., -1] += mv
+        return input_values(self.spec, win)
+
+    def sensitivity_down(self) -> float:
+        """D_-: the one-sided derivative of the input in P_t from below (a sale's side; daily variance per unit
+        price): Lemma 1's -2 w R_t for the variance kinds, else by JAX (``window_sensitivity``)."""
+        if self.input.kind not in HS_KINDS:
+            return -2.0 * self._w * self.last_return
+        return float(window_sensitivity(self.spec, self.prices).down)
 
     @classmethod
-    def envelope(cls, r: float, window: int = 5, kind: str = "variance") -> "SimState":
-        """All of the input in the last return: |R_t^(0)| = sqrt(r / w), earlier returns zero."""
-        spec = InputSpec(kind, window)
+    def envelope(cls, r: float, window: int = 5, kind: str = "variance", level: float = 0.99) -> "SimState":
+        """All of the input in the last return: |R_t^(0)| = sqrt(r / w), earlier returns zero (HS: the whole tail
+        in the last loss, :func:`~margin_design.calibration.risk_inputs.state_window`). ``level`` p of HS kinds."""
+        spec = InputSpec(kind, window, level=level)
+        label = f"envelope, vol {math.sqrt(r):.4%}"
+        if kind in HS_KINDS:
+            rets = hs_state_returns(spec, r, math.sqrt(r / spec.weight))[0]
+            return cls(tuple(float(x) for x in rets[:-1]), float(rets[-1]), spec, 0.0, label)
         m = max(window, 2) if kind == "variance" else window
-        return cls(tuple([0.0] * (m - 1)), -math.sqrt(r / spec.weight), spec, 0.0, f"envelope, vol {math.sqrt(r):.4%}")
+        return cls(tuple([0.0] * (m - 1)), -math.sqrt(r / spec.weight), spec, 0.0, label)
 
     @classmethod
-    def spread(cls, r: float, window: int = 5, share: float = 0.8, kind: str = "variance") -> "SimState":
-        """A ``share`` of the input in the last return, the rest in m - 1 earlier returns +-d; Rademacher step d."""
+    def spread(cls, r: float, window: int = 5, share: float = 0.8, kind: str = "variance", level: float = 0.99) -> "SimState":
+        """A ``share`` of the input in the last return, the rest in m - 1 earlier returns +-d; Rademacher step d
+        (HS kinds: the module docstring)."""
         check_range("share", share, low=0.0, high=1.0, what="a share in (0, 1]")
-        spec = InputSpec(kind, window)
+        spec = InputSpec(kind, window, level=level)
+        if kind in HS_KINDS:
+            n, G = spec.tail, spec.value_per_vol * math.sqrt(r)
+            es = kind == "hs_es" and n > 1
+            last = share * n * G if es else G
+            smallest = min(last, (n * G - last) / (n - 1)) if es else G
+            d = min(math.sqrt(r), 0.5 * smallest)
+            rets = hs_state_returns(spec, r, last, background=d)[0]
+            return cls(tuple(float(x) for x in rets[:-1]), float(rets[-1]), spec, d,
+                       f"spread ({share:.0%} of the tail in the last loss), vol {math.sqrt(r):.4%}" if es else f"spread (the tail statistic in the last loss), vol {math.sqrt(r):.4%}")
         m = max(window, 2) if kind == "variance" else window
         w = spec.weight
         d = math.sqrt((1.0 - share) * r / (w * (m - 1)))
@@ -209,8 +270,7 @@ class Fundamentals:
 
 
 def _input_values(state: SimState, windows: np.ndarray) -> np.ndarray:
-    spec = InputSpec(state.input.kind, state.window, state.input.lam)
-    return input_values(spec, windows)
+    return input_values(state.spec, windows)
 
 
 def state_prices(state: SimState) -> np.ndarray:
@@ -256,6 +316,8 @@ def market_recursion(xp, trades, shocks, prices0, v0, margin0, x0, margin_fn, ex
         y = y + au
         if u < T:
             cash = cash - rho * margin * xp.abs(y) - kap * y**2
+        if u == T:   # the margin set after the last period is never used (and costs a window of m returns per path)
+            break
         full = xp.concatenate([win, p[..., None]], axis=-1)
         margin = margin_fn(input_fn(full))
         win = full[..., 1:]
@@ -277,6 +339,14 @@ def simulate_trades(
         raise InputError(f"the fundamentals cover {fundamentals.shocks.shape[1]} periods, the trades need {T}.")
     if T > state.window:
         raise InputError(f"horizon T = {T} exceeds the window m = {state.window}: the benchmark would drift when R_t leaves the window.")
+    n_paths = fundamentals.shocks.shape[0]
+    per_path = n_seq * (state.window + 1)
+    if not trace and n_paths > 1 and per_path * n_paths > SIM_CHUNK_PRICES:
+        step = max(1, SIM_CHUNK_PRICES // per_path)
+        return np.concatenate([
+            simulate_trades(rule, population, state, market, a,
+                            Fundamentals(fundamentals.shocks[k : k + step], fundamentals.weights[k : k + step], fundamentals.exact, fundamentals.label))
+            for k in range(0, n_paths, step)], axis=1)
     prices0 = state_prices(state)
     m0 = float(rule.margin(np.asarray(state.r)))           # M_t = g(Gamma_t^(0)) (stationary)
     x0 = float(population.exposure(m0))                     # X_{t-1} = X(M_t)
@@ -333,7 +403,7 @@ class ProfitCurve(MonteCarloBand):
     ``mean``/``se`` Monte Carlo mean and standard error (price units x ADV); ``closed_form`` alpha q (L - 2q) -
     kappa q^2 - (2 tau + rho M) q with the exact L; ``bound`` the Lemma 5 / (58) lower bound with interval
     constants (c_g the smallest right slope of g on [Gamma^(0), Gamma(q)], c_X Lemma 11's (55) on
-    [M, M + Delta M], c_RV = |dGamma/dP_t| = 2 w |R_t^(0)|); ``G`` that bound's gain (14); ``margin_move`` Delta M(q).
+    [M, M + Delta M], c_RV = D_- the input's one-sided slope in P_t from below, 2 w |R_t^(0)| for (4) and the mean); ``G`` that bound's gain (14); ``margin_move`` Delta M(q).
     """
 
     q: np.ndarray = field(repr=False)
@@ -373,9 +443,8 @@ def closed_form_profit(rule: Rule, population: Population, state: SimState, mark
     (L < 0 when the margin falls), the costs are charged on |q|."""
     q = np.asarray(q, dtype=float)
     a = market.alpha
-    w = 1.0 if state.input.kind == "variance" else 1.0 / state.window
     m0 = float(rule.margin(np.asarray(state.r)))
-    gam = state.r + w * ((state.last_return - a * q) ** 2 - state.last_return**2)
+    gam = state.input_after(-a * q)
     L = population.exposure(m0) - population.exposure(rule.margin(gam))
     ex = a * q * (L - 2.0 * q) - market.inventory_penalty * q**2 - (2.0 * market.execution_cost + market.funding_spread * m0) * np.abs(q)
     return ex, L
@@ -390,13 +459,13 @@ def round_trip_curve(rule: Rule, population: Population, state: SimState, market
     mean, se = fundamentals.mean_se(prof)
     closed, _ = closed_form_profit(rule, population, state, market, q)
     a = market.alpha
-    w = 1.0 if state.input.kind == "variance" else 1.0 / state.window
     m0 = float(rule.margin(np.asarray(state.r)))
-    c_rv = 2.0 * w * abs(state.last_return)
+    c_rv = abs(state.sensitivity_down())   # 2 w |R_t| for the variance kinds (Lemma 1); HS: the module docstring
     G = np.empty(q.size)
     dm = np.empty(q.size)
+    gams = state.input_after(-a * q)
     for k, qk in enumerate(q):
-        g1 = state.r + w * ((state.last_return - a * qk) ** 2 - state.last_return**2)
+        g1 = float(gams[k])
         pts = np.linspace(state.r, g1, 257)
         c_g = min(float(np.min(rule.slope(pts[:-1], "right"))), float(rule.slope(pts[-1], "left"))) if g1 > state.r else 0.0
         dm[k] = float(rule.margin(np.asarray(g1))) - m0

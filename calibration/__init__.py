@@ -17,6 +17,8 @@ Modules (equation numbers of the paper in every docstring):
 * :mod:`.elasticity` -- epsilon_XM from a time series with Newey-West standard errors;
 * :mod:`.data` -- risk input, state weights, empirical shock and ADV from price data; the design config;
 * :mod:`.tables` -- Tables 1, 3, 4, 5, (45), (65), Section 6.4 and D.6 computed from the formulas.
+* :mod:`.leverage` -- re-levering on unrealised profits (reference 003): the tick model with discount and caps, a
+  real-path simulator with margin calls, the seed's claims measured, and the effective c_eff' the cap should use.
 
 Units throughout: per unit notional (price 1), margins are decimal ratios, positions in units of ADV,
 r is the variance of daily returns, sigma = sqrt(r) the daily vol, sigma_ann = sqrt(252) sigma.
@@ -90,7 +92,7 @@ _EXPORTS = {
     "TriggerBranch": "portfolio_risk",
     "TriggerSensitivity": "portfolio_risk",
     "LocalTriggerSensitivity": "portfolio_risk",
-    "tail_count": "portfolio_risk",
+    "tail_count": "tail",
     "value_per_vol": "portfolio_risk",
     "portfolio_risk_value": "portfolio_risk",
     "portfolio_risk_input": "portfolio_risk",
@@ -108,6 +110,11 @@ _EXPORTS = {
     "liquidation_from_accounts": "portfolio_risk",
     "paper_tables": "tables",
     "render_tables": "tables",
+    "Guardrails": "leverage",
+    "tick_path": "leverage",
+    "simulate_path": "leverage",
+    "effective_c_eff": "leverage",
+    "build_study": "leverage",
 }
 
 
@@ -202,4 +209,9 @@ __all__ = [
     "liquidation_from_accounts",
     "paper_tables",
     "render_tables",
+    "Guardrails",
+    "tick_path",
+    "simulate_path",
+    "effective_c_eff",
+    "build_study",
 ]

@@ -114,7 +114,8 @@ from ._checks import check_range
 from ._jax import jax, jnp
 from .accounts import binding_mask
 from .cap import liquidation_slope
-from .risk_inputs import SIDE_STEP, sampled_ewma, sampled_variance
+from .risk_inputs import SIDE_STEP, sampled_ewma, sampled_variance, variance_equivalent
+from .tail import normal_multiple, tail_count, tail_statistic
 
 __all__ = [
     "PORTFOLIO_RISK_KINDS",
@@ -264,11 +265,6 @@ def _check_positive(name, value):
         raise ConfigError(f"{_key(name)} = {value!r} must be a positive number.")
 
 
-def tail_count(window: int, level: float) -> int:
-    """Number of tail scenarios n = ceil(m (1 - p)), at least 1 (VaR is the n-th largest loss, ES the mean of the n largest)."""
-    return max(1, math.ceil(window * (1.0 - level) - 1e-9))
-
-
 def value_per_vol(spec: PortfolioRisk) -> float | None:
     """k: the functional's value per unit portfolio daily vol in its normal model (None for variance kinds, r = Gamma).
 
@@ -278,10 +274,7 @@ def value_per_vol(spec: PortfolioRisk) -> float | None:
         return None
     if spec.kind == "scan":
         return spec.scan_multiplier * math.sqrt(spec.horizon_days) * (1.0 + spec.vol_shift)
-    from scipy.stats import norm
-
-    z = float(norm.ppf(spec.level))
-    k = z if spec.kind.endswith("var") else float(norm.pdf(z) / (1.0 - spec.level))
+    k = normal_multiple(spec.level, "var" if spec.kind.endswith("var") else "es")
     return math.sqrt(spec.horizon_days) * k
 
 
@@ -294,11 +287,6 @@ def _safe_sqrt(v):
     """sqrt(v) with a finite (zero) gradient where v = 0."""
     pos = v > 0
     return jnp.where(pos, jnp.sqrt(jnp.where(pos, v, 1.0)), 0.0)
-
-
-def _tail_statistic(losses, n: int, es: bool):
-    s = jnp.sort(losses)
-    return jnp.mean(s[-n:]) if es else s[-n]
 
 
 def _ewma_path(R, lam: float):
@@ -342,7 +330,7 @@ def _gamma(spec: PortfolioRisk, P):
         R = jnp.diff(P, axis=0)
         if spec.filter == "portfolio":
             R, h = (R @ h)[:, None], jnp.ones(1)
-        return _tail_statistic(_fhs_losses(R, h, spec.lam, spec.horizon_days), tail_count(m, spec.level), kind.endswith("es"))
+        return tail_statistic(_fhs_losses(R, h, spec.lam, spec.horizon_days), tail_count(m, spec.level), kind.endswith("es"))
     V = P @ h  # portfolio value path: the portfolio kinds are single-contract functionals of it
     if kind == "variance":
         return sampled_variance(V[-2:], mean=False)
@@ -352,15 +340,13 @@ def _gamma(spec: PortfolioRisk, P):
         y = jnp.diff(V)
         return sampled_ewma(V, spec.lam, jnp.mean(y[:-1] ** 2))
     losses = -math.sqrt(spec.horizon_days) * jnp.diff(V)
-    return _tail_statistic(losses, tail_count(m, spec.level), kind.endswith("es"))
+    return tail_statistic(losses, tail_count(m, spec.level), kind.endswith("es"))
 
 
 def _to_r(spec: PortfolioRisk, gamma):
     if spec.is_variance:
         return gamma
-    k = value_per_vol(spec)
-    g = jnp.maximum(gamma, 0.0) / k
-    return g * g
+    return variance_equivalent(gamma, value_per_vol(spec))
 
 
 def _r_of(spec: PortfolioRisk, P):

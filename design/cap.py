@@ -16,6 +16,22 @@ built from sampled prices (Lemma 1, Section 4.2.2), through the largest last ret
 * ``ewma`` with lambda: r_t = lambda r_{t-1} + (1 - lambda) R^2, so dr/dP = 2 (1 - lambda) R and, since
   r_{t-1} >= 0, R^2 <= r / (1 - lambda); c_RV <= 2 sqrt((1 - lambda) r), and the cap is (17) divided by
   sqrt(1 - lambda).  Factor 1 / sqrt(1 - lambda).
+* ``hs_var`` / ``hs_es`` with window m and level p (Section 4.2.3, historical simulation): Gamma is the n-th
+  largest (VaR) or the mean of the n largest (ES) of the window's one-day losses L_j = -R_j (decimal loss per
+  unit notional), n = ceil(m (1 - p)). The rule is fed a daily variance, so Gamma enters as its variance
+  equivalent r = (max(Gamma, 0)/k)^2, k the normal model's value per unit daily vol: k = z_p (VaR),
+  phi(z_p)/(1 - p) (ES) -- the convention of the portfolio functionals (``calibration.portfolio_risk``: ``_to_r``,
+  ``value_per_vol``); for normal returns r is the daily variance. Gamma = k sqrt(r) is fixed by r. One-sidedly:
+  raising P_t lowers L_t, so no buy raises Gamma (D_+ <= 0); lowering P_t by Delta (the sale of a trigger q,
+  Delta = alpha q) raises Gamma by at most b Delta, b = 1 (an order statistic is 1-Lipschitz in each loss) or
+  1/n (the tail mean), with equality while L_t is the active order statistic / inside the tail. So
+  D_- = (dr/dGamma) b = 2 Gamma b / k^2 = 2 sqrt(r) b / k and c_RV <= 2 sqrt(r) b / k at every window with input r,
+  attained whenever the last loss is in the tail; the last return's size does not enter (the bound
+  does not need the envelope, only that the tail holds L_t). The cap is k/b times (17).
+  Factor z_p (VaR), n phi(z_p)/(1 - p) (ES).  Example: m = 250, p = 0.99: n = ceil(2.5) = 3, VaR factor
+  z_0.99 = 2.3263, ES factor 3 x 2.6652 = 7.9956 (a 250-day realised variance has sqrt(250) = 15.81).
+  In the CCP's own units (sigma = Gamma / k): dM/dVaR <= (2 alpha + kappa)/(alpha^2 c_eff) = K_0 of (18), and
+  dM/dES <= n K_0 -- a sale moves the VaR one for one with the price, the ES by 1/n.
 
 In volatility units (18), (40): d g(sigma^2)/d sigma <= K = factor * (2 alpha + kappa) / (alpha^2 c_eff), a
 constant. Between grid points the cap integrates exactly: u_i = K (sigma_{i+1} - sigma_i)
@@ -30,7 +46,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 CAP_KINDS = ("manipulation_proof", "none")
-CAP_INPUTS = ("variance", "realized_variance", "ewma")
+CAP_INPUTS = ("variance", "realized_variance", "ewma", "hs_var", "hs_es")
 #: Window m (returns) of the sum (4) when the input is ``variance``, whose config has no window: the window the audit
 #: simulates (its --sim-window default) and the T-update stress test uses; ``updates`` may be 1..SUM_WINDOW then.
 SUM_WINDOW = 5
@@ -38,7 +54,9 @@ SUM_WINDOW = 5
 
 @dataclass(frozen=True)
 class CapSpec:
-    """The cap's inputs: market state z (alpha, c_eff, inventory penalty kappa) and the risk input's construction."""
+    """The cap's inputs: market state z (alpha, c_eff, inventory penalty kappa) and the risk input's construction
+    (``window`` m in daily returns for realized_variance, hs_var, hs_es; ``lam`` lambda for ewma; ``level`` p, the
+    confidence level of hs_var / hs_es, a probability in (0.5, 1))."""
 
     kind: str = "manipulation_proof"
     input: str = "variance"
@@ -47,6 +65,7 @@ class CapSpec:
     inventory_penalty: float = 0.0
     window: int = 1
     lam: float = 0.94
+    level: float = 0.99
     portfolio: object = field(default=None, repr=False)   # a PortfolioSpec: the cap is (88) (design/portfolio.py)
     #: Uniform scale s in (0, 1] of the cap (1: the paper's two-period cap); ``margin_design.audit.updates`` sets it to the
     #: largest s whose capped optimum the T-update stress test finds unprofitable. Not in the repr: problem.fingerprint
@@ -66,6 +85,12 @@ class CapSpec:
             return float(np.sqrt(self.window))
         if self.input == "ewma":
             return float(1.0 / np.sqrt(1.0 - self.lam))
+        if self.input in ("hs_var", "hs_es"):
+            from margin_design.calibration.tail import normal_multiple, tail_count
+
+            if self.input == "hs_var":
+                return normal_multiple(self.level, "var")
+            return tail_count(self.window, self.level) * normal_multiple(self.level, "es")
         raise ValueError(f"unknown cap input {self.input!r}")
 
     @property
@@ -78,6 +103,21 @@ class CapSpec:
             return self.scale * self.portfolio.cap_vol(self.inventory_penalty)
         a, c, kap = self.alpha, self.c_eff, self.inventory_penalty
         return self.scale * self.input_factor * (2.0 * a + kap) / (a * a * c)
+
+    @property
+    def max_updates(self) -> int | None:
+        """The largest ``updates`` T the T-update stress test can simulate (locality: the benchmark input stays put while
+        the trip lasts): the window m of the sum (4) (SUM_WINDOW) or of realized_variance; m - n for HS VaR / ES (the n
+        tail losses must stay in the window); None for ewma (no window)."""
+        if self.input == "variance":
+            return SUM_WINDOW
+        if self.input == "realized_variance":
+            return int(self.window)
+        if self.input in ("hs_var", "hs_es"):
+            from margin_design.calibration.tail import tail_count
+
+            return int(self.window) - int(tail_count(self.window, self.level))
+        return None
 
     def scale_text(self) -> str:
         """What the scale and updates mean, for the cap's formula text ("" for the paper's cap, s = 1 and T = 1)."""
@@ -109,10 +149,18 @@ class CapSpec:
                 + f"; {tail})"
             )
         s = "" if self.scale == 1.0 else f"{self.scale:.6g} * "
-        return (
+        text = (
             f"dM/dsigma <= K = {s}{self.input_factor:.6g} * (2*alpha + kappa)/(alpha^2 * c_eff) = {self.slope_vol:.6g}"
-            f" (alpha = {self.alpha:g}, c_eff = {self.c_eff:g}, kappa = {self.inventory_penalty:g}, input = {self.input}{self.scale_text()})"
+            f" (alpha = {self.alpha:g}, c_eff = {self.c_eff:g}, kappa = {self.inventory_penalty:g}, input = {self.input})"
         )
+        if self.input in ("hs_var", "hs_es"):
+            from margin_design.calibration.tail import normal_multiple, tail_count
+
+            name, measure = ("VaR", "var") if self.input == "hs_var" else ("ES", "es")
+            text += (f"; r = (HS {name} / {normal_multiple(self.level, measure):.4g})^2, the daily variance equivalent of the "
+                     f"historical-simulation {name} at {self.level:g} of the last {self.window} daily losses "
+                     f"({tail_count(self.window, self.level)} tail scenarios)")
+        return text + self.scale_text()
 
 
 def cap_slope_vol(cap: CapSpec) -> float:

@@ -8,7 +8,9 @@
                  participation_weight; participation_beta; participation_cost = "linear" | "quadratic";
                  for "target": file (CSV: vol, target, weight[, curvature])
     [market]     alpha (price impact per ADV traded), c_eff (c_X^eff, ADV per unit margin ratio), inventory_penalty (kappa)
-    [cap]        kind = "manipulation_proof" | "none"; input = "variance" | "realized_variance" | "ewma"; window; lambda;
+    [cap]        kind = "manipulation_proof" | "none"; input = "variance" | "realized_variance" | "ewma" | "hs_var" | "hs_es";
+                 window (daily returns in the window: realized_variance, hs_var, hs_es); lambda (ewma);
+                 level (confidence level p of the historical-simulation VaR / ES, a probability in (0.5, 1), e.g. 0.99);
                  updates = T (1..m: consecutive margin updates the cap withstands; solve scales the cap, audit/updates.py)
 
 Every violation raises :class:`~margin_design.errors.ConfigError` (or InputError for files) with one
@@ -17,7 +19,8 @@ In target mode the CSV defines the states and their weights, so [grid], [states]
 A key that does not apply to the chosen options is refused, not ignored: shock.df needs model = "student_t",
 shock.file and shock.bandwidth need model = "empirical", states.file needs density = "table",
 states.median_vol and states.dispersion need density = "lognormal", objective.file needs kind = "target",
-cap.window needs input = "realized_variance", cap.lambda needs input = "ewma".
+cap.window needs input = "realized_variance", "hs_var" or "hs_es", cap.lambda needs input = "ewma", cap.level needs
+input = "hs_var" or "hs_es" (which need both window and level).
 
 Plausibility bounds (a value above its bound is almost always a unit mistake, such as a percentage typed
 for a decimal, and is refused with a sentence suggesting the decimal; the bounds live in one table,
@@ -86,7 +89,7 @@ SCHEMA: dict[str, dict[str, tuple[str, Any]]] = {
     },
     "market": {"alpha": (_NUM, None), "c_eff": (_NUM, None), "inventory_penalty": (_NUM, 0.0)},  # alpha, c_eff required without [portfolio]
     "cap": {"kind": (_STR, "manipulation_proof"), "input": (_STR, "variance"), "window": (_INT, None), "lambda": (_NUM, None),
-            "updates": (_INT, None)},
+            "level": (_NUM, None), "updates": (_INT, None)},
 }
 CHOICES = {
     ("grid", "spacing"): SPACINGS,
@@ -159,7 +162,7 @@ def validate(raw: dict) -> dict:
     if "portfolio" in raw:
         cfg["portfolio"] = validate_portfolio_section(raw["portfolio"])
         if cfg["portfolio"]["risk"] is not None:
-            given = [k for k in ("input", "window", "lambda") if k in raw.get("cap", {})]
+            given = [k for k in ("input", "window", "lambda", "level") if k in raw.get("cap", {})]
             if given:
                 raise ConfigError(
                     f"cap.{given[0]} = {raw['cap'][given[0]]!r} does not apply with [portfolio.risk]: the risk functional defines "
@@ -195,6 +198,10 @@ def validate(raw: dict) -> dict:
         extra = sorted(k for k in raw.get("objective", {}) if k not in TARGET_KEYS)
         if extra:
             raise ConfigError(f"objective.{extra[0]} does not apply with objective.kind = 'target' (only file).")
+    if cfg.get("cap", {}).get("level", 0.0) is None:
+        # cap.level is kept only when given, so that the validated config of every design without an HS input, and
+        # with it the published rule ID (its sha256, reports/publish.py), is the same as before the key existed
+        del cfg["cap"]["level"]
     _check_ranges(cfg)
     if cfg["cap"]["updates"] in (None, 1):   # the paper's cap: the validated config (and every ID hashing it) as without the key
         del cfg["cap"]["updates"]
@@ -303,15 +310,16 @@ def _check_ranges(cfg: dict) -> None:
     if m["inventory_penalty"] < 0:
         raise ConfigError(f"market.inventory_penalty = {m['inventory_penalty']!r} must be non-negative.")
     c = cfg["cap"]
+    windowed = ("realized_variance", "hs_var", "hs_es")
     if c["window"] is not None:
-        if c["input"] != "realized_variance":
-            raise ConfigError(f"cap.window = {c['window']!r} applies only to cap.input = 'realized_variance', not {c['input']!r}.")
+        if c["input"] not in windowed:
+            raise ConfigError(f"cap.window = {c['window']!r} applies only to cap.input = 'realized_variance', 'hs_var' or 'hs_es', not {c['input']!r}.")
         if c["window"] < 1:
             raise ConfigError(f"cap.window = {c['window']!r} must be an integer >= 1 (days).")
         if plausibility_hint("cap.window", c["window"]) is not None:
             raise ConfigError(f"cap.window = {c['window']!r} is {plausibility_hint('cap.window', c['window'])}.")
-    elif c["input"] == "realized_variance":
-        raise ConfigError("missing required key cap.window (input = 'realized_variance').")
+    elif c["input"] in windowed:
+        raise ConfigError(f"missing required key cap.window (input = {c['input']!r}).")
     if c["lambda"] is not None:
         if c["input"] != "ewma":
             raise ConfigError(f"cap.lambda = {c['lambda']!r} applies only to cap.input = 'ewma', not {c['input']!r}.")
@@ -319,14 +327,21 @@ def _check_ranges(cfg: dict) -> None:
             raise ConfigError(f"cap.lambda = {c['lambda']!r} must be in (0, 1).")
     elif c["input"] == "ewma":
         raise ConfigError("missing required key cap.lambda (input = 'ewma').")
+    if c.get("level") is not None:
+        if c["input"] not in ("hs_var", "hs_es"):
+            raise ConfigError(f"cap.level = {c['level']!r} applies only to cap.input = 'hs_var' or 'hs_es', not {c['input']!r}.")
+        if not 0.5 < c["level"] < 1:
+            raise ConfigError(f"cap.level = {c['level']!r} must be a confidence level in (0.5, 1), e.g. 0.99 (a probability, not a percentage).")
+    elif c["input"] in ("hs_var", "hs_es"):
+        raise ConfigError(f"missing required key cap.level (input = {c['input']!r}; the VaR / ES confidence level, e.g. 0.99).")
     if c["kind"] == "manipulation_proof":
         _check_cap_slope(cfg)
     _check_updates(cfg)
 
 
 def _check_updates(cfg: dict) -> None:
-    """cap.updates = T: an integer from 1 to the input's window m (locality, T <= m); T > 1 needs a manipulation-proof
-    single-contract cap whose input has a window (the sum (4) over SUM_WINDOW returns, or realized_variance's window)."""
+    """cap.updates = T: an integer from 1 to CapSpec.max_updates (locality: the window m, or m - n for HS VaR / ES); T > 1
+    needs a manipulation-proof single-contract cap whose input has a window (the sum (4) over SUM_WINDOW returns)."""
     c = cfg["cap"]
     T = 1 if c.get("updates") is None else c["updates"]
     if T < 1:
@@ -337,12 +352,15 @@ def _check_updates(cfg: dict) -> None:
         raise ConfigError(f"cap.updates = {T!r} scales the manipulation-proof cap, so it needs cap.kind = 'manipulation_proof', not {c['kind']!r}.")
     if "portfolio" in cfg:
         raise ConfigError(f"cap.updates = {T!r} applies to a single contract; the T-update stress test does not simulate a [portfolio] market.")
-    m = c["window"] if c["window"] is not None else (SUM_WINDOW if c["input"] == "variance" else None)
-    if m is None:
-        raise ConfigError(f"cap.updates = {T!r} needs a risk input with a window of sampled returns (variance or realized_variance), "
-                          f"not {c['input']!r}.")
-    if T > m:
-        raise ConfigError(f"cap.updates = {T!r} exceeds the input's window of {m} returns; the stress test needs T <= m (locality).")
+    limit = _cap_spec(cfg).max_updates
+    if limit is None:
+        raise ConfigError(f"cap.updates = {T!r} needs a risk input with a window of sampled returns (variance, realized_variance, "
+                          f"hs_var or hs_es), not {c['input']!r}.")
+    if T > limit:
+        m = c["window"] if c["window"] is not None else SUM_WINDOW
+        tail = f" less its {m - limit} tail losses" if c["input"] in ("hs_var", "hs_es") else ""
+        raise ConfigError(f"cap.updates = {T!r} exceeds the input's window of {m} returns{tail} ({limit}); the stress test needs "
+                          "the benchmark input to stay put while the trip lasts (locality).")
 
 
 def _cap_spec(cfg: dict) -> CapSpec:
@@ -355,6 +373,7 @@ def _cap_spec(cfg: dict) -> CapSpec:
         inventory_penalty=m["inventory_penalty"],
         window=c["window"] or 1,
         lam=c["lambda"] if c["lambda"] is not None else 0.94,
+        level=c.get("level") if c.get("level") is not None else 0.99,
         updates=c.get("updates") or 1,
     )
     if "portfolio" in cfg:
@@ -383,6 +402,8 @@ def _check_cap_slope(cfg: dict) -> None:
         c = cfg["cap"]
         if c["input"] == "realized_variance":
             kappa += f" and cap.window = {c['window']!r}"
+        elif c["input"] in ("hs_var", "hs_es"):
+            kappa += f" and cap.window = {c['window']!r}, cap.level = {c['level']!r}"
         elif c["input"] == "ewma":
             kappa += f" and cap.lambda = {c['lambda']!r}"
         raise ConfigError(

@@ -29,8 +29,8 @@ from margin_design.errors import MarginDesignError
 
 quick_exit()  # a command is a short-lived process: no garbage-collector passes over JAX's objects at exit
 
-# Each module adds its subcommand(s) with register(subparsers): calibrate, report, sweep, audit, diff.
-SUBCOMMAND_MODULES = ("cli_calibrate", "cli_report", "cli_sweep", "cli_audit", "cli_diff")
+# Each module adds its subcommand(s) with register(subparsers): calibrate, report, sweep, audit, diff, adl, leverage, app.
+SUBCOMMAND_MODULES = ("cli_calibrate", "cli_report", "cli_sweep", "cli_audit", "cli_diff", "cli_adl", "cli_leverage", "cli_app")
 
 PROG = "margin-design"
 #: Exit status of a user error (one sentence on stderr) and of an interrupted run (SIGINT, 128 + 2).

@@ -82,7 +82,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-simulation", action="store_true", help="skip the market simulation")
     g.add_argument("--paths", type=int, default=20000, help="Monte Carlo paths per state (default %(default)s)")
     g.add_argument("--seed", type=int, default=0, help="random seed (default %(default)s)")
-    g.add_argument("--sim-window", type=int, default=5, help="returns in the simulated window of the input (4) (default %(default)s)")
+    g.add_argument("--sim-window", type=int, default=5, help="returns in the simulated window of the input (4) (default %(default)s; "
+                   "realized_variance and HS inputs simulate the config's own window)")
     g.add_argument("--liquidation", choices=("population", "linear"), help="[portfolio] markets: the constrained sector of the "
                    "simulation, one population of accounts per contract calibrated to B (default) or the linear Delta X = -B Delta M of (26)")
     g.add_argument("--max-horizon", type=int, help="longest round trip T of the multi-period search (default 4; one contract only: "
@@ -92,7 +93,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("backtest")
     g.add_argument("--start", metavar="YYYY-MM-DD", help="first date of the backtest")
     g.add_argument("--end", metavar="YYYY-MM-DD", help="last date of the backtest")
-    g.add_argument("--window", type=int, dest="backtest_window", help="days of the realised variance (default: the config's window, else 20)")
+    g.add_argument("--window", type=int, dest="backtest_window", help="daily returns in the backtest's risk-input window: the realised variance, or the HS VaR / ES "
+                   "of an hs_var / hs_es config (default: the config's window, else 20)")
     g.add_argument("--position", choices=("long", "short", "both"), default="long", help="whose close-out loss is covered (default %(default)s)")
     g.add_argument("--coverage", type=float, help="target coverage (default 1 - carry of the config, else 0.99)")
     g.add_argument("--horizon-days", type=int, help="margin period of risk in days (default the config's, else 2)")

@@ -201,6 +201,7 @@ def parameter_block(data: RuleData, inputs: ElasticityInputs | None = None) -> t
         "input": cp["input"],
         "window_days": cp["window"],
         "ewma_lambda": cp["lambda"],
+        "hs_level": cp.get("level"),
         "slope_vol_daily": K if math.isfinite(K) else None,
         "slope_vol_annual": K / SQRT_252 if math.isfinite(K) else None,
         "formula": data.cap.get("formula"),

@@ -46,8 +46,9 @@ KEY_UNITS = {
     "states.dispersion": "log-sd of vol",
     "shock.horizon_days": "trading days",
     "shock.df": "degrees of freedom",
-    "cap.window": "days of realised variance",
+    "cap.window": "daily returns in the risk-input window",
     "cap.lambda": "EWMA decay",
+    "cap.level": "HS VaR / ES confidence level p",
 }
 PRICE_BP = 1e4      # price per unit notional -> bp of notional
 CAP_PP = 1.0        # dm/dsigma_ann (decimal per decimal) = pp of margin per annualised-vol point
