@@ -44,7 +44,7 @@ from functools import partial
 import numpy as np
 
 from margin_design.calibration._jax import jax, jnp
-from margin_design.calibration.risk_inputs import _rule_input
+from margin_design.calibration.risk_inputs import HS_KINDS, _rule_input
 from margin_design.errors import InputError
 
 from .local import AuditMarket
@@ -156,13 +156,14 @@ def jax_rule(rule: Rule, vol_lo: float, vol_hi: float) -> JaxRule:
                    f"its values on {s.size} daily vols {lo:.4%} .. {hi:.4%} (with its breakpoints), linear in sigma")
 
 
-def _input_fn(kind: str, lam: float):
-    """Gamma of a price window (last axis) in jax.numpy: the call :func:`input_values` compiles (kind, lambda, seed 0)."""
-    return lambda prices: _rule_input(prices, kind, lam, 0.0)
+def _input_fn(kind: str, lam: float, level: float):
+    """Gamma of a price window (last axis) in jax.numpy: the call :func:`input_values` compiles (kind, lambda, seed 0,
+    level)."""
+    return lambda prices: _rule_input(prices, kind, lam, 0.0, level)
 
 
 def _jax_input(spec):
-    return _input_fn(spec.kind, float(spec.lam))
+    return _input_fn(spec.kind, float(spec.lam), float(spec.level))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -249,18 +250,18 @@ def _project(v, q):
     return jnp.clip(v - lam, -q, q)
 
 
-@partial(jax.jit, static_argnums=(0, 1, 2, 3))
-def _evaluate(fn, kind, lam, market, params, arrays, a):
+@partial(jax.jit, static_argnums=(0, 1, 2, 3, 4))
+def _evaluate(fn, kind, lam, level, market, params, arrays, a):
     """E[Pi] of trade vectors a (states, k, T + 1) in every state (price units x ADV)."""
-    input_fn = _input_fn(kind, lam)
+    input_fn = _input_fn(kind, lam, level)
     one = lambda x, c: _expected_profit(x, c, fn, params, input_fn, market)   # noqa: E731
     return jax.vmap(jax.vmap(one, in_axes=(0, None)), in_axes=(0, 0))(a, arrays)
 
 
-@partial(jax.jit, static_argnums=(0, 1, 2, 3, 4))
-def _ascend(fn, kind, lam, market, steps, params, arrays, a0, q):
+@partial(jax.jit, static_argnums=(0, 1, 2, 3, 4, 5))
+def _ascend(fn, kind, lam, level, market, steps, params, arrays, a0, q):
     """Projected Adam ascent of E[Pi] from starts a0 (states, starts, T + 1); returns the best point seen and its value."""
-    input_fn = _input_fn(kind, lam)
+    input_fn = _input_fn(kind, lam, level)
     vg = jax.value_and_grad(lambda x, c: _expected_profit(x, c, fn, params, input_fn, market))
     batched = jax.vmap(jax.vmap(vg, in_axes=(0, None)), in_axes=(0, 0))
     b1, b2, eps = 0.9, 0.999, 1e-30
@@ -333,8 +334,10 @@ def best_trips(rule: Rule, states, market: AuditMarket, T: int, capacity: float 
     states = list(states)
     if not states:
         return []
-    if T > states[0].window:
-        raise InputError(f"T = {T} updates exceed the input's window of {states[0].window} returns (locality, T <= m).")
+    spec0 = states[0].input
+    limit = states[0].window - (spec0.tail if spec0.kind in HS_KINDS else 0)   # HS: the n tail losses stay in the window
+    if T > limit:
+        raise InputError(f"T = {T} updates exceed the {limit} the input's window of {states[0].window} returns allows (locality).")
     vols = [math.sqrt(s.r) for s in states]
     jr = jrule or jax_rule(rule, min(vols), max(vols))
     case = stress_cases(rule, jr, states, market, T, paths=paths, seed=seed)
@@ -342,20 +345,20 @@ def best_trips(rule: Rule, states, market: AuditMarket, T: int, capacity: float 
         return []
     n = len(case.states)
     spec = case.states[0].input
-    kind, lam = spec.kind, float(spec.lam)
+    kind, lam, level = spec.kind, float(spec.lam), float(spec.level)
     q = float(capacity)
     lat = _lattice(T) * q
     pad = -lat.shape[0] % LATTICE_CHUNK        # zero trades (profit 0) fill the last chunk: one compiled shape
     padded = np.concatenate([lat, np.zeros((pad, T + 1))])
     vals = np.concatenate([
-        np.asarray(_evaluate(jr.fn, kind, lam, market, jr.params, case.arrays,
+        np.asarray(_evaluate(jr.fn, kind, lam, level, market, jr.params, case.arrays,
                              jnp.asarray(np.broadcast_to(padded[k : k + LATTICE_CHUNK], (n, LATTICE_CHUNK, T + 1)))))
         for k in range(0, padded.shape[0], LATTICE_CHUNK)], axis=1)[:, : lat.shape[0]]
     top = np.argsort(-vals, axis=1)[:, : min(lattice_starts, lat.shape[0])]
     rng = np.random.default_rng(seed)
     rand = rng.uniform(-q, q, (n, starts, T + 1))
     a0 = np.concatenate([lat[top], rand], axis=1)
-    best_a, _ = _ascend(jr.fn, kind, lam, market, int(steps), jr.params, case.arrays, jnp.asarray(a0), q)
+    best_a, _ = _ascend(jr.fn, kind, lam, level, market, int(steps), jr.params, case.arrays, jnp.asarray(a0), q)
     best_a = np.asarray(best_a)
     out = []
     for i, (st, pop, fund) in enumerate(zip(case.states, case.populations, case.fundamentals)):

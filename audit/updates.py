@@ -43,12 +43,14 @@ MIN_SCALE = 1.0 / 1024
 
 
 def stress_window(cap) -> int:
-    """The window m of the stress test's input: realized_variance's window, or SUM_WINDOW for the sum (4)."""
-    if cap.input == "realized_variance":
+    """The window m of the stress test's input: the config's window (realized_variance, HS VaR / ES), or SUM_WINDOW for
+    the sum (4); the largest T is ``cap.max_updates`` (m, or m - n for HS)."""
+    if cap.input in ("realized_variance", "hs_var", "hs_es"):
         return int(cap.window)
     if cap.input == "variance":
         return SUM_WINDOW
-    raise InputError(f"the T-update stress test needs a risk input with a window of sampled returns (variance or realized_variance), not {cap.input!r}.")
+    raise InputError(f"the T-update stress test needs a risk input with a window of sampled returns (variance, realized_variance, "
+                     f"hs_var or hs_es), not {cap.input!r}.")
 
 
 def stress_grid(schedule, T: int, capacity: float = CAPACITY, *, starts: int | None = None, steps: int | None = None):
@@ -62,7 +64,7 @@ def stress_grid(schedule, T: int, capacity: float = CAPACITY, *, starts: int | N
     m = stress_window(cap)
     market = AuditMarket(alpha=cap.alpha, c_eff=cap.c_eff, inventory_penalty=cap.inventory_penalty)
     rule = capped_rule(schedule)
-    states = [SimState.envelope(float(v) ** 2, m, cap.input) for v in p.vol]
+    states = [SimState.envelope(float(v) ** 2, m, cap.input, cap.level) for v in p.vol]
     jr = jax_rule(rule, float(p.vol[0]), float(p.vol[-1]))
     kw = {k: v for k, v in (("starts", starts), ("steps", steps)) if v is not None}
     best, n = None, 0
@@ -107,8 +109,9 @@ def cap_scale(problem, T: int, method: str = "exact", *, capacity: float = CAPAC
     the paper's cap rules out only to second order): the certified schedule at the largest passing scale, with ``stress``."""
     T = int(T)
     stress_window(problem.cap)
-    if not 1 <= T <= stress_window(problem.cap):
-        raise InputError(f"T = {T!r} updates must be from 1 to the input's window of {stress_window(problem.cap)} returns.")
+    if not 1 <= T <= problem.cap.max_updates:
+        raise InputError(f"T = {T!r} updates must be from 1 to {problem.cap.max_updates}, what the input's window of "
+                         f"{stress_window(problem.cap)} returns allows (locality).")
     problem = dataclasses.replace(problem, cap=dataclasses.replace(problem.cap, updates=T))
     if not 0 < resolution < 1:
         raise InputError(f"resolution = {resolution!r} must be in (0, 1) (width of the scale's bisection bracket).")
@@ -155,8 +158,10 @@ def cap_scale(problem, T: int, method: str = "exact", *, capacity: float = CAPAC
         "tolerance": float(STRESS_TOL),
         "tolerance_text": f"exact expected profit above {STRESS_TOL:g} price units x ADV (no noise after t: exact expectations)",
         "capacity_adv": float(capacity),
-        "states": f"the envelope state of each of the {n} grid states with a positive margin (the window's input in the last return, "
-                  f"the worst case behind (17)); window m = {stress_window(problem.cap)} returns",
+        "states": f"the envelope state of each of the {n} grid states with a positive margin ("
+                  + ("the whole tail in the last loss, the worst case behind the HS cap factor"
+                     if problem.cap.input in ("hs_var", "hs_es") else "the window's input in the last return, the worst case behind (17)")
+                  + f"); window m = {stress_window(problem.cap)} returns",
         "strategies": f"open-loop round trips over 1..{T} updates (9), sum a = 0, |a_u| <= {capacity:g} ADV; multi-start projected "
                       "gradient ascent by JAX, candidates re-evaluated in the simulation (a search, not a proof)",
         "resolution": float(resolution),

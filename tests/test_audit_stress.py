@@ -44,17 +44,20 @@ def _table_rule():
 
 
 def test_jax_market_equals_the_numpy_simulation():
-    """The one recursion (simulate.market_recursion) run by NumPy and by JAX: same profits, every Rademacher path, costs on."""
+    """The one recursion (simulate.market_recursion) run by NumPy and by JAX: same profits, every Rademacher path, costs on;
+    the realised variance (4) and the HS VaR / ES inputs (through the same risk_inputs function)."""
     rng = np.random.default_rng(1)
-    for rule in (AT_CAP, _table_rule()):
-        state = SimState.spread(1.2e-4, 5, 0.6)
+    for rule, state in ((AT_CAP, SimState.spread(1.2e-4, 5, 0.6)), (_table_rule(), SimState.spread(1.2e-4, 5, 0.6)),
+                        (_table_rule(), SimState.spread(1.2e-4, 20, 0.6, "hs_var", 0.95)),
+                        (AT_CAP, SimState.spread(1.2e-4, 20, 0.6, "hs_es", 0.9))):
         T = 3
         jr = jax_rule(rule, 0.005, 0.03)
         assert jr.exact
         case = stress_cases(rule, jr, [state], COSTLY, T)
         a = rng.uniform(-0.02, 0.02, (6, T + 1))
         a[:, -1] = -a[:, :-1].sum(axis=1)
-        got = np.asarray(_evaluate(jr.fn, "variance", 0.94, COSTLY, jr.params, case.arrays, jnp.asarray(a[None])))[0]
+        spec = state.input
+        got = np.asarray(_evaluate(jr.fn, spec.kind, spec.lam, spec.level, COSTLY, jr.params, case.arrays, jnp.asarray(a[None])))[0]
         prof = simulate_trades(rule, case.populations[0], state, COSTLY, a, Fundamentals.rademacher(state.step, T))
         want = prof @ case.fundamentals[0].weights
         assert np.max(np.abs(got - want)) <= SAME
