@@ -452,6 +452,10 @@ class StressReport:
                  f"profit above {STRESS_TOL:g} counts"]
         for r in self.rows():
             band = "" if r["band"] is None else f" +- {r['band']:.1e}"
+            if not r["profitable"]:
+                lines.append(f"    {r['state']}: no trip beats not trading at q = {r['capacity_adv']:g} (best E[Pi] = "
+                             f"{r['expected_profit']:+.3e}{band}); {r['verdict']}")
+                continue
             lines.append(f"    {r['state']}: best at q = {r['capacity_adv']:g} (T = {r['best_horizon']}) "
                          f"{_trades_text(r['best_trades_adv'])}: E[Pi] = {r['expected_profit']:+.3e}{band}; {r['verdict']}")
         return lines
