@@ -388,11 +388,9 @@ def test_cross_margin_refuses_more_than_the_side_holds():
         cross_margin_allocation(X, e, adl._eligible(X, np.ones(3)).sum(axis=0) * 1.01, Z)
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_one_factor_optimum_is_factor_water_filling(seed):
-    """Z = beta F: the cvxpy optimum's expected shortfall equals that of the water-filling in factor-adjusted
-    leverage |beta . x_i| / e_i [A6]; the water-filling cut leaves no account above l*; and under the exact normal
-    factor law (not the sample) it is at least as good as the LP's cut."""
+def _factor_book(seed: int, idiosyncratic_sd: float):
+    """A random 7-account, 3-asset long book (positions, equity, currency), the required reduction 20% of each asset's
+    total, factor loadings beta and 400 return scenarios Z = beta F + noise (F ~ N(0, 0.05), noise sd as given)."""
     rng = np.random.default_rng(seed)
     n, K = 7, 3
     beta = np.array([1.0, 1.5, 0.7])
@@ -401,6 +399,17 @@ def test_one_factor_optimum_is_factor_water_filling(seed):
     R = 0.2 * X.sum(axis=0)
     F = rng.normal(0.0, 0.05, 400)
     Z = F[:, None] * beta[None, :]
+    if idiosyncratic_sd > 0:
+        Z = Z + rng.normal(0.0, idiosyncratic_sd, (400, K))
+    return X, e, R, beta, Z
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_one_factor_optimum_is_factor_water_filling(seed):
+    """Z = beta F: the cvxpy optimum's expected shortfall equals that of the water-filling in factor-adjusted
+    leverage |beta . x_i| / e_i [A6]; the water-filling cut leaves no account above l*; and under the exact normal
+    factor law (not the sample) it is at least as good as the LP's cut."""
+    X, e, R, beta, Z = _factor_book(seed, idiosyncratic_sd=0.0)
     al = cross_margin_allocation(X, e, R, Z)
     fw = factor_water_fill(X, e, beta, R)
     np.testing.assert_allclose(fw.reduction.sum(axis=0), R, atol=1e-7)
@@ -422,14 +431,7 @@ DOMINANT_FACTOR_GAP = 0.01
 def test_dominant_factor_water_filling_is_near_optimal(seed):
     """[A6] with a dominant (not exact) factor: Z = beta F + small noise; the LP optimum is a lower bound on the
     factor water-filling's expected shortfall, and the gap is small."""
-    rng = np.random.default_rng(seed)
-    n, K = 7, 3
-    beta = np.array([1.0, 1.5, 0.7])
-    X = rng.uniform(1.0, 10.0, (n, K))
-    e = rng.uniform(0.3, 3.0, n)
-    R = 0.2 * X.sum(axis=0)
-    F = rng.normal(0.0, 0.05, 400)
-    Z = F[:, None] * beta[None, :] + rng.normal(0.0, 0.001, (400, K))
+    X, e, R, beta, Z = _factor_book(seed, idiosyncratic_sd=0.001)
     lp = cross_margin_allocation(X, e, R, Z).expected_shortfall
     fw = adl._scenario_shortfall(X - factor_water_fill(X, e, beta, R).reduction, e, Z)
     assert lp * (1 - SOLVER_TOL) <= fw <= lp * (1 + DOMINANT_FACTOR_GAP)
