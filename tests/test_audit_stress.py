@@ -158,3 +158,23 @@ def test_projection_onto_round_trips_is_euclidean():
         ref = minimize(lambda x: np.sum((x - v[i]) ** 2), np.zeros(5), method="SLSQP", bounds=[(-q, q)] * 5,
                        constraints=[{"type": "eq", "fun": np.sum}], options={"ftol": 1e-15, "maxiter": 500})
         assert np.allclose(a[i], ref.x, atol=1e-7)
+
+
+def test_monte_carlo_fundamentals_give_a_band_around_the_closed_form():
+    """With ``paths`` the expectation is a Monte Carlo mean over normal fundamentals (common random numbers) and the
+    report carries its 95% band. For T = 1 only E[V_{t+1}] = V_t matters (the profit is the closed form plus a term
+    linear in the shock), so the best trip's Monte Carlo mean agrees with Lemma 5's closed form for the same trades
+    within AGREE_Z standard errors, and a rule beyond the cap is profitable beyond the band."""
+    from margin_design.audit.simulate import AGREE_Z, BAND_Z
+
+    state = SimState.envelope(1e-4, 5)
+    pt, = best_trips(BEYOND, [state], MARKET, 1, 0.01, paths=2000, seed=3)
+    assert not pt.exact and pt.se > 0
+    pop = stress_cases(BEYOND, jax_rule(BEYOND, 0.005, 0.02), [state], MARKET, 1).populations[0]   # the stress test's own sector
+    q = -pt.trades[0]                                 # (-q, +q): q > 0 sells first
+    exact, _ = closed_form_profit(BEYOND, pop, state, MARKET, np.array([q]))
+    assert abs(pt.mean - float(exact[0])) <= AGREE_Z * pt.se
+    assert pt.mean - BAND_Z * pt.se > 0 and pt.profitable
+    rep = stress_test(BEYOND, [state], MARKET, 1, (0.01,), paths=2000, seed=3)
+    text = "\n".join(rep.text())
+    assert "+- " in text and rep.rows()[0]["band"] == pytest.approx(BAND_Z * rep.rows()[0]["se"])
