@@ -278,3 +278,23 @@ def test_a_typed_formula_is_audited_and_capped(page, tmp_path):
     page.wait_for_timeout(500)
     assert "bad" in page.get_attribute("#rule-status", "class") and updates(page) == n
     page.screenshot(path=str(tmp_path / "formula.png"), full_page=True)
+
+
+def test_historical_simulation_input_shows_its_window_and_level(page, tmp_path, capsys):
+    """Choosing hs_var shows the window and level controls (filled with their suggestions) and gives the cap and price
+    `solve` gives for that config; the level control is hidden again for the variance input."""
+    assert page.is_hidden("#ctl-cap-level")
+    n = updates(page)
+    page.select_option("#ctl-cap-input", "hs_var")
+    wait_update(page, n + 1)
+    assert page.is_visible("#ctl-cap-window") and page.is_visible("#ctl-cap-level")
+    assert page.is_hidden("#error"), page.inner_text("#error")
+    cfg = benchmark_config()
+    cfg["cap"].update(input="hs_var", window=int(page.input_value("#ctl-cap-window")), level=float(page.input_value("#ctl-cap-level")))
+    expected = solve_json(cfg, tmp_path, capsys)
+    assert (value(page, "#cap-value"), value(page, "#price-value")) == (expected["cap"]["slope_vol"], expected["price_of_manipulation_proofness"])
+    page.screenshot(path=str(tmp_path / "hs_var.png"), full_page=True)
+    n = updates(page)
+    page.select_option("#ctl-cap-input", "variance")
+    wait_update(page, n + 1)
+    assert page.is_hidden("#ctl-cap-level") and page.is_hidden("#ctl-cap-window")
