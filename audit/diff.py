@@ -22,7 +22,7 @@ import numpy as np
 from margin_design.units import SQRT_252
 from margin_design.errors import InputError
 
-from .rules import Rule, TableRule
+from .rules import Rule, TableRule, true_runs
 
 __all__ = ["CAP_TOL", "CHANGE_TOL", "DENSE_POINTS", "RuleComparison", "compare_rules", "covered_range", "common_range", "published_vols",
            "reading_beyond_rows"]
@@ -180,14 +180,7 @@ def _breaks(rule: Rule, nodes: np.ndarray, m: np.ndarray, cap_vol: float, jumps:
     inc = np.diff(m)
     over = inc - cap_vol * dv > CAP_TOL
     out: list[dict] = []
-    i = 0
-    while i < over.size:
-        if not over[i]:
-            i += 1
-            continue
-        j = i
-        while j + 1 < over.size and over[j + 1]:
-            j += 1
+    for i, j in true_runs(over):
         a, b = float(nodes[i]), float(nodes[j + 1])
         with np.errstate(divide="ignore"):
             slope = float(np.max(inc[i : j + 1] / dv[i : j + 1]))
@@ -198,7 +191,6 @@ def _breaks(rule: Rule, nodes: np.ndarray, m: np.ndarray, cap_vol: float, jumps:
             "max_slope_vol_annual": slope / SQRT_252, "cap_vol_annual": cap_vol / SQRT_252,
             "jump": has_jump,
         })
-        i = j + 1
     return out
 
 

@@ -34,7 +34,7 @@ from margin_design.calibration._checks import check_range, to_py
 from margin_design.calibration.cap import BPS_PER_UNIT, TRADING_DAYS_PER_YEAR, cap_dm_dvol
 from margin_design.calibration.gain import gain_coefficients, minimum_trigger, profit_bps_lower_bound, roi_pct_lower_bound, threshold_crossing_gain
 from margin_design.calibration.risk_inputs import InputSpec, input_sensitivity
-from .rules import Breakpoint, Rule
+from .rules import Breakpoint, Rule, true_runs
 
 __all__ = [
     "SLOPE_RTOL",
@@ -211,18 +211,7 @@ class LocalAnalysis:
 
 def _ranges(vol, mask) -> list[float]:
     """Flattened [start, end, start, end, ...] daily-vol ranges of the True runs of ``mask``."""
-    out = []
-    i = 0
-    while i < mask.size:
-        if mask[i]:
-            j = i
-            while j + 1 < mask.size and mask[j + 1]:
-                j += 1
-            out += [vol[i], vol[j]]
-            i = j + 1
-        else:
-            i += 1
-    return out
+    return [vol[k] for run in true_runs(mask) for k in run]
 
 
 def local_analysis(

@@ -57,6 +57,7 @@ from margin_design.published_reading import evaluate as published_evaluate
 from margin_design.published_reading import extrapolation_slopes, stated_extrapolation
 
 __all__ = [
+    "true_runs",
     "INTERPOLATIONS",
     "BUFFER_RELEASES",
     "FORMULA_FUNCTIONS",
@@ -101,6 +102,12 @@ BISECTION_STEPS = 200
 MERGE_RTOL = 1e-9
 #: Relative offset at which a non-smooth formula is evaluated to take a one-sided value or slope.
 FORMULA_SIDE_EPS = 1e-12
+
+
+def true_runs(mask) -> list[tuple[int, int]]:
+    """The maximal runs of True in a 1-D boolean ``mask``, as (first, last) index pairs (both inclusive), in order."""
+    edges = np.diff(np.concatenate([[0], np.asarray(mask, dtype=bool).astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(edges == 1).tolist(), (np.flatnonzero(edges == -1) - 1).tolist()))
 
 
 def _side(side: str) -> str:
@@ -900,19 +907,7 @@ class Rule:
         vol = np.asarray(vol, dtype=float)
         r = vol**2
         flat = (self.slope(r, "right") == 0) & (self.slope(r, "left") == 0)
-        runs = []
-        i = 0
-        while i < flat.size:
-            if flat[i]:
-                j = i
-                while j + 1 < flat.size and flat[j + 1]:
-                    j += 1
-                if j > i:
-                    runs.append((float(vol[i]), float(vol[j])))
-                i = j + 1
-            else:
-                i += 1
-        return tuple(runs)
+        return tuple((float(vol[i]), float(vol[j])) for i, j in true_runs(flat) if j > i)
 
     def check_monotone(self, vol) -> None:
         """Raise InputError if the core rule is negative, non-finite or decreasing on the daily-vol grid ``vol``."""

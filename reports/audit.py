@@ -39,6 +39,7 @@ from margin_design.audit.build import (
     _vec,
 )
 from margin_design.audit.portfolio import AGREE_Z
+from margin_design.audit.rules import true_runs
 from margin_design.fileio import check_output_folder, write_tree
 from margin_design.jsonable import jsonable as _clean
 
@@ -248,16 +249,8 @@ def _slope_figure(audit: Audit):
 
     ex = la.exceeds_cap
     edges = np.concatenate([[va[0]], 0.5 * (va[1:] + va[:-1]), [va[-1]]])
-    i = 0
-    while i < ex.size:
-        if ex[i]:
-            j = i
-            while j + 1 < ex.size and ex[j + 1]:
-                j += 1
-            ax.axvspan(edges[i], edges[j + 1], color=COLORS["violation"], alpha=0.12, lw=0, zorder=0)
-            i = j + 1
-        else:
-            i += 1
+    for i, j in true_runs(ex):
+        ax.axvspan(edges[i], edges[j + 1], color=COLORS["violation"], alpha=0.12, lw=0, zorder=0)
     if ex.any():
         ax.fill_between([], [], color=COLORS["violation"], alpha=0.12, lw=0, label=f"rule over the cap ({int(ex.sum())} of {ex.size} states)")
     ax.plot(va, to_ann * la.cap_r, color=COLORS["cap"], lw=3.5, alpha=0.45, label=("cap (88)" if pf is not None else "cap (16)") + ", $dM/d\\sigma^{ann}$")

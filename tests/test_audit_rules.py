@@ -192,3 +192,22 @@ def test_toml_rule_file(tmp_path):
     p.write_text('[rule]\nformula = "3*sigma"\ntable = "t.csv"\n')
     with pytest.raises(InputError, match="exactly one of rule.formula and rule.table"):
         load_rule(str(p))
+
+
+def test_true_runs_against_groupby():
+    """true_runs (the one run finder of the audit's ranges, flat stretches, cap violations and figure bands) against
+    itertools.groupby on random masks, the empty mask and all-True / all-False masks."""
+    import itertools
+
+    from margin_design.audit.rules import true_runs
+
+    rng = np.random.default_rng(0)
+    masks = [np.zeros(0, bool), np.ones(4, bool), np.zeros(4, bool)] + [rng.random(n) < 0.5 for n in (1, 2, 7, 40) for _ in range(25)]
+    for m in masks:
+        want, k = [], 0
+        for value, group in itertools.groupby(m.tolist()):
+            n = len(list(group))
+            if value:
+                want.append((k, k + n - 1))
+            k += n
+        assert true_runs(m) == want
