@@ -31,58 +31,89 @@ sigma = sqrt(r) the daily vol (annualised sqrt(252) sigma), positions and trades
 
 from __future__ import annotations
 
-from margin_design.calibration.risk_inputs import (
-    InputSpec,
-    directional_sensitivity,
-    sampled_ewma,
-    input_sensitivity,
-    sampled_variance,
-    scan_risk,
-    trimmed_variance,
-    var_multiple,
-    winsorized_variance,
-)
+import importlib
 
-from .backtest import (
-    BacktestData,
-    BacktestMetrics,
-    backtest_metrics,
-    emir_rules,
-    kupiec_pof,
-    largest_increases,
-    prepare_backtest,
-    run_rule,
-)
-from .local import (
-    AuditMarket,
-    JumpGain,
-    LocalAnalysis,
-    feedback_gain,
-    jump_gains,
-    local_analysis,
-    profit_bound,
-    risk_input_table,
-    slope_cap_r,
-    trimming_jumps,
-)
-from .rules import Breakpoint, FormulaRule, Overlays, Rule, TableRule, load_rule, parse_formula, read_rule_csv
-from .simulate import (
-    BAND_Z,
-    PROFIT_TOL,
-    Fundamentals,
-    Population,
-    ProfitCurve,
-    SearchResult,
-    SimState,
-    closed_form_profit,
-    round_trip_curve,
-    search_round_trips,
-    simulate_trades,
-)
-from .stress import StressPoint, StressReport, best_trips, jax_rule, stress_test
-from .updates import cap_scale, solve_design, solve_with_updates
-from .strategic import StrategicState, equilibrium_c_eff, equilibrium_targets, strategic_c_eff
-from .build import STATE_UNITS, Audit, AuditOptions, build_audit  # last: it builds on the modules above
+# Lazy exports, as in margin_design.calibration: a name is imported from its module on first use, so importing one
+# submodule (``margin-design solve`` imports .updates) does not import the whole audit (the backtest's scipy.stats).
+# Names of this package's modules are relative; margin_design.calibration.risk_inputs is re-exported.
+_EXPORTS = {
+    "InputSpec": "margin_design.calibration.risk_inputs",
+    "directional_sensitivity": "margin_design.calibration.risk_inputs",
+    "sampled_ewma": "margin_design.calibration.risk_inputs",
+    "input_sensitivity": "margin_design.calibration.risk_inputs",
+    "sampled_variance": "margin_design.calibration.risk_inputs",
+    "scan_risk": "margin_design.calibration.risk_inputs",
+    "trimmed_variance": "margin_design.calibration.risk_inputs",
+    "var_multiple": "margin_design.calibration.risk_inputs",
+    "winsorized_variance": "margin_design.calibration.risk_inputs",
+    "BacktestData": "backtest",
+    "BacktestMetrics": "backtest",
+    "backtest_metrics": "backtest",
+    "emir_rules": "backtest",
+    "kupiec_pof": "backtest",
+    "largest_increases": "backtest",
+    "prepare_backtest": "backtest",
+    "run_rule": "backtest",
+    "AuditMarket": "local",
+    "JumpGain": "local",
+    "LocalAnalysis": "local",
+    "feedback_gain": "local",
+    "jump_gains": "local",
+    "local_analysis": "local",
+    "profit_bound": "local",
+    "risk_input_table": "local",
+    "slope_cap_r": "local",
+    "trimming_jumps": "local",
+    "Breakpoint": "rules",
+    "FormulaRule": "rules",
+    "Overlays": "rules",
+    "Rule": "rules",
+    "TableRule": "rules",
+    "load_rule": "rules",
+    "parse_formula": "rules",
+    "read_rule_csv": "rules",
+    "BAND_Z": "simulate",
+    "PROFIT_TOL": "simulate",
+    "Fundamentals": "simulate",
+    "Population": "simulate",
+    "ProfitCurve": "simulate",
+    "SearchResult": "simulate",
+    "SimState": "simulate",
+    "closed_form_profit": "simulate",
+    "round_trip_curve": "simulate",
+    "search_round_trips": "simulate",
+    "simulate_trades": "simulate",
+    "StressPoint": "stress",
+    "StressReport": "stress",
+    "best_trips": "stress",
+    "jax_rule": "stress",
+    "stress_test": "stress",
+    "cap_scale": "updates",
+    "solve_design": "updates",
+    "solve_with_updates": "updates",
+    "StrategicState": "strategic",
+    "equilibrium_c_eff": "strategic",
+    "equilibrium_targets": "strategic",
+    "strategic_c_eff": "strategic",
+    "STATE_UNITS": "build",
+    "Audit": "build",
+    "AuditOptions": "build",
+    "build_audit": "build",
+}
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'margin_design.audit' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module if module.startswith("margin_design.") else f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))
+
 
 __all__ = [
     "STATE_UNITS",

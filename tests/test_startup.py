@@ -316,3 +316,22 @@ def test_cap_formulas_give_the_same_bits_on_numbers_as_on_jax_scalars():
             traced = fn(*(None if x is None else jnp.asarray(x) for x in args))
             assert type(plain).__module__ == "numpy"  # computed without JAX
             assert np.asarray(plain).tobytes() == np.asarray(traced).tobytes(), fn.__name__
+
+
+def test_solve_does_not_import_the_whole_audit(tmp_path):
+    """`margin-design solve` reaches the T-update bisection through margin_design.audit.updates; the audit package
+    exports lazily (like margin_design.calibration), so a solve imports neither the audit's build nor its backtest
+    (scipy.stats), and every exported name still resolves."""
+    script = (
+        "import json, sys\n"
+        "from margin_design.cli import main\n"
+        f"status = main(['solve', {str(EXAMPLES / 'benchmark.toml')!r}, '--out', {str(tmp_path / 'out')!r}])\n"
+        "import margin_design.audit as audit\n"
+        "loaded = sorted(m for m in ('margin_design.audit.build', 'margin_design.audit.backtest', 'scipy.stats') if m in sys.modules)\n"
+        "resolved = all(getattr(audit, name) is not None for name in audit.__all__)\n"
+        "print(json.dumps({'status': status, 'loaded': loaded, 'resolved': resolved}))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=TIMEOUT)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out == {"status": 0, "loaded": [], "resolved": True}
